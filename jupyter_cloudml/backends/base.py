@@ -1,0 +1,65 @@
+"""The Backend interface: every backend (local, Kubernetes) implements exactly this.
+
+Methods speak only in `jupyter_cloudml.models`; no pid, path or cluster object crosses it.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+
+from traitlets import MetaHasTraits
+from traitlets.config import LoggingConfigurable
+
+from ..models import Capabilities, Event, JobInfo, JobPage, JobQuery, LogLine, TrainSpec
+
+
+class _BackendMeta(MetaHasTraits, abc.ABCMeta):
+    """Lets a configurable class have abstract methods."""
+
+
+class Backend(LoggingConfigurable, metaclass=_BackendMeta):
+    """Where jobs run and where their records live."""
+
+    @abc.abstractmethod
+    def submit(self, spec: TrainSpec) -> JobInfo:
+        """Record and start (or queue) a job; returns at once with its id."""
+
+    @abc.abstractmethod
+    def get(self, job_id: str) -> JobInfo:
+        """The job's current state; `NotFound` for an unknown id."""
+
+    @abc.abstractmethod
+    def list(self, query: JobQuery | None = None) -> JobPage:
+        """Jobs matching `query`, newest first, one page of them."""
+
+    @abc.abstractmethod
+    def cancel(self, job_id: str) -> JobInfo:
+        """Stop a queued or running job (graceful, then forced); no-op for a finished one."""
+
+    @abc.abstractmethod
+    def delete(self, job_id: str) -> None:
+        """Forget a finished job and everything it stored; `Conflict` while it runs."""
+
+    @abc.abstractmethod
+    def logs(
+        self,
+        job_id: str,
+        replica: str | None = None,
+        follow: bool = False,
+        since: float | None = None,
+        tail: int | None = None,
+    ) -> Iterator[LogLine]:
+        """Replica output in time order; with `follow`, keeps yielding until the job ends."""
+
+    @abc.abstractmethod
+    def events(self, job_id: str) -> list[Event]:
+        """What happened to the job, oldest first."""
+
+    @abc.abstractmethod
+    def read_output(self, job_id: str, name: str) -> bytes:
+        """A file the primary replica left in its output folder (e.g. returned variables)."""
+
+    @abc.abstractmethod
+    def capabilities(self) -> Capabilities:
+        """What this backend offers (frameworks, GPUs, images)."""

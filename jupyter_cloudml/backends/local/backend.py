@@ -1,0 +1,325 @@
+"""`LocalBackend`: jobs run on this machine, records in SQLite under `$CLOUDML_HOME`.
+
+Nothing to install or start: each job gets a detached supervisor process that outlives the
+kernel which submitted it, so jobs (and their records) survive kernel and server restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from traitlets import Dict, Float, List, Unicode, default
+
+from ...exceptions import BackendUnavailable, Conflict, InvalidSpec, NotFound, QuotaExceeded
+from ...models import (
+    Capabilities,
+    Event,
+    JobInfo,
+    JobPage,
+    JobQuery,
+    JobStatus,
+    LogLine,
+    ReplicaStatus,
+    TrainSpec,
+)
+from ..base import Backend
+from . import logfiles
+from .scheduler import Settings, dispatch, kill_process_group, reap, supervisor_alive
+from .store import ACTIVE, JobStore, row_to_info, spec_to_json
+
+JOB_ID_RE = re.compile(r"^[a-z0-9][-a-z0-9]{0,62}$")
+OUTPUT_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def detect_gpus() -> list[int]:
+    """GPU indices on this machine: `$CUDA_VISIBLE_DEVICES` if set, else `nvidia-smi -L`."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [int(g) for g in visible.split(",") if g.strip().isdigit()]
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return []
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return list(range(sum(1 for line in out.splitlines() if line.startswith("GPU "))))
+
+
+def check_job_dir(job_dir: str | None) -> None:
+    """An fsspec URI must name a protocol fsspec knows (its driver installed)."""
+    if not job_dir or "://" not in job_dir:
+        return
+    import fsspec
+
+    protocol = job_dir.split("://", 1)[0]
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ValueError, ImportError) as e:
+        raise InvalidSpec(f"--job-dir {job_dir!r}: {e}") from e
+
+
+class LocalBackend(Backend):
+    """Runs jobs as local processes, queued by CPU/GPU slots."""
+
+    home = Unicode(
+        config=True,
+        help="""Folder of the job database and job files. Defaults to $CLOUDML_HOME, else
+        `cloudml` in the Jupyter data dir. Example: c.LocalBackend.home = "/data/cloudml" """,
+    )
+    cpu_slots = Float(
+        config=True,
+        help="""CPU slots the scheduler hands out (a replica takes --cpu, default 1). A job
+        asking more than all slots runs alone. Default: the CPU count.
+        Example: c.LocalBackend.cpu_slots = 8""",
+    )
+    gpu_ids = List(
+        config=True,
+        help="""GPU indices jobs may use, handed out through CUDA_VISIBLE_DEVICES. Default:
+        detected with nvidia-smi. Example: c.LocalBackend.gpu_ids = [0, 1]""",
+    )
+    python = Unicode(
+        sys.executable,
+        config=True,
+        help="""Interpreter that runs replicas unless a job gives --python or a mapped --image.
+        Example: c.LocalBackend.python = "/opt/conda/bin/python" """,
+    )
+    image_interpreters = Dict(
+        config=True,
+        help="""Local stand-in for --image: maps an image name to an interpreter on this machine.
+        Example: c.LocalBackend.image_interpreters = {"tensorflow/tensorflow:2.15.0":
+        "/opt/tf/bin/python"}""",
+    )
+    cancel_grace_seconds = Float(
+        10.0,
+        config=True,
+        help="Seconds replicas get after SIGTERM before SIGKILL. Example: "
+        "c.LocalBackend.cancel_grace_seconds = 30",
+    )
+    retry_backoff_seconds = Float(
+        1.0,
+        config=True,
+        help="First delay before a retry; doubles each attempt, at most retry_backoff_max_seconds."
+        " Example: c.LocalBackend.retry_backoff_seconds = 5",
+    )
+    retry_backoff_max_seconds = Float(
+        60.0, config=True, help="Longest delay between retries. Example: ... = 300"
+    )
+
+    @default("home")
+    def _default_home(self) -> str:
+        from jupyter_core.paths import jupyter_data_dir
+
+        return os.environ.get("CLOUDML_HOME") or os.path.join(jupyter_data_dir(), "cloudml")
+
+    @default("cpu_slots")
+    def _default_cpu_slots(self) -> float:
+        return float(os.cpu_count() or 1)
+
+    @default("gpu_ids")
+    def _default_gpu_ids(self) -> list[int]:
+        return detect_gpus()
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        try:
+            (Path(self.home) / "jobs").mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise BackendUnavailable(f"cannot create the job home {self.home}: {e}") from e
+        self.settings = Settings(
+            home=os.path.abspath(self.home),
+            cpu_slots=self.cpu_slots,
+            gpu_ids=tuple(int(g) for g in self.gpu_ids),
+            grace_seconds=self.cancel_grace_seconds,
+            backoff_seconds=self.retry_backoff_seconds,
+            backoff_max_seconds=self.retry_backoff_max_seconds,
+        )
+        self.store = JobStore(self.settings.db_path)
+
+    # --- submit --------------------------------------------------------------------------------
+
+    def interpreter(self, spec: TrainSpec) -> str:
+        """The Python that runs the job's replicas here."""
+        if spec.python:
+            if not (os.path.isfile(spec.python) and os.access(spec.python, os.X_OK)):
+                raise InvalidSpec(f"--python {spec.python!r} is not an executable file")
+            return spec.python
+        if spec.image:
+            if spec.image not in self.image_interpreters:
+                raise InvalidSpec(
+                    f"image {spec.image!r} has no local interpreter: run with --python PATH, or "
+                    f"map it: c.LocalBackend.image_interpreters = {{{spec.image!r}: '/path/python'}}"
+                )
+            return str(self.image_interpreters[spec.image])
+        return self.python
+
+    def submit(self, spec: TrainSpec) -> JobInfo:
+        python = self.interpreter(spec)
+        check_job_dir(spec.job_dir)
+        total = spec.replicas.total
+        gpu_demand = spec.resources.gpus * total
+        if gpu_demand > len(self.settings.gpu_ids):
+            raise QuotaExceeded(
+                f"the job asks for {gpu_demand} GPU(s) ({total} replica(s) x {spec.resources.gpus})"
+                f" but this machine has {len(self.settings.gpu_ids)}"
+            )
+        job_id, folder = self._new_job_folder(spec.name)
+        try:
+            (folder / "package.tar.gz").write_bytes(spec.package.archive)
+            names = spec.replicas.names()
+            self.store.insert({
+                "id": job_id, "name": spec.name, "status": JobStatus.QUEUED.value,
+                "created": time.time(), "spec": spec_to_json(spec),
+                "replicas": json.dumps([{"name": n, "status": ReplicaStatus.PENDING.value}
+                                        for n in names]),
+                "cpu_demand": spec.resources.cpu * total, "gpu_demand": gpu_demand,
+                "python": python,
+            })
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        self.store.add_event(job_id, "Queued", f"{len(names)} replica(s): {', '.join(names)}")
+        dispatch(self.store, self.settings)
+        return self.get(job_id)
+
+    def _new_job_folder(self, name: str) -> tuple[str, Path]:
+        """A fresh id (name + random suffix) and its folder, created exclusively."""
+        for _ in range(100):
+            job_id = f"{name}-{secrets.token_hex(3)}"
+            folder = self.settings.job_folder(job_id)
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                continue
+            return job_id, folder
+        raise BackendUnavailable(f"could not allocate a job id under {self.home}")
+
+    # --- read ----------------------------------------------------------------------------------
+
+    def _row(self, job_id: str) -> sqlite3.Row:
+        row = self.store.row(job_id) if JOB_ID_RE.match(job_id or "") else None
+        if row is None:
+            raise NotFound(f"no job {job_id!r} (see `cloudml jobs list`)")
+        return row
+
+    def get(self, job_id: str) -> JobInfo:
+        row = self._row(job_id)
+        if row["status"] in ACTIVE and not supervisor_alive(row["supervisor_pid"],
+                                                             row["supervisor_started"]):
+            reap(self.store, self.settings)
+            row = self._row(job_id)
+        return row_to_info(row)
+
+    def list(self, query: JobQuery | None = None) -> JobPage:
+        reap(self.store, self.settings)
+        rows, total = self.store.query(query or JobQuery())
+        return JobPage(tuple(row_to_info(r) for r in rows), total)
+
+    def events(self, job_id: str) -> list[Event]:
+        self._row(job_id)
+        return self.store.events(job_id)
+
+    def logs(
+        self,
+        job_id: str,
+        replica: str | None = None,
+        follow: bool = False,
+        since: float | None = None,
+        tail: int | None = None,
+    ) -> Iterator[LogLine]:
+        self._row(job_id)
+        log_dir = self.settings.job_folder(job_id) / "logs"
+        files = logfiles.replica_logs(log_dir, replica)
+        offsets: dict[str, int] = {}
+        streams = []
+        for name, path in files.items():
+            lines, offsets[name] = logfiles.read_lines(path, name)
+            streams.append(lines)
+        first = logfiles.merge_lines(streams, since, tail)
+        if not follow:
+            return iter(first)
+        return self._follow(job_id, log_dir, replica, offsets, first)
+
+    def _follow(
+        self, job_id: str, log_dir: Path, replica: str | None, offsets: dict[str, int],
+        first: list[LogLine],
+    ) -> Iterator[LogLine]:
+        yield from first
+        yield from logfiles.follow(log_dir, replica, offsets,
+                                   lambda: self.get(job_id).status.terminal)
+
+    def read_output(self, job_id: str, name: str) -> bytes:
+        self._row(job_id)
+        if not OUTPUT_NAME_RE.match(name):
+            raise InvalidSpec(f"output name {name!r} is not a plain file name")
+        try:
+            return (self.settings.job_folder(job_id) / "outputs" / name).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"job {job_id} left no output named {name!r}") from None
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(backend="local", cpus=self.settings.cpu_slots,
+                            gpus=len(self.settings.gpu_ids), images=bool(self.image_interpreters))
+
+    # --- change --------------------------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> JobInfo:
+        with self.store.transaction() as db:
+            row = self._row(job_id)
+            status = JobStatus(row["status"])
+            if status.terminal:
+                return row_to_info(row)
+            self.store.update(job_id, db, cancel_requested=1)
+            if status is JobStatus.QUEUED:
+                self.store.update(job_id, db, status=JobStatus.CANCELLED.value,
+                                  reason="cancelled before it started", finished=time.time())
+                self.store.add_event(job_id, "Cancelled", "cancelled while queued", db=db)
+        if status is not JobStatus.QUEUED:
+            self._stop_supervisor(job_id)
+        return self.get(job_id)
+
+    def _stop_supervisor(self, job_id: str) -> None:
+        """SIGTERM the job's process group; force it (and the record) after the grace period."""
+        row = self._row(job_id)
+        pid, started = row["supervisor_pid"], row["supervisor_started"]
+        if pid is not None and supervisor_alive(pid, started):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + self.settings.grace_seconds + 5
+        while time.monotonic() < deadline:
+            row = self._row(job_id)
+            if JobStatus(row["status"]).terminal:
+                return
+            if pid is not None and not supervisor_alive(pid, started):
+                break
+            time.sleep(0.05)
+        if pid is not None:
+            kill_process_group(pid, started)
+        with self.store.transaction() as db:
+            row = self._row(job_id)
+            if not JobStatus(row["status"]).terminal:
+                self.store.update(job_id, db, status=JobStatus.CANCELLED.value,
+                                  reason="cancelled by the user (forced)", finished=time.time())
+                self.store.add_event(job_id, "Cancelled", "supervisor did not stop in time; "
+                                     "killed", "Warning", db=db)
+        dispatch(self.store, self.settings)
+
+    def delete(self, job_id: str) -> None:
+        row = self._row(job_id)
+        if not JobStatus(row["status"]).terminal:
+            raise Conflict(f"job {job_id} is {row['status']}; cancel it before deleting it")
+        self.store.remove(job_id)
+        shutil.rmtree(self.settings.job_folder(job_id), ignore_errors=True)

@@ -1,0 +1,153 @@
+"""The local scheduler: queues jobs by CPU/GPU slots and starts one detached supervisor each.
+
+There is no daemon. Whoever changes what runs (a submit, a supervisor that finishes, a cancel)
+runs a `dispatch` pass; passes serialise on the database's write lock, so a queued job that fits
+is always started by the next pass. A pass also reaps jobs whose supervisor died.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from ...models import JobStatus, ReplicaStatus
+from .store import ACTIVE, JobStore
+
+#: How long a dispatched job may wait for its supervisor to record itself.
+SUPERVISOR_START_TIMEOUT = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What supervisors need of the backend's configuration (passed to them as JSON)."""
+
+    home: str
+    cpu_slots: float
+    gpu_ids: tuple[int, ...] = ()
+    grace_seconds: float = 10.0
+    backoff_seconds: float = 1.0
+    backoff_max_seconds: float = 60.0
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        data = json.loads(text)
+        data["gpu_ids"] = tuple(data["gpu_ids"])
+        return cls(**data)
+
+    @property
+    def db_path(self) -> Path:
+        return Path(self.home) / "jobs.db"
+
+    def job_folder(self, job_id: str) -> Path:
+        return Path(self.home) / "jobs" / job_id
+
+
+def dispatch(store: JobStore, settings: Settings) -> list[str]:
+    """Start every queued job that fits now, oldest first; returns the ids started."""
+    reap(store, settings)
+    started = []
+    with store.transaction() as db:
+        active = store.rows_with_status(ACTIVE, db)
+        free_cpu = settings.cpu_slots - sum(min(r["cpu_demand"], settings.cpu_slots) for r in active)
+        used = {g for r in active for g in json.loads(r["gpu_ids"])}
+        free_gpus = [g for g in settings.gpu_ids if g not in used]
+        now = time.time()
+        for row in store.rows_with_status([JobStatus.QUEUED.value], db):
+            cpu = min(row["cpu_demand"], settings.cpu_slots)
+            gpus = row["gpu_demand"]
+            if cpu <= free_cpu + 1e-9 and gpus <= len(free_gpus):
+                store.update(row["id"], db, status=JobStatus.STARTING.value,
+                             gpu_ids=free_gpus[:gpus], dispatched=now)
+                message = f"given {cpu:g} CPU slot(s)" + (f" and GPU(s) {free_gpus[:gpus]}" if gpus else "")
+                store.add_event(row["id"], "Scheduled", message, db=db)
+                started.append(row["id"])
+            # A job that waits keeps its claim, so later (smaller) jobs cannot starve it.
+            free_cpu -= cpu
+            free_gpus = free_gpus[gpus:]
+    for job_id in started:
+        spawn_supervisor(store, settings, job_id)
+    return started
+
+
+def spawn_supervisor(store: JobStore, settings: Settings, job_id: str) -> None:
+    """Start the job's supervisor in a new session, detached from the caller (kernel, CLI)."""
+    folder = settings.job_folder(job_id)
+    with open(folder / "supervisor.log", "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_cloudml.backends.local.supervisor",
+             settings.to_json(), job_id],
+            cwd=folder, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True,
+        )
+    try:
+        created = psutil.Process(proc.pid).create_time()
+    except psutil.NoSuchProcess:
+        created = None
+    store.update(job_id, supervisor_pid=proc.pid, supervisor_started=created)
+
+
+def supervisor_alive(pid: int | None, started: float | None) -> bool:
+    """Whether the supervisor recorded for a job is still that very process, and not a zombie."""
+    if pid is None:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        if started is not None and abs(proc.create_time() - started) > 1.0:
+            return False
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def kill_process_group(pid: int, started: float | None) -> None:
+    """SIGKILL what is left of a dead supervisor's process group (its orphaned replicas)."""
+    try:
+        proc = psutil.Process(pid)
+        if started is not None and abs(proc.create_time() - started) > 1.0:
+            return  # the pid was reused, so its old group is gone already
+    except psutil.NoSuchProcess:
+        pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def reap(store: JobStore, settings: Settings) -> None:
+    """Mark FAILED every running job whose supervisor is gone, and stop its replicas."""
+    now = time.time()
+    for row in store.rows_with_status(ACTIVE):
+        pid = row["supervisor_pid"]
+        if supervisor_alive(pid, row["supervisor_started"]):
+            continue
+        if pid is None and now - (row["dispatched"] or now) < SUPERVISOR_START_TIMEOUT:
+            continue
+        with store.transaction() as db:
+            fresh = store.row(row["id"])
+            if fresh is None or fresh["status"] not in ACTIVE or fresh["supervisor_pid"] != pid:
+                continue
+            if pid is not None:
+                kill_process_group(pid, row["supervisor_started"])
+            reason = (
+                "the job's supervisor process died unexpectedly; its replicas were stopped"
+                if pid is not None else "the job's supervisor never started"
+            )
+            replicas = [
+                {**r, "status": ReplicaStatus.STOPPED.value}
+                if r["status"] in (ReplicaStatus.PENDING.value, ReplicaStatus.RUNNING.value) else r
+                for r in json.loads(fresh["replicas"])
+            ]
+            store.update(row["id"], db, status=JobStatus.FAILED.value, reason=reason,
+                         finished=time.time(), replicas=replicas)
+            store.add_event(row["id"], "SupervisorLost", reason, "Warning", db=db)

@@ -1,0 +1,207 @@
+"""The local backend's records: one SQLite database in WAL mode, shared by every process.
+
+Kernels, the CLI, the server and job supervisors all open it; writes that must not interleave
+(scheduling, status transitions) run in `BEGIN IMMEDIATE` transactions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ...exceptions import BackendUnavailable
+from ...models import (
+    Event,
+    JobInfo,
+    JobQuery,
+    JobStatus,
+    ReplicaInfo,
+    ReplicaStatus,
+    TrainSpec,
+    from_dict,
+    to_dict,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    spec TEXT NOT NULL,
+    replicas TEXT NOT NULL,
+    cpu_demand REAL NOT NULL,
+    gpu_demand INTEGER NOT NULL,
+    gpu_ids TEXT NOT NULL DEFAULT '[]',
+    python TEXT NOT NULL,
+    supervisor_pid INTEGER,
+    supervisor_started REAL,
+    dispatched REAL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created DESC);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
+CREATE TABLE IF NOT EXISTS events (
+    job_id TEXT NOT NULL,
+    time REAL NOT NULL,
+    type TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_job ON events (job_id, time);
+"""
+
+ACTIVE = (JobStatus.STARTING.value, JobStatus.RUNNING.value, JobStatus.RETRYING.value)
+
+
+class JobStore:
+    """Typed access to the jobs and events tables; one connection per thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._local = threading.local()
+        try:
+            self._conn().executescript(SCHEMA)
+        except sqlite3.Error as e:
+            raise BackendUnavailable(f"cannot open the job store {self.path}: {e}") from e
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as e:
+                raise BackendUnavailable(f"cannot open the job store {self.path}: {e}") from e
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+        return conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that holds the database's write lock from its first statement."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    # --- jobs ----------------------------------------------------------------------------------
+
+    def insert(self, row: dict[str, Any]) -> None:
+        """Add a job record; `sqlite3.IntegrityError` if the id is taken."""
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        self._conn().execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", list(row.values()))
+
+    def row(self, job_id: str) -> sqlite3.Row | None:
+        return self._conn().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+
+    def update(self, job_id: str, db: sqlite3.Connection | None = None, **fields: Any) -> None:
+        """Set columns of one job (JSON-encoding lists and dicts)."""
+        values = [json.dumps(v) if isinstance(v, (list, dict)) else v for v in fields.values()]
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        (db or self._conn()).execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*values, job_id])
+
+    def rows_with_status(
+        self, statuses: Sequence[str], db: sqlite3.Connection | None = None
+    ) -> list[sqlite3.Row]:
+        marks = ", ".join("?" for _ in statuses)
+        sql = f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY created, rowid"
+        return (db or self._conn()).execute(sql, list(statuses)).fetchall()
+
+    def query(self, query: JobQuery) -> tuple[list[sqlite3.Row], int]:
+        """One page of jobs matching the query, newest first, and the count of all matches."""
+        where: list[str] = []
+        params: list[Any] = []
+        if query.status:
+            where.append(f"status IN ({', '.join('?' for _ in query.status)})")
+            params += [s.value for s in query.status]
+        if query.name:
+            where.append("(name LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\')")
+            pattern = "%" + query.name.replace("\\", "\\\\").replace("%", "\\%") + "%"
+            params += [pattern, pattern]
+        for key, value in query.labels.items():
+            where.append("json_extract(spec, ?) = ?")
+            params += [f'$.labels."{key}"', value]
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        conn = self._conn()
+        total = conn.execute(f"SELECT COUNT(*) FROM jobs {clause}", params).fetchone()[0]
+        rows = conn.execute(
+            f"SELECT * FROM jobs {clause} ORDER BY created DESC, rowid DESC LIMIT ? OFFSET ?",
+            [*params, query.limit, query.offset],
+        ).fetchall()
+        return rows, total
+
+    def remove(self, job_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            db.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
+
+    # --- events --------------------------------------------------------------------------------
+
+    def add_event(
+        self,
+        job_id: str,
+        reason: str,
+        message: str,
+        type: str = "Normal",
+        db: sqlite3.Connection | None = None,
+    ) -> None:
+        (db or self._conn()).execute(
+            "INSERT INTO events (job_id, time, type, reason, message) VALUES (?, ?, ?, ?, ?)",
+            (job_id, time.time(), type, reason, message),
+        )
+
+    def events(self, job_id: str) -> list[Event]:
+        rows = self._conn().execute(
+            "SELECT * FROM events WHERE job_id = ? ORDER BY time, rowid", (job_id,)
+        )
+        return [Event(r["time"], r["reason"], r["message"], r["type"]) for r in rows]
+
+
+def spec_to_json(spec: TrainSpec) -> str:
+    """The spec as stored: everything but the code archive (which lives in the job's folder)."""
+    data = to_dict(spec)
+    data["package"]["archive"] = ""
+    return json.dumps(data)
+
+
+def row_to_info(row: sqlite3.Row) -> JobInfo:
+    """A job record as the model every caller sees."""
+    replicas = tuple(
+        ReplicaInfo(
+            name=r["name"],
+            status=ReplicaStatus(r["status"]),
+            exit_code=r.get("exit_code"),
+            gpus=tuple(r.get("gpus", ())),
+        )
+        for r in json.loads(row["replicas"])
+    )
+    return JobInfo(
+        id=row["id"],
+        name=row["name"],
+        status=JobStatus(row["status"]),
+        reason=row["reason"],
+        created=row["created"],
+        started=row["started"],
+        finished=row["finished"],
+        attempt=row["attempt"],
+        replicas=replicas,
+        spec=from_dict(TrainSpec, json.loads(row["spec"])),
+    )

@@ -1,0 +1,88 @@
+"""`Client`: the one API the magics, the CLI, the server and the widgets call."""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from traitlets.config import Config
+
+from .backends.base import Backend
+from .config import CloudML, load_config
+from .exceptions import Conflict, InvalidSpec
+from .models import (
+    Capabilities,
+    Event,
+    JobInfo,
+    JobPage,
+    JobQuery,
+    JobStatus,
+    LogLine,
+    TrainSpec,
+)
+
+RETURNS_FILE = "returns.pkl"
+
+
+class Client:
+    """Submit and inspect jobs on the configured backend."""
+
+    def __init__(self, backend: Backend | None = None, config: Config | None = None) -> None:
+        if backend is None:
+            config = load_config() if config is None else config
+            backend = CloudML(config=config).backend_class()(config=config)
+        self.backend = backend
+
+    def submit(self, spec: TrainSpec) -> JobInfo:
+        return self.backend.submit(spec)
+
+    def get(self, job_id: str) -> JobInfo:
+        return self.backend.get(job_id)
+
+    def list(self, query: JobQuery | None = None) -> JobPage:
+        return self.backend.list(query)
+
+    def cancel(self, job_id: str) -> JobInfo:
+        return self.backend.cancel(job_id)
+
+    def delete(self, job_id: str) -> None:
+        self.backend.delete(job_id)
+
+    def logs(
+        self,
+        job_id: str,
+        replica: str | None = None,
+        follow: bool = False,
+        since: float | None = None,
+        tail: int | None = None,
+    ) -> Iterator[LogLine]:
+        return self.backend.logs(job_id, replica=replica, follow=follow, since=since, tail=tail)
+
+    def events(self, job_id: str) -> list[Event]:
+        return self.backend.events(job_id)
+
+    def capabilities(self) -> Capabilities:
+        return self.backend.capabilities()
+
+    def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.25) -> JobInfo:
+        """Block until the job ends (or `timeout` seconds pass) and return its last state."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.backend.get(job_id)
+            if job.status.terminal:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                return job
+            time.sleep(poll)
+
+    def fetch(self, job_id: str) -> dict[str, Any]:
+        """The variables a job named with `--return`, once it SUCCEEDED."""
+        job = self.backend.get(job_id)
+        if job.spec is None or not job.spec.returns:
+            raise InvalidSpec(f"job {job_id} returns no variables (submit it with --return NAME)")
+        if job.status is not JobStatus.SUCCEEDED:
+            raise Conflict(f"job {job_id} is {job.status.value}; variables come back once it SUCCEEDED")
+        values: dict[str, Any] = pickle.loads(self.backend.read_output(job_id, RETURNS_FILE))
+        return values

@@ -1,0 +1,61 @@
+"""Shared fixtures: every test gets its own CLOUDML_HOME and Jupyter dirs."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point every Jupyter and cloudml location at a temp dir."""
+    home = tmp_path / "cloudml-home"
+    monkeypatch.setenv("CLOUDML_HOME", str(home))
+    for var, sub in [
+        ("JUPYTER_CONFIG_DIR", "jupyter-config"),
+        ("JUPYTER_DATA_DIR", "jupyter-data"),
+        ("JUPYTER_RUNTIME_DIR", "jupyter-runtime"),
+        ("IPYTHONDIR", "ipython"),
+    ]:
+        monkeypatch.setenv(var, str(tmp_path / sub))
+    monkeypatch.delenv("CLOUDML_BACKEND", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    return home
+
+
+@pytest.fixture
+def backend(isolated_home: Path):
+    """A LocalBackend with short retry backoff and cancel grace, for fast tests."""
+    from jupyter_cloudml.backends.local import LocalBackend
+
+    return LocalBackend(
+        home=str(isolated_home), retry_backoff_seconds=0.1, cancel_grace_seconds=2.0
+    )
+
+
+@pytest.fixture
+def make_spec(tmp_path: Path):
+    """Build a TrainSpec from cell source (dedented) plus TrainSpec fields."""
+    from jupyter_cloudml.models import TrainSpec
+    from jupyter_cloudml.packaging import package_cell
+
+    src = tmp_path / "notebook"
+    src.mkdir(exist_ok=True)
+
+    def make(code: str, name: str = "test", returns: tuple[str, ...] = (), **fields):
+        package = package_cell(textwrap.dedent(code), source_dir=src, returns=returns)
+        return TrainSpec(name=name, package=package, returns=returns, **fields)
+
+    make.source_dir = src  # type: ignore[attr-defined]
+    return make
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
