@@ -164,19 +164,28 @@ def test_failing_pre_command_fails_the_replica(backend, make_spec):
     assert "pre-command failed with exit code 7" in log_text(backend, done.id)
 
 
-def test_tf_config_for_chief_workers_and_ps(backend, make_spec):
+def test_tf_config_for_chief_workers_and_ps(backend, make_spec, tmp_path):
     code = """
         import json, os, time
         cfg = json.loads(os.environ["TF_CONFIG"])
-        print(json.dumps(cfg))
-        if cfg["task"]["type"] == "ps":
+        task = cfg["task"]
+        out = os.path.join(os.environ["CLOUDML_JOB_DIR"], f"{task['type']}-{task['index']}.json")
+        with open(out + ".tmp", "w") as f:
+            json.dump(cfg, f)
+        os.rename(out + ".tmp", out)
+        if task["type"] == "chief":  # the chief's end decides the job: wait for everyone
+            while len([n for n in os.listdir(os.environ["CLOUDML_JOB_DIR"])
+                       if n.endswith(".json")]) < 4:
+                time.sleep(0.05)
+        if task["type"] == "ps":
             time.sleep(120)  # parameter servers never exit by themselves
     """
-    spec = make_spec(code, framework=Framework.TENSORFLOW,
+    job_dir = tmp_path / "tf"
+    spec = make_spec(code, framework=Framework.TENSORFLOW, job_dir=str(job_dir),
                      replicas=Replicas(chief=1, workers=2, ps=1))
     done = wait(backend, backend.submit(spec).id)
     assert done.status is JobStatus.SUCCEEDED, done.reason
-    configs = {line.replica: json.loads(line.text) for line in backend.logs(done.id)}
+    configs = {p.stem: json.loads(p.read_text()) for p in job_dir.glob("*.json")}
     assert set(configs) == {"chief-0", "worker-0", "worker-1", "ps-0"}
     cluster = configs["chief-0"]["cluster"]
     assert {k: len(v) for k, v in cluster.items()} == {"chief": 1, "worker": 2, "ps": 1}
@@ -399,3 +408,27 @@ def test_store_is_wal_mode(backend):
     mode = backend.store._conn().execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
     assert Path(backend.settings.db_path).exists()
+
+
+def test_cancel_right_after_submit_while_polled_is_cancelled(backend, make_spec):
+    """SIGTERM may reach the supervisor before its handler exists; the reaper must honour the
+    cancel request instead of reporting a lost supervisor (a widget polls get() meanwhile)."""
+    import threading
+
+    spec = make_spec("import time; time.sleep(30)")
+    for _ in range(3):
+        job = backend.submit(spec)
+        stop = threading.Event()
+
+        def poll(job_id=job.id):
+            while not stop.is_set():
+                backend.get(job_id)
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        try:
+            done = backend.cancel(job.id)
+        finally:
+            stop.set()
+            poller.join()
+        assert (done.status, done.reason) == (JobStatus.CANCELLED, "cancelled by the user")

@@ -139,15 +139,20 @@ def reap(store: JobStore, settings: Settings) -> None:
                 continue
             if pid is not None:
                 kill_process_group(pid, row["supervisor_started"])
-            reason = (
-                "the job's supervisor process died unexpectedly; its replicas were stopped"
-                if pid is not None else "the job's supervisor never started"
-            )
+            if fresh["cancel_requested"]:
+                # SIGTERM can reach a supervisor before it installed its handler: still a cancel.
+                status, reason, kind = JobStatus.CANCELLED, "cancelled by the user", "Cancelled"
+            elif pid is not None:
+                status, kind = JobStatus.FAILED, "SupervisorLost"
+                reason = "the job's supervisor process died unexpectedly; its replicas were stopped"
+            else:
+                status, reason, kind = JobStatus.FAILED, "the job's supervisor never started", \
+                    "SupervisorLost"
             replicas = [
                 {**r, "status": ReplicaStatus.STOPPED.value}
                 if r["status"] in (ReplicaStatus.PENDING.value, ReplicaStatus.RUNNING.value) else r
                 for r in json.loads(fresh["replicas"])
             ]
-            store.update(row["id"], db, status=JobStatus.FAILED.value, reason=reason,
+            store.update(row["id"], db, status=status.value, reason=reason,
                          finished=time.time(), replicas=replicas)
-            store.add_event(row["id"], "SupervisorLost", reason, "Warning", db=db)
+            store.add_event(row["id"], kind, reason, "Warning", db=db)

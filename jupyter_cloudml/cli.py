@@ -1,0 +1,160 @@
+"""`cloudml`: the command line, a thin shell over `Client` speaking the notebook's grammar.
+
+`run_job_command` (list, describe, logs, cancel, delete, wait) is shared with `%cloudml`.
+Exit codes: 0 success, 1 a job did not succeed or another `CloudMLError`, 2 bad usage or spec.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TextIO
+
+from . import render
+from .exceptions import CloudMLError, InvalidSpec
+from .models import JobInfo, JobStatus, to_dict
+from .options import HelpRequested, build_job_query, build_train_spec, parse_command
+
+if TYPE_CHECKING:
+    from .client import Client
+
+PROG = "cloudml"
+
+
+def _say(out: TextIO, text: str) -> None:
+    print(text, file=out, flush=True)
+
+
+def exit_code(job: JobInfo) -> int:
+    """0 if the job SUCCEEDED, else 1: the exit code of `wait` and `train --wait`."""
+    return 0 if job.status is JobStatus.SUCCEEDED else 1
+
+
+def run_job_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
+    """Run a parsed list/describe/logs/cancel/delete/wait command; returns the exit code."""
+    as_json = getattr(ns, "output", "text") == "json"
+    if ns.verb == "list":
+        page = client.list(build_job_query(ns))
+        _say(
+            out,
+            render.dumps(render.job_list_dict(page)) if as_json else render.format_job_table(page),
+        )
+    elif ns.verb == "describe":
+        job, events = client.get(ns.job), client.events(ns.job)
+        if as_json:
+            _say(out, render.dumps({"job": render.job_dict(job), "events": to_dict(events)}))
+        else:
+            _say(out, render.format_job(job, events))
+    elif ns.verb == "logs":
+        for line in client.logs(ns.job, replica=ns.replica, follow=ns.follow, tail=ns.tail):
+            _say(out, render.log_line_json(line) if as_json else render.format_log_line(line))
+    elif ns.verb == "cancel":
+        for job_id in ns.job:
+            job = client.cancel(job_id)
+            if job.status is JobStatus.CANCELLED:
+                _say(out, f"cancelled job {job.id}")
+            elif job.status.terminal:
+                _say(out, f"job {job.id} already {job.status.value}")
+            else:
+                _say(out, f"cancelling job {job.id} ({job.status.value})")
+    elif ns.verb == "delete":
+        for job_id in ns.job:
+            client.delete(job_id)
+            _say(out, f"deleted job {job_id}")
+    elif ns.verb == "wait":
+        job = client.wait(ns.job, timeout=ns.timeout)
+        if as_json:
+            _say(out, render.dumps(render.job_dict(job)))
+        elif job.status.terminal:
+            _say(out, render.format_outcome(job))
+        else:
+            _say(out, f"{render.format_outcome(job)}; stopped waiting after the timeout")
+        return exit_code(job)
+    else:
+        raise InvalidSpec(f"{ns.verb!r} is not a job command")
+    return 0
+
+
+def _train(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) -> int:
+    spec = build_train_spec(ns, cell=None, source_dir=os.getcwd(), user_ns=None)
+    as_json = ns.output == "json"
+    if ns.dry_run:
+        _say(out, render.format_dry_run(spec, ns.output))
+        return 0
+    backend = client()
+    job = backend.submit(spec)
+    if not as_json:
+        _say(out, f"submitted job {job.id}")
+    if not ns.wait:
+        if as_json:
+            _say(out, render.dumps(render.job_dict(job)))
+        else:
+            _say(out, f"follow its logs with:\n  {PROG} jobs logs {job.id} -f")
+        return 0
+    try:
+        if not as_json:
+            for line in backend.logs(job.id, follow=True):
+                _say(out, render.format_log_line(line))
+        final = backend.wait(job.id)
+    except KeyboardInterrupt:
+        print(
+            f"\nstopped following; job {job.id} keeps running "
+            f"(stop it with: {PROG} jobs cancel {job.id})",
+            file=sys.stderr,
+        )
+        return 130
+    _say(out, render.dumps(render.job_dict(final)) if as_json else render.format_outcome(final))
+    return exit_code(final)
+
+
+def run(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) -> int:
+    """Run any parsed CLI command; `client` makes the Client when one is needed."""
+    if ns.verb == "fetch":
+        raise InvalidSpec(
+            f"fetch loads variables into a notebook: run '%cloudml fetch {ns.job}' in one"
+        )
+    if ns.verb == "train":
+        return _train(ns, client, out)
+    return run_job_command(client(), ns, out)
+
+
+def _error(exc: BaseException) -> None:
+    print(f"{PROG}: error: {exc}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None, *, client: Client | None = None) -> int:
+    """The `cloudml` console script; returns the exit code (`client` is for tests)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+
+    def make_client() -> Client:
+        from .client import Client
+
+        return client if client is not None else Client()
+
+    try:
+        ns = parse_command(args, prog=PROG)
+        return run(ns, make_client, sys.stdout)
+    except HelpRequested as exc:
+        sys.stdout.write(exc.text)
+        return 0
+    except InvalidSpec as exc:
+        _error(exc)
+        return 2
+    except CloudMLError as exc:
+        _error(exc)
+        return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`cloudml jobs logs ID | head`): stop quietly.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

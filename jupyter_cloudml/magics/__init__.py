@@ -1,0 +1,202 @@
+"""`%%cloudml_train` and `%cloudml VERB`: parse with the CLI's grammar, call `Client`, render.
+
+Misuse (a bad flag, an invalid spec, code that cannot be packaged) raises `UsageError`; any
+other `CloudMLError` is shown as one line, without a traceback, by a custom exception handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+
+from .. import render
+from ..exceptions import CloudMLError, InvalidSpec
+from ..models import JobInfo, JobStatus
+
+if TYPE_CHECKING:
+    from ..client import Client
+
+
+class JobFailed(CloudMLError):
+    """A job the cell waited for ended without succeeding."""
+
+
+def show_cloudml_error(
+    shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None
+) -> list[str]:
+    """Custom exception handler: a `CloudMLError` is shown as `Type: message`, no traceback.
+
+    IPython ignores the handler's return value where cells run, so it prints the line itself.
+    """
+    print(f"{etype.__name__}: {value}", file=sys.stderr)
+    return []
+
+
+@contextmanager
+def _usage_errors() -> Iterator[None]:
+    """Turn a user's mistake (`InvalidSpec`) into IPython's `UsageError`."""
+    try:
+        yield
+    except InvalidSpec as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _parse(
+    parse: Callable[[Sequence[str]], argparse.Namespace], line: str
+) -> argparse.Namespace | None:
+    """Parse a magic's line; None once `--help` was shown."""
+    from ..options import HelpRequested
+
+    try:
+        tokens = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"cannot split the line into arguments: {exc}") from None
+    try:
+        with _usage_errors():
+            return parse(tokens)
+    except HelpRequested as exc:
+        print(exc.text, end="")
+        return None
+
+
+@magics_class
+class CloudMLMagics(Magics):
+    """`%%cloudml_train` runs a cell as a training job; `%cloudml` inspects jobs."""
+
+    def __init__(self, shell: Any = None, client: Client | None = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self._client = client
+        if shell is not None:
+            shell.set_custom_exc((CloudMLError,), show_cloudml_error)
+
+    @property
+    def client(self) -> Client:
+        """The Client of this kernel, made on first use (loading the extension stays cheap)."""
+        if self._client is None:
+            from ..client import Client
+
+            self._client = Client()
+        return self._client
+
+    @client.setter
+    def client(self, client: Client) -> None:
+        self._client = client
+
+    @property
+    def _user_ns(self) -> dict[str, Any]:
+        if self.shell is None:
+            raise UsageError("%%cloudml_train runs inside IPython")
+        return self.shell.user_ns
+
+    @line_cell_magic
+    def cloudml_train(self, line: str, cell: str | None = None) -> None:
+        """Run this cell as a training job: `%%cloudml_train --workers 2 --gpus 1 -- --epochs 3`.
+
+        Returns at once with a live view; `--wait` blocks (interrupt to cancel the job),
+        `--dry-run` shows what would ship, `--help` lists every option. As a line magic it runs
+        SCRIPT.py or a package (`%cloudml_train train.py --wait`), like `%cloudml train`.
+        """
+        from ..options import parse_verb
+
+        prog = "%cloudml_train" if cell is None else "%%cloudml_train"
+        ns = _parse(lambda tokens: parse_verb("train", tokens, prog), line)
+        if ns is not None:
+            self._train(ns, cell)
+
+    @line_magic
+    def cloudml(self, line: str) -> None:
+        """Inspect jobs: `%cloudml jobs`, `describe JOB`, `logs JOB -f`, `cancel JOB`,
+        `delete JOB`, `wait JOB`, `fetch JOB`. `%cloudml --help` lists the commands."""
+        from ..cli import run_job_command
+        from ..options import parse_command
+
+        ns = _parse(lambda tokens: parse_command(tokens, prog="%cloudml"), line)
+        if ns is None:
+            return
+        if ns.verb == "train":
+            self._train(ns, None)
+        elif ns.verb == "fetch":
+            self._fetch(ns.job)
+        elif ns.verb == "wait":
+            self._wait(ns.job, timeout=ns.timeout, output=ns.output)
+        else:
+            try:
+                with _usage_errors():
+                    run_job_command(self.client, ns, sys.stdout)
+            except KeyboardInterrupt:
+                if ns.verb != "logs":
+                    raise
+                print(f"stopped following; job {ns.job} keeps running")
+
+    # --- the steps ----------------------------------------------------------------------------
+
+    def _train(self, ns: argparse.Namespace, cell: str | None) -> None:
+        from ..options import build_train_spec
+
+        with _usage_errors():
+            spec = build_train_spec(ns, cell=cell, source_dir=os.getcwd(), user_ns=self._user_ns)
+            if ns.dry_run:
+                print(render.format_dry_run(spec, ns.output))
+                return
+            job = self.client.submit(spec)
+        self._show(job.id)
+        if not ns.wait:
+            if spec.returns:
+                print(
+                    f"run %cloudml fetch {job.id} when it succeeds to load {_names(spec.returns)}"
+                )
+            return
+        print(f"waiting for job {job.id}; interrupt the kernel to cancel it")
+        try:
+            final = self.client.wait(job.id)
+        except KeyboardInterrupt:
+            self.client.cancel(job.id)
+            print(f"interrupted: cancelled job {job.id}")
+            return
+        self._finish(final)
+        if spec.returns:
+            self._fetch(job.id)
+
+    def _show(self, job_id: str) -> None:
+        from IPython.display import display
+
+        from ..widgets import job_widget
+
+        display(job_widget(self.client, job_id))
+
+    def _wait(self, job_id: str, timeout: float | None, output: str) -> None:
+        try:
+            job = self.client.wait(job_id, timeout=timeout)
+        except KeyboardInterrupt:
+            print(f"stopped waiting; job {job_id} keeps running")
+            return
+        if output == "json":
+            print(render.dumps(render.job_dict(job)))
+        if not job.status.terminal:
+            print(f"{render.format_outcome(job)}; stopped waiting after the timeout")
+            return
+        self._finish(job, quiet=output == "json")
+
+    def _finish(self, job: JobInfo, quiet: bool = False) -> None:
+        """Say how the job ended; fail the cell unless it SUCCEEDED."""
+        if job.status is not JobStatus.SUCCEEDED:
+            raise JobFailed(render.format_outcome(job))
+        if not quiet:
+            print(render.format_outcome(job))
+
+    def _fetch(self, job_id: str) -> None:
+        values = self.client.fetch(job_id)
+        self._user_ns.update(values)
+        print(f"loaded {_names(values)} from job {job_id}")
+
+
+def _names(names: Any) -> str:
+    return ", ".join(names)

@@ -1,0 +1,182 @@
+"""`%%cloudml_train` and `%cloudml` in a real IPython shell, on the local backend."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from jupyter_cloudml.client import Client
+from jupyter_cloudml.exceptions import NotFound
+from jupyter_cloudml.magics import CloudMLMagics, JobFailed
+from jupyter_cloudml.models import JobStatus
+
+
+@pytest.fixture
+def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> InteractiveShell:
+    """The shell with the extension loaded, a fresh Client (on this test's CLOUDML_HOME)."""
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "jupyter_cloudml")
+    magics = shell.magics_manager.registry["CloudMLMagics"]
+    magics.client = Client()
+    monkeypatch.chdir(tmp_path)
+    return shell
+
+
+def magics_of(shell: InteractiveShell) -> CloudMLMagics:
+    return shell.magics_manager.registry["CloudMLMagics"]  # type: ignore[no-any-return]
+
+
+def run(shell: InteractiveShell, source: str):
+    return shell.run_cell(textwrap.dedent(source).lstrip("\n"))
+
+
+def submitted(shell: InteractiveShell) -> int:
+    return magics_of(shell).client.list().total
+
+
+def test_loading_is_cheap_and_client_lazy() -> None:
+    magics = CloudMLMagics(shell=InteractiveShell.instance())
+    assert magics._client is None
+    assert isinstance(magics.client, Client)
+
+
+def test_dry_run_shows_the_package(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell.run_cell_magic("cloudml_train", "--dry-run --workers 2 -- --epochs 3", "print(1)\n")
+    out = capsys.readouterr().out
+    assert "Replicas:  worker-0, worker-1" in out and "--epochs 3" in out
+    assert "_cloudml_cell.py" in out and "nothing submitted" in out
+    assert submitted(shell) == 0
+
+
+def test_bad_flag_is_a_usage_error_and_submits_nothing(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(UsageError, match=r"unknown option '--wokers' \(did you mean --workers\?\)"):
+        shell.run_cell_magic("cloudml_train", "--wokers 2", "print(1)")
+    result = run(shell, "%%cloudml_train --workers 0\nprint(1)\n")
+    assert isinstance(result.error_in_exec, UsageError)
+    err = capsys.readouterr().err
+    assert "UsageError: --workers must be at least 1, got 0" in err
+    result = run(shell, "%%cloudml_train\nprint(1\n")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "line 1" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="cannot split"):
+        shell.run_line_magic("cloudml", "logs 'unclosed")
+    assert submitted(shell) == 0
+
+
+def test_help(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    shell.run_cell_magic("cloudml_train", "--help", "pass")
+    assert capsys.readouterr().out.startswith("usage: %%cloudml_train [options]")
+    shell.run_line_magic("cloudml_train", "-h")
+    assert capsys.readouterr().out.startswith("usage: %cloudml_train [options]")
+    shell.run_line_magic("cloudml", "")
+    assert "usage: %cloudml COMMAND" in capsys.readouterr().out
+    shell.run_line_magic("cloudml", "jobs logs -h")
+    assert capsys.readouterr().out.startswith("usage: %cloudml jobs logs")
+
+
+def test_domain_errors_are_one_line(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run(shell, "%cloudml describe nope-123456")
+    assert isinstance(result.error_in_exec, NotFound)
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "NotFound: no job 'nope-123456'" in text and "Traceback" not in text
+
+
+def test_train_wait_return_loads_variables(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell.user_ns["a"] = 5
+    result = run(
+        shell,
+        """
+        %%cloudml_train --wait --export a --return y,z
+        y = a * 6
+        z = [a]
+        print("computed", y)
+        """,
+    )
+    assert result.success, result.error_in_exec
+    assert (shell.user_ns["y"], shell.user_ns["z"]) == (30, [5])
+    out = capsys.readouterr().out
+    assert "interrupt the kernel to cancel it" in out
+    assert "SUCCEEDED" in out and "loaded y, z from job cell-" in out
+
+
+def test_train_then_wait_fetch_and_inspect(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run(shell, "%%cloudml_train --return w --name later\nw = 'done'\nprint('hello')\n")
+    assert result.success, result.error_in_exec
+    out = capsys.readouterr().out
+    assert "run %cloudml fetch later-" in out and "when it succeeds" in out
+    job_id = magics_of(shell).client.list().jobs[0].id
+    shell.run_line_magic("cloudml", f"wait {job_id}")
+    assert f"job {job_id} SUCCEEDED" in capsys.readouterr().out
+    shell.run_line_magic("cloudml", f"fetch {job_id}")
+    assert shell.user_ns["w"] == "done"
+    assert capsys.readouterr().out == f"loaded w from job {job_id}\n"
+    shell.run_line_magic("cloudml", f"logs {job_id}")
+    assert capsys.readouterr().out == "[worker-0] hello\n"
+    shell.run_line_magic("cloudml", "jobs")
+    assert "1 of 1 jobs" in capsys.readouterr().out
+    shell.run_line_magic("cloudml", f"jobs describe {job_id}")
+    assert "worker-0  SUCCEEDED  0" in capsys.readouterr().out
+
+
+def test_failed_job_fails_the_cell(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run(shell, "%%cloudml_train --wait\nraise SystemExit(3)\n")
+    assert isinstance(result.error_in_exec, JobFailed)
+    captured = capsys.readouterr()
+    assert "JobFailed: job cell-" in captured.out + captured.err
+    assert "Traceback" not in captured.out + captured.err
+
+
+def test_interrupt_while_waiting_cancels_the_job(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = magics_of(shell).client
+    real_wait = client.wait
+
+    def interrupted(job_id: str, timeout: float | None = None) -> None:
+        # Interrupt once the cell runs (its first line is out), as a user would.
+        deadline = time.monotonic() + 30
+        while not any(client.logs(job_id)) and time.monotonic() < deadline:
+            real_wait(job_id, timeout=0.1)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(client, "wait", interrupted)
+    result = run(
+        shell,
+        "%%cloudml_train --wait\nimport time\nprint('sleeping', flush=True)\ntime.sleep(60)\n",
+    )
+    assert result.success
+    monkeypatch.undo()
+    job = client.list().jobs[0]
+    assert f"interrupted: cancelled job {job.id}" in capsys.readouterr().out
+    final = client.wait(job.id, timeout=30)
+    assert final.status is JobStatus.CANCELLED, (final.reason, client.events(job.id))
+
+
+def test_line_magic_train_script(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "job.py").write_text("import sys\nprint(sys.argv[1:])\n")
+    shell.run_line_magic("cloudml", "train job.py --wait -- --x 1")
+    out = capsys.readouterr().out
+    assert "job job-" in out and "SUCCEEDED" in out
+    job_id = magics_of(shell).client.list().jobs[0].id
+    shell.run_line_magic("cloudml", f"logs {job_id}")
+    assert capsys.readouterr().out == "[worker-0] ['--x', '1']\n"

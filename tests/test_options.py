@@ -1,0 +1,376 @@
+"""The one argument grammar: parsing, bad input with its message, building specs, fuzzing."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import jupyter_cloudml
+from jupyter_cloudml.exceptions import InvalidSpec, PackagingError
+from jupyter_cloudml.models import CodePackage, Framework, JobStatus, Replicas
+from jupyter_cloudml.options import (
+    VERBS,
+    HelpRequested,
+    build_job_query,
+    build_train_spec,
+    parse_command,
+    parse_duration,
+    parse_verb,
+    verb_parser,
+)
+
+
+def train(*argv: str) -> argparse.Namespace:
+    return parse_command(["train", *argv])
+
+
+def spec(*argv: str, cell: str | None = "x = 1", source_dir: Any = ".", user_ns: Any = None):
+    return build_train_spec(train(*argv), cell=cell, source_dir=source_dir, user_ns=user_ns)
+
+
+class FakePackaging(types.ModuleType):
+    """Stands in for `jupyter_cloudml.packaging`, recording what it was asked to package."""
+
+    def __init__(self) -> None:
+        super().__init__("jupyter_cloudml.packaging")
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def package_cell(self, cell: str, **kwargs: Any) -> CodePackage:
+        self.calls.append(("cell", (cell,), kwargs))
+        return CodePackage(archive=b"", module="_cloudml_main")
+
+    def package_directory(self, path: str, module: str, **kwargs: Any) -> CodePackage:
+        self.calls.append(("directory", (path, module), kwargs))
+        return CodePackage(archive=b"", module=module)
+
+
+@pytest.fixture
+def packaging(monkeypatch: pytest.MonkeyPatch) -> FakePackaging:
+    fake = FakePackaging()
+    monkeypatch.setitem(sys.modules, "jupyter_cloudml.packaging", fake)
+    monkeypatch.setattr(jupyter_cloudml, "packaging", fake, raising=False)
+    return fake
+
+
+# --- dispatch ---------------------------------------------------------------------------------
+
+
+def test_jobs_alone_lists_and_jobs_verb_equals_verb() -> None:
+    assert parse_command(["jobs"]).verb == "list"
+    assert parse_command(["jobs", "--status", "running"]).verb == "list"
+    a, b = parse_command(["jobs", "describe", "j1"]), parse_command(["describe", "j1"])
+    assert (
+        vars(a)
+        == vars(b)
+        == {"verb": "describe", "job": "j1", "output": "text", "trainer_args": ()}
+    )
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["-h"], ["help"], ["jobs", "-h"]])
+def test_top_level_help_lists_every_verb(argv: list[str]) -> None:
+    with pytest.raises(HelpRequested) as info:
+        parse_command(argv, prog="%cloudml")
+    assert all(verb in info.value.text for verb in VERBS)
+    assert "%cloudml COMMAND --help" in info.value.text
+
+
+def test_verb_help_is_shown_not_exited() -> None:
+    with pytest.raises(HelpRequested) as info:
+        parse_command(["jobs", "logs", "--help"])
+    assert info.value.text.startswith("usage: cloudml jobs logs")
+    with pytest.raises(HelpRequested) as info:
+        parse_verb("train", ["--help"], "%%cloudml_train")
+    assert "usage: %%cloudml_train [options]" in info.value.text
+    assert "resources (per replica)" in info.value.text
+
+
+def test_every_option_has_help_with_an_example() -> None:
+    for verb in VERBS:
+        for action in verb_parser(verb, "cloudml")._actions:
+            assert action.help, (verb, action.dest)
+            if action.option_strings and action.nargs != 0 and action.dest != "help":
+                assert "e.g." in action.help, (verb, action.dest)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["trian"], "unknown command 'trian' (did you mean train?)"),
+        (["jobs", "lsit"], "unknown command 'lsit' (did you mean list?)"),
+        (["jobs", "describe"], "missing JOB"),
+        (["logs", "j", "--tail", "-3"], "--tail: must be >= 0, got -3"),
+        (["logs", "j", "--folow"], "unknown option '--folow' (did you mean --follow?)"),
+        (["list", "--status", "runing"], "'runing' is not a status"),
+        (["list", "--limit", "ten"], "--limit: expected a whole number, got 'ten'"),
+        (["describe", "a", "b"], "unexpected argument 'b'"),
+        (["describe", "j", "-o", "yaml"], "invalid choice: 'yaml'"),
+        (["wait", "j", "--timeout", "soon"], "like 90s, 30m, 2h"),
+        (["logs", "j", "--", "x"], "'logs' takes none"),
+        (["train", "--wokers", "3"], "unknown option '--wokers' (did you mean --workers?)"),
+        (["train", "--wokers=3"], "unknown option '--wokers' (did you mean --workers?)"),
+        (["train", "--work", "3"], "unknown option '--work'"),  # no abbreviations
+        (["train", "--workers", "two"], "--workers: expected a whole number, got 'two'"),
+        (["train", "--env", "NOEQUALS"], "--env: expected KEY=VALUE, got 'NOEQUALS'"),
+        (["train", "--label", "=v"], "--label: expected KEY=VALUE"),
+        (["train", "--cpu", "nan"], "--cpu: expected a number"),
+        (["train", "--framework", "tf"], "invalid choice: 'tf'"),
+        (["train", "--timeout", "2 weeks"], "--timeout: expected seconds or a duration"),
+        (["train", "a.py", "b.py"], "unexpected argument 'b.py' (trainer arguments go after '--')"),
+        (["train", "--name"], "--name: expected one argument"),
+    ],
+)
+def test_bad_input_is_one_clear_message(argv: list[str], message: str) -> None:
+    with pytest.raises(InvalidSpec) as info:
+        parse_command(argv)
+    assert message in str(info.value)
+    assert not str(info.value).startswith("argument ")  # argparse's prefix is dropped
+
+
+# --- train namespace --------------------------------------------------------------------------
+
+
+def test_trainer_args_after_double_dash_are_kept_verbatim() -> None:
+    ns = train("train.py", "--workers", "2", "--", "--epochs", "3", "--workers", "x", "--")
+    assert ns.script == "train.py" and ns.workers == 2
+    assert ns.trainer_args == ("--epochs", "3", "--workers", "x", "--")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90), ("90s", 90), ("30m", 1800), ("2h", 7200), ("1.5h", 5400), ("1d", 86400)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+    assert train("--timeout", text).timeout == seconds
+
+
+def test_list_query() -> None:
+    ns = parse_command(
+        [
+            *["list", "--status", "running", "QUEUED,failed", "--status", "running"],
+            *["--name", "mn", "--label", "team=cv", "--limit", "5", "--offset", "10"],
+        ]
+    )
+    query = build_job_query(ns)
+    assert query.status == (JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.FAILED)
+    assert (query.name, dict(query.labels), query.limit, query.offset) == (
+        "mn",
+        {"team": "cv"},
+        5,
+        10,
+    )
+    with pytest.raises(InvalidSpec, match=r"limit must be 1\.\.10000"):
+        build_job_query(parse_command(["list", "--limit", "0"]))
+
+
+# --- build_train_spec -------------------------------------------------------------------------
+
+
+def test_cell_spec_fields(packaging: FakePackaging) -> None:
+    s = spec(
+        *["--workers", "3", "--env", "LR=0.1", "--env", "A=x=y", "--label", "team=cv"],
+        *["--cpu", "0.5", "--memory", "2Gi", "--gpus", "1", "--gpu-type", "t4"],
+        *["--retries", "2", "--timeout", "30m", "--image", "img:1", "--python", "/py"],
+        *["--pre-command", "echo hi", "--post-command", "ls", "--node-selector", "pool=gpu"],
+        *["--pip", "numpy", "--pip", "scipy>=1", "--include", "data", "--exclude", "*.ckpt"],
+        *["--", "--epochs", "3"],
+        cell="print(1)",
+    )
+    assert s.name == "cell"
+    assert s.replicas == Replicas(workers=3)
+    assert dict(s.env) == {"LR": "0.1", "A": "x=y"}
+    assert dict(s.labels) == {"team": "cv"} and dict(s.node_selector) == {"pool": "gpu"}
+    assert (s.resources.cpu, s.resources.memory, s.resources.gpus, s.resources.gpu_type) == (
+        0.5,
+        "2Gi",
+        1,
+        "t4",
+    )
+    assert (s.retries, s.timeout, s.image, s.python) == (2, 1800, "img:1", "/py")
+    assert (s.pre_command, s.post_command) == ("echo hi", "ls")
+    assert s.args == ("--epochs", "3")
+    ((kind, (cell,), kwargs),) = packaging.calls
+    assert (kind, cell, kwargs["source_dir"]) == ("cell", "print(1)", ".")
+    assert kwargs["pip"] == ("numpy", "scipy>=1")
+    assert (kwargs["includes"], kwargs["excludes"]) == (("data",), ("*.ckpt",))
+
+
+def test_tensorflow_ps_implies_a_chief(packaging: FakePackaging) -> None:
+    tf = ("--framework", "tensorflow")
+    assert spec(*tf, "--ps", "2", "--workers", "4").replicas == Replicas(chief=1, workers=4, ps=2)
+    assert spec(*tf, "--chief").replicas == Replicas(chief=1, workers=1, ps=0)
+    assert spec(*tf, "--workers", "2").replicas == Replicas(chief=0, workers=2, ps=0)
+    s = spec("--framework", "pytorch", "--workers", "4")
+    assert (s.framework, s.replicas) == (Framework.PYTORCH, Replicas(workers=4))
+
+
+def test_job_dir_is_a_field_and_a_trainer_flag(packaging: FakePackaging) -> None:
+    s = spec("--job-dir", "s3://b/run", "--", "--lr", "1")
+    assert s.job_dir == "s3://b/run"
+    assert s.args == ("--lr", "1", "--job-dir", "s3://b/run")
+    given_twice = spec("--job-dir", "out", "--", "--job-dir=elsewhere")
+    assert given_twice.args == ("--job-dir=elsewhere",)
+
+
+def test_exports_are_resolved_from_the_notebook(packaging: FakePackaging) -> None:
+    s = spec("--export", "a,b", "--export", "c", "--return", "y", user_ns={"a": 1, "b": 2, "c": 3})
+    kwargs = packaging.calls[0][2]
+    assert kwargs["exports"] == {"a": 1, "b": 2, "c": 3}
+    assert kwargs["returns"] == ("y",) == s.returns
+
+
+def test_script_is_packaged_from_its_folder(packaging: FakePackaging, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "My Train.py").write_text("print('hi')\n")
+    s = spec("src/My Train.py", "--include", "src/util.py", cell=None, source_dir=tmp_path)
+    assert s.name == "my-train"
+    ((_, (source,), kwargs),) = packaging.calls
+    assert source == "print('hi')\n"
+    assert Path(kwargs["source_dir"]) == tmp_path / "src"
+    assert kwargs["includes"] == (str(tmp_path / "src" / "util.py"),)
+
+
+def test_package_path_and_module(packaging: FakePackaging, tmp_path: Path) -> None:
+    s = spec(
+        "--package-path", "trainer", "--module", "trainer.task", cell=None, source_dir=tmp_path
+    )
+    assert s.name == "trainer-task"
+    ((kind, (path, module), _),) = packaging.calls
+    assert (kind, Path(path), module) == ("directory", tmp_path / "trainer", "trainer.task")
+    named = spec("--package-path", "t", "--module", "t.m", "--name", "mine", cell="  \n")
+    assert named.name == "mine"
+
+
+@pytest.mark.parametrize(
+    ("argv", "cell", "user_ns", "message"),
+    [
+        (["--workers", "0"], "x=1", {}, "--workers must be at least 1, got 0"),
+        (["--workers", "-2"], "x=1", {}, "--workers must be at least 1, got -2"),
+        (["--ps", "-1", "--framework", "tensorflow"], "x=1", {}, "--ps must be >= 0"),
+        (["--retries", "-1"], "x=1", {}, "--retries must be >= 0"),
+        (["--gpus", "-1"], "x=1", {}, "gpus must be >= 0"),
+        (["--cpu", "0"], "x=1", {}, "cpu must be > 0"),
+        (["--memory", "lots"], "x=1", {}, "memory 'lots' is not a quantity"),
+        (["--gpu-type", "a100"], "x=1", {}, "without --gpus"),
+        (["--timeout", "0"], "x=1", {}, "--timeout must be > 0"),
+        (["--ps", "2"], "x=1", {}, "--ps and --chief are TensorFlow roles"),
+        (["--chief", "--framework", "pytorch"], "x=1", {}, "TensorFlow roles"),
+        (["--env", "1X=2"], "x=1", {}, "environment variable name '1X'"),
+        (["--name", "Bad_Name"], "x=1", {}, "job name 'Bad_Name' is not valid"),
+        (["--module", "t.m"], None, None, "--package-path and --module go together"),
+        (["--package-path", "t"], None, None, "--package-path and --module go together"),
+        (["s.py", "--package-path", "t", "--module", "m"], None, None, "not both"),
+        (["--package-path", "t", "--module", "m"], "x=1", {}, "not both"),
+        (["s.py"], "x=1", {}, "run either the cell's code or SCRIPT.py"),
+        ([], None, None, "nothing to run: give SCRIPT.py"),
+        ([], "  \n", {}, "nothing to run: write code in the cell"),
+        (["missing.py"], None, None, "cannot read 'missing.py'"),
+        (["--export", "x"], "y=1", {}, "--export 'x': no variable named 'x' in the notebook"),
+        (["s.py", "--export", "x"], None, None, "--export ships notebook variables"),
+        (["s.py", "--return", "y"], None, None, "--return brings variables back"),
+        (["--return", "a-b"], "x=1", {}, "'a-b' is not a Python identifier"),
+    ],
+)
+def test_bad_train_specs(
+    packaging: FakePackaging, tmp_path: Path, argv: list[str], cell: Any, user_ns: Any, message: str
+) -> None:
+    (tmp_path / "s.py").write_text("x = 1\n")
+    with pytest.raises(InvalidSpec) as info:
+        spec(*argv, cell=cell, source_dir=tmp_path, user_ns=user_ns)
+    assert message in str(info.value)
+
+
+def test_real_packaging(tmp_path: Path) -> None:
+    """With the real packaging module: a cell ships, a syntax error is refused with its line."""
+    pytest.importorskip("jupyter_cloudml.packaging")
+    (tmp_path / "helpers.py").write_text("K = 3\n")
+    s = spec(
+        "--return", "y", cell="import helpers\ny = helpers.K\n", source_dir=tmp_path, user_ns={}
+    )
+    assert "helpers.py" in s.package.files
+    with pytest.raises(PackagingError, match="line 2"):
+        spec(cell="x = 1\nx = = 2\n", source_dir=tmp_path, user_ns={})
+
+
+# --- fuzz -------------------------------------------------------------------------------------
+
+FLAGS = sorted(
+    {f for verb in VERBS for a in verb_parser(verb, "cloudml")._actions for f in a.option_strings}
+    - {"-h", "--help"}
+)
+VALUES = [
+    "1",
+    "0",
+    "-1",
+    "2h",
+    "30m",
+    "x",
+    "a=b",
+    "=",
+    "K=V",
+    "tensorflow",
+    "pytorch",
+    "json",
+    "running",
+    "a,b",
+    "",
+    " ",
+    "--",
+    "-",
+    "1e9",
+    "nan",
+    "%s",
+    "%(prog)s",
+    "é",
+    "train.py",
+]
+JUNK = [
+    "--wokers",
+    "-x",
+    "--=",
+    "---",
+    "jobs",
+    "train",
+    "list",
+    "describe",
+    "-fo",
+    "--env=",
+    "--workers=2",
+    "-o=json",
+    "\x00",
+    "--tail=-1",
+]
+TOKENS = st.lists(
+    st.sampled_from([*FLAGS, *VALUES, *JUNK, *VERBS]) | st.text(max_size=8), max_size=12
+)
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(tokens=TOKENS)
+def test_fuzz_parse_command(tokens: list[str]) -> None:
+    try:
+        ns = parse_command(tokens)
+    except (InvalidSpec, HelpRequested):
+        return
+    assert ns.verb in VERBS
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(tokens=TOKENS)
+def test_fuzz_train_spec(packaging: FakePackaging, tmp_path: Path, tokens: list[str]) -> None:
+    try:
+        ns = parse_verb("train", tokens, "%%cloudml_train")
+        build_train_spec(ns, cell="x = 1", source_dir=tmp_path, user_ns={"a": 1, "b": 2})
+    except (InvalidSpec, HelpRequested):
+        pass
