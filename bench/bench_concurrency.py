@@ -53,8 +53,9 @@ def bare_inserter(path: str, rows: int, start: float, out: multiprocessing.Queue
 def run(target, args_for, procs: int) -> tuple[list[str], list[float], float]:
     queue: multiprocessing.Queue = multiprocessing.Queue()
     start = time.time() + 1.5
-    workers = [multiprocessing.Process(target=target, args=(*args_for, start, queue))
-               for _ in range(procs)]
+    workers = [
+        multiprocessing.Process(target=target, args=(*args_for, start, queue)) for _ in range(procs)
+    ]
     for w in workers:
         w.start()
     results = [queue.get(timeout=600) for _ in workers]
@@ -94,16 +95,26 @@ def main() -> None:
     expected = args.procs * args.jobs
     print(f"| {args.procs} processes x {args.jobs} submits | value |")
     print("| --- | --- |")
-    print(f"| records expected / stored / distinct ids | {expected} / {len(stored)} / "
-          f"{len(set(stored))} |")
+    print(
+        f"| records expected / stored / distinct ids | {expected} / {len(stored)} / "
+        f"{len(set(stored))} |"
+    )
     print(f"| ids returned == ids stored | {sorted(ids) == sorted(stored)} |")
     print(f"| jobs that then SUCCEEDED | {finished.count('SUCCEEDED')} |")
     print(f"| submit p50 / p99 (ms) | {pct(lat, 50):.1f} / {pct(lat, 99):.1f} |")
-    print(f"| bare SQLite insert p50 / p99 (ms), the floor | {pct(bare_lat, 50):.2f} / "
-          f"{pct(bare_lat, 99):.2f} |")
-    print(f"| wall time submit vs bare (s) | {wall:.2f} vs {bare_wall:.2f} "
-          f"(x{wall / bare_wall:.0f}) |")
-    print(json.dumps({"lost": expected - len(set(stored)), "duplicated": len(stored) - len(set(stored))}))
+    print(
+        f"| bare SQLite insert p50 / p99 (ms), the floor | {pct(bare_lat, 50):.2f} / "
+        f"{pct(bare_lat, 99):.2f} |"
+    )
+    print(
+        f"| wall time submit vs bare (s) | {wall:.2f} vs {bare_wall:.2f} "
+        f"(x{wall / bare_wall:.0f}) |"
+    )
+    print(
+        json.dumps(
+            {"lost": expected - len(set(stored)), "duplicated": len(stored) - len(set(stored))}
+        )
+    )
 
 
 if __name__ == "__main__":

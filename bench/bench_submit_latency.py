@@ -54,10 +54,15 @@ def main() -> None:
         try:
             run_cell(kc, "%load_ext jupyter_cloudml\nimport subprocess, sys")
             run_cell(kc, "%%cloudml_train --name warmup\npass")  # first-import costs
-            ours = measure(kc, lambda code: f"%%cloudml_train --name latency\n{code}", folder,
-                           args.runs)
-            floor = measure(kc, lambda code: f"subprocess.Popen([sys.executable, '-c', {code!r}])",
-                            folder, args.runs)
+            ours = measure(
+                kc, lambda code: f"%%cloudml_train --name latency\n{code}", folder, args.runs
+            )
+            floor = measure(
+                kc,
+                lambda code: f"subprocess.Popen([sys.executable, '-c', {code!r}])",
+                folder,
+                args.runs,
+            )
         finally:
             kc.stop_channels()
             km.shutdown_kernel(now=True)
@@ -65,8 +70,10 @@ def main() -> None:
     print("| cell executed -> user code running | median (s) | p90 (s) | ratio to floor |")
     print("| --- | --- | --- | --- |")
     q = statistics.quantiles
-    print(f"| `%%cloudml_train` (local backend) | {med:.3f} | {q(ours, n=10)[-1]:.3f} | "
-          f"x{med / fmed:.1f} |")
+    print(
+        f"| `%%cloudml_train` (local backend) | {med:.3f} | {q(ours, n=10)[-1]:.3f} | "
+        f"x{med / fmed:.1f} |"
+    )
     print(f"| bare `subprocess.Popen`, the floor | {fmed:.3f} | {q(floor, n=10)[-1]:.3f} | x1.0 |")
     print(f"(runs: {args.runs}; target: median <= 0.6 s)")
 

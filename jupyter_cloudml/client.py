@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import pickle
 import time
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from typing import Any
 
 from traitlets.config import Config
 
+from ._cell_main import RETURNS_FILE
 from .backends.base import Backend
 from .config import CloudML, load_config
 from .exceptions import Conflict, InvalidSpec
@@ -22,8 +24,6 @@ from .models import (
     LogLine,
     TrainSpec,
 )
-
-RETURNS_FILE = "returns.pkl"
 
 
 class Client:
@@ -60,7 +60,7 @@ class Client:
     ) -> Iterator[LogLine]:
         return self.backend.logs(job_id, replica=replica, follow=follow, since=since, tail=tail)
 
-    def events(self, job_id: str) -> list[Event]:
+    def events(self, job_id: str) -> builtins.list[Event]:
         return self.backend.events(job_id)
 
     def capabilities(self) -> Capabilities:
@@ -83,6 +83,8 @@ class Client:
         if job.spec is None or not job.spec.returns:
             raise InvalidSpec(f"job {job_id} returns no variables (submit it with --return NAME)")
         if job.status is not JobStatus.SUCCEEDED:
-            raise Conflict(f"job {job_id} is {job.status.value}; variables come back once it SUCCEEDED")
+            raise Conflict(
+                f"job {job_id} is {job.status.value}; variables come back once it SUCCEEDED"
+            )
         values: dict[str, Any] = pickle.loads(self.backend.read_output(job_id, RETURNS_FILE))
         return values

@@ -48,7 +48,9 @@ class CloudML(Configurable):
             cls = None
         if not (isinstance(cls, type) and issubclass(cls, Backend)):
             known = ", ".join(sorted(BACKENDS))
-            raise InvalidSpec(f"unknown backend {name!r}: use one of {known} or a Backend class path")
+            raise InvalidSpec(
+                f"unknown backend {name!r}: use one of {known} or a Backend class path"
+            )
         return cls
 
 

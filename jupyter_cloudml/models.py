@@ -1,4 +1,4 @@
-"""The data model every layer speaks: plain, JSON-serialisable dataclasses validated on construction.
+"""The data model every layer speaks: JSON-serialisable dataclasses, validated on construction.
 
 Nothing here knows about processes, files of a job or Kubernetes objects; backends translate.
 """
@@ -167,12 +167,11 @@ class TrainSpec:
             raise InvalidSpec(f"--retries must be >= 0, got {self.retries}")
         if self.timeout is not None and not self.timeout > 0:
             raise InvalidSpec(f"--timeout must be > 0 seconds, got {self.timeout}")
-        if self.framework is not Framework.TENSORFLOW:
-            if self.replicas.ps or self.replicas.chief:
-                raise InvalidSpec(
-                    f"--ps and --chief are TensorFlow roles; framework {self.framework.value!r} "
-                    "has workers only (add --framework tensorflow)"
-                )
+        if self.framework is not Framework.TENSORFLOW and (self.replicas.ps or self.replicas.chief):
+            raise InvalidSpec(
+                f"--ps and --chief are TensorFlow roles; framework {self.framework.value!r} "
+                "has workers only (add --framework tensorflow)"
+            )
         for name in self.returns:
             if not name.isidentifier():
                 raise InvalidSpec(f"--return name {name!r} is not a Python identifier")
@@ -262,7 +261,7 @@ class LogLine:
 
 @dataclasses.dataclass(frozen=True)
 class Event:
-    """Something the backend did or saw (scheduled, retrying, killed...), like a Kubernetes event."""
+    """Something the backend did or saw (scheduled, retrying, killed), like a Kubernetes event."""
 
     time: float
     reason: str

@@ -42,7 +42,7 @@ def format_time(timestamp: float | None) -> str:
 
 def format_log_line(line: LogLine) -> str:
     """`[worker-1] text`: the replica that printed the line, then the line."""
-    return f"[{line.replica}] {line.text}"
+    return f"[{line.replica}] {line.text.rstrip(chr(13) + chr(10))}"
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

@@ -79,16 +79,23 @@ def test_retries_exhausted_fails(backend, make_spec):
 
 
 def test_timeout_fails_the_job(backend, make_spec):
-    job = backend.submit(make_spec("import time\nprint('sleeping', flush=True)\ntime.sleep(60)",
-                                   timeout=1.0, retries=3))
+    job = backend.submit(
+        make_spec(
+            "import time\nprint('sleeping', flush=True)\ntime.sleep(60)", timeout=1.0, retries=3
+        )
+    )
     done = wait(backend, job.id, timeout=30)
     assert done.status is JobStatus.FAILED and done.reason == "timed out after 1s"
     assert done.attempt == 1  # a timeout is not retried
 
 
 def test_cancel_running_job_stops_its_processes(backend, make_spec):
-    job = backend.submit(make_spec("import time, os\nprint(os.getpid(), flush=True)\n"
-                                   "time.sleep(120)", replicas=Replicas(workers=2)))
+    job = backend.submit(
+        make_spec(
+            "import time, os\nprint(os.getpid(), flush=True)\ntime.sleep(120)",
+            replicas=Replicas(workers=2),
+        )
+    )
     deadline = time.monotonic() + 20
     while len(list(backend.logs(job.id))) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -133,8 +140,7 @@ def test_gpus_handed_out_through_cuda_visible_devices(isolated_home, make_spec):
 
     backend = LocalBackend(home=str(isolated_home), gpu_ids=[0, 1, 2])
     code = "import os\nprint(os.environ['CUDA_VISIBLE_DEVICES'])"
-    job = backend.submit(make_spec(code, replicas=Replicas(workers=2),
-                                   resources=Resources(gpus=1)))
+    job = backend.submit(make_spec(code, replicas=Replicas(workers=2), resources=Resources(gpus=1)))
     cpu_only = backend.submit(make_spec(code))
     done = wait(backend, job.id)
     assert done.status is JobStatus.SUCCEEDED
@@ -149,9 +155,15 @@ def test_gpus_handed_out_through_cuda_visible_devices(isolated_home, make_spec):
 
 def test_env_pre_and_post_commands(backend, make_spec, tmp_path):
     marker = tmp_path / "post.txt"
-    code = "import os\nprint('token', os.environ['MY_TOKEN'])\nprint(open('pre.txt').read().strip())"
-    spec = make_spec(code, env={"MY_TOKEN": "abc"}, pre_command="echo prepared > pre.txt",
-                     post_command=f"echo done $CLOUDML_EXIT_CODE > {marker}")
+    code = (
+        "import os\nprint('token', os.environ['MY_TOKEN'])\nprint(open('pre.txt').read().strip())"
+    )
+    spec = make_spec(
+        code,
+        env={"MY_TOKEN": "abc"},
+        pre_command="echo prepared > pre.txt",
+        post_command=f"echo done $CLOUDML_EXIT_CODE > {marker}",
+    )
     done = wait(backend, backend.submit(spec).id)
     assert done.status is JobStatus.SUCCEEDED, log_text(backend, done.id)
     assert [line.text for line in backend.logs(done.id)] == ["token abc", "prepared"]
@@ -181,8 +193,12 @@ def test_tf_config_for_chief_workers_and_ps(backend, make_spec, tmp_path):
             time.sleep(120)  # parameter servers never exit by themselves
     """
     job_dir = tmp_path / "tf"
-    spec = make_spec(code, framework=Framework.TENSORFLOW, job_dir=str(job_dir),
-                     replicas=Replicas(chief=1, workers=2, ps=1))
+    spec = make_spec(
+        code,
+        framework=Framework.TENSORFLOW,
+        job_dir=str(job_dir),
+        replicas=Replicas(chief=1, workers=2, ps=1),
+    )
     done = wait(backend, backend.submit(spec).id)
     assert done.status is JobStatus.SUCCEEDED, done.reason
     configs = {p.stem: json.loads(p.read_text()) for p in job_dir.glob("*.json")}
@@ -236,8 +252,9 @@ def test_pytorch_ddp_gloo_two_workers(backend, make_spec):
     spec = make_spec(code, framework=Framework.PYTORCH, replicas=Replicas(workers=2))
     done = wait(backend, backend.submit(spec).id, timeout=180)
     assert done.status is JobStatus.SUCCEEDED, log_text(backend, done.id)
-    lines = {line.replica: line.text for line in backend.logs(done.id)
-             if line.text.startswith("rank=")}
+    lines = {
+        line.replica: line.text for line in backend.logs(done.id) if line.text.startswith("rank=")
+    }
     assert lines["worker-0"].startswith("rank=0 world=2 local=0 sum=3.0")
     assert lines["worker-1"].startswith("rank=1 world=2 local=1 sum=3.0")
     # DDP keeps replicas in sync: both ranks end with identical weights.
@@ -245,8 +262,9 @@ def test_pytorch_ddp_gloo_two_workers(backend, make_spec):
 
 
 def test_killed_supervisor_is_detected_and_replicas_stopped(backend, make_spec):
-    job = backend.submit(make_spec("import os, time\nprint(os.getpid(), flush=True)\n"
-                                   "time.sleep(120)"))
+    job = backend.submit(
+        make_spec("import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(120)")
+    )
     deadline = time.monotonic() + 20
     while not list(backend.logs(job.id)) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -265,8 +283,10 @@ def test_killed_supervisor_is_detected_and_replicas_stopped(backend, make_spec):
 
 
 def test_returns_come_back_through_the_client(backend, make_spec):
-    spec = make_spec("import math, time\nresult = {'pi': round(math.pi, 2)}\nother = 7\n"
-                     "time.sleep(1)", returns=("result", "other"))
+    spec = make_spec(
+        "import math, time\nresult = {'pi': round(math.pi, 2)}\nother = 7\ntime.sleep(1)",
+        returns=("result", "other"),
+    )
     client = Client(backend=backend)
     job = backend.submit(spec)
     with pytest.raises(Conflict, match="once it SUCCEEDED"):
@@ -309,8 +329,9 @@ def test_unmapped_image_and_bad_python_are_clear_errors(backend, make_spec):
 def test_mapped_image_uses_its_interpreter(isolated_home, make_spec):
     from jupyter_cloudml.backends.local import LocalBackend
 
-    backend = LocalBackend(home=str(isolated_home),
-                           image_interpreters={"trainer:latest": sys.executable})
+    backend = LocalBackend(
+        home=str(isolated_home), image_interpreters={"trainer:latest": sys.executable}
+    )
     job = backend.submit(make_spec("import sys; print(sys.executable)", image="trainer:latest"))
     assert wait(backend, job.id).status is JobStatus.SUCCEEDED
     assert [line.text for line in backend.logs(job.id)] == [sys.executable]
@@ -326,8 +347,10 @@ def test_job_dir_default_and_given(backend, make_spec, tmp_path):
 
 
 def test_list_filters_and_pages(backend, make_spec):
-    ids = [backend.submit(make_spec("pass", name=f"job{i % 2}", labels={"team": str(i % 3)})).id
-           for i in range(5)]
+    ids = [
+        backend.submit(make_spec("pass", name=f"job{i % 2}", labels={"team": str(i % 3)})).id
+        for i in range(5)
+    ]
     for job_id in ids:
         wait(backend, job_id)
     page = backend.list(JobQuery(limit=2))
@@ -357,8 +380,10 @@ def test_partial_lines_and_carriage_returns(backend, make_spec):
         time.sleep(0.8)
     """
     done = wait(backend, backend.submit(make_spec(code)).id)
-    assert [line.text for line in backend.logs(done.id)] == ["progress 100%",
-                                                             "prompt without newline"]
+    assert [line.text for line in backend.logs(done.id)] == [
+        "progress 100%",
+        "prompt without newline",
+    ]
 
 
 SUBMITTER = """
@@ -375,8 +400,14 @@ for i in range(int(sys.argv[2])):
 
 def test_concurrent_submitters_lose_and_duplicate_nothing(isolated_home):
     isolated_home.mkdir(parents=True, exist_ok=True)
-    procs = [subprocess.Popen([sys.executable, "-c", SUBMITTER, str(isolated_home), "6"],
-                              stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SUBMITTER, str(isolated_home), "6"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     ids = [line for p in procs for line in p.communicate(timeout=120)[0].split()]
     assert all(p.returncode == 0 for p in procs)
     from jupyter_cloudml.backends.local import LocalBackend
@@ -392,8 +423,13 @@ def test_concurrent_submitters_lose_and_duplicate_nothing(isolated_home):
 def test_jobs_survive_the_submitting_process(isolated_home, tmp_path):
     """A job submitted by a process that then exits keeps running and is seen by a new one."""
     script = SUBMITTER.replace('"pass"', '"import time; time.sleep(2); print(42)"')
-    out = subprocess.run([sys.executable, "-c", script, str(isolated_home), "1"],
-                         capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(isolated_home), "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     job_id = out.stdout.strip()
     from jupyter_cloudml.backends.local import LocalBackend
 
@@ -420,7 +456,7 @@ def test_cancel_right_after_submit_while_polled_is_cancelled(backend, make_spec)
         job = backend.submit(spec)
         stop = threading.Event()
 
-        def poll(job_id=job.id):
+        def poll(job_id=job.id, stop=stop):
             while not stop.is_set():
                 backend.get(job_id)
 

@@ -22,7 +22,6 @@ from jupyter_cloudml.models import (
 from jupyter_cloudml.widgets import JobView, JobWatcher, job_widget
 from jupyter_cloudml.widgets.job import (
     STATUS_COLORS,
-    format_elapsed,
     render_header,
     render_replicas,
     render_summary,
@@ -116,14 +115,6 @@ def test_header_shows_the_reason_escaped() -> None:
     html = render_header(make_job(JobStatus.FAILED, reason="worker-1 exited <1>"))
     assert "worker-1 exited &lt;1&gt;" in html
     assert "<i>" not in render_header(make_job(JobStatus.RUNNING))
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(0, "0s"), (5.9, "5s"), (65, "1m 05s"), (600, "10m 00s"), (3723, "1h 02m 03s"), (-3, "0s")],
-)
-def test_format_elapsed(seconds: float, text: str) -> None:
-    assert format_elapsed(seconds) == text
 
 
 def test_summary_elapsed_and_attempt() -> None:

@@ -1,1 +1,1 @@
-"""Backends: where jobs run. `base.Backend` is the interface; `local` and `kubernetes` implement it."""
+"""Backends: where jobs run. `base.Backend` is the interface every backend implements."""

@@ -6,6 +6,7 @@ Methods speak only in `jupyter_cloudml.models`; no pid, path or cluster object c
 from __future__ import annotations
 
 import abc
+import builtins
 from collections.abc import Iterator
 
 from traitlets import MetaHasTraits
@@ -53,7 +54,7 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
         """Replica output in time order; with `follow`, keeps yielding until the job ends."""
 
     @abc.abstractmethod
-    def events(self, job_id: str) -> list[Event]:
+    def events(self, job_id: str) -> builtins.list[Event]:
         """What happened to the job, oldest first."""
 
     @abc.abstractmethod

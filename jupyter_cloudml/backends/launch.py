@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 WRAPPER = r"""
 if [ -n "$CLOUDML_PRE_COMMAND" ]; then
-  sh -c "$CLOUDML_PRE_COMMAND" || { rc=$?; echo "cloudml: pre-command failed with exit code $rc" >&2; exit $rc; }
+  sh -c "$CLOUDML_PRE_COMMAND" || { rc=$?;
+    echo "cloudml: pre-command failed with exit code $rc" >&2; exit $rc; }
 fi
 "$@"; rc=$?
 if [ -n "$CLOUDML_POST_COMMAND" ]; then

@@ -16,6 +16,7 @@ import ipywidgets
 from traitlets import Int, observe
 
 from ..models import JobInfo, JobStatus, LogLine
+from ..render import format_duration, format_log_line
 
 if TYPE_CHECKING:
     from .watch import JobWatcher
@@ -38,18 +39,6 @@ _LOG_BOX = (
     "max-height:20em;overflow-y:auto;display:flex;flex-direction:column-reverse;"
     "border:1px solid #ddd;padding:2px 4px"
 )
-
-
-def format_elapsed(seconds: float) -> str:
-    """A duration as `42s`, `1m 05s` or `2h 03m 07s`."""
-    total = max(int(seconds), 0)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
 
 
 def render_badge(status: JobStatus) -> str:
@@ -75,7 +64,7 @@ def render_summary(job: JobInfo, now: float | None = None) -> str:
         parts = ["not started"]
     else:
         end = job.finished if job.finished is not None else (time.time() if now is None else now)
-        parts = [f"elapsed {format_elapsed(end - job.started)}"]
+        parts = [f"elapsed {format_duration(end - job.started)}"]
     retries = job.spec.retries if job.spec is not None else 0
     if retries > 0:
         # `attempt` counts from 1; 0 means the first attempt has not been recorded yet.
@@ -99,11 +88,6 @@ def render_replicas(job: JobInfo) -> str:
         )
     head = "<tr><th>replica</th><th>state</th><th>exit code</th><th>GPUs</th></tr>"
     return f'<table class="cloudml-replicas">{head}{"".join(rows)}</table>'
-
-
-def format_log_line(line: LogLine) -> str:
-    """One line as plain text, prefixed with its replica: `[worker-1] text`."""
-    return f"[{line.replica}] {line.text.rstrip(chr(13) + chr(10))}"
 
 
 def render_log(lines: Sequence[str]) -> str:

@@ -6,6 +6,8 @@ kernel which submitted it, so jobs (and their records) survive kernel and server
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import json
 import os
 import re
@@ -84,7 +86,7 @@ class LocalBackend(Backend):
         asking more than all slots runs alone. Default: the CPU count.
         Example: c.LocalBackend.cpu_slots = 8""",
     )
-    gpu_ids = List(
+    gpu_ids: List[int] = List(
         config=True,
         help="""GPU indices jobs may use, handed out through CUDA_VISIBLE_DEVICES. Default:
         detected with nvidia-smi. Example: c.LocalBackend.gpu_ids = [0, 1]""",
@@ -128,7 +130,7 @@ class LocalBackend(Backend):
         return float(os.cpu_count() or 1)
 
     @default("gpu_ids")
-    def _default_gpu_ids(self) -> list[int]:
+    def _default_gpu_ids(self) -> builtins.list[int]:
         return detect_gpus()
 
     def __init__(self, **kwargs: object) -> None:
@@ -158,8 +160,9 @@ class LocalBackend(Backend):
         if spec.image:
             if spec.image not in self.image_interpreters:
                 raise InvalidSpec(
-                    f"image {spec.image!r} has no local interpreter: run with --python PATH, or "
-                    f"map it: c.LocalBackend.image_interpreters = {{{spec.image!r}: '/path/python'}}"
+                    f"image {spec.image!r} has no local interpreter: run with --python PATH, "
+                    "or map it: c.LocalBackend.image_interpreters = "
+                    f"{{{spec.image!r}: '/path/python'}}"
                 )
             return str(self.image_interpreters[spec.image])
         return self.python
@@ -178,14 +181,21 @@ class LocalBackend(Backend):
         try:
             (folder / "package.tar.gz").write_bytes(spec.package.archive)
             names = spec.replicas.names()
-            self.store.insert({
-                "id": job_id, "name": spec.name, "status": JobStatus.QUEUED.value,
-                "created": time.time(), "spec": spec_to_json(spec),
-                "replicas": json.dumps([{"name": n, "status": ReplicaStatus.PENDING.value}
-                                        for n in names]),
-                "cpu_demand": spec.resources.cpu * total, "gpu_demand": gpu_demand,
-                "python": python,
-            })
+            self.store.insert(
+                {
+                    "id": job_id,
+                    "name": spec.name,
+                    "status": JobStatus.QUEUED.value,
+                    "created": time.time(),
+                    "spec": spec_to_json(spec),
+                    "replicas": json.dumps(
+                        [{"name": n, "status": ReplicaStatus.PENDING.value} for n in names]
+                    ),
+                    "cpu_demand": spec.resources.cpu * total,
+                    "gpu_demand": gpu_demand,
+                    "python": python,
+                }
+            )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -215,8 +225,9 @@ class LocalBackend(Backend):
 
     def get(self, job_id: str) -> JobInfo:
         row = self._row(job_id)
-        if row["status"] in ACTIVE and not supervisor_alive(row["supervisor_pid"],
-                                                             row["supervisor_started"]):
+        if row["status"] in ACTIVE and not supervisor_alive(
+            row["supervisor_pid"], row["supervisor_started"]
+        ):
             reap(self.store, self.settings)
             row = self._row(job_id)
         return row_to_info(row)
@@ -226,7 +237,7 @@ class LocalBackend(Backend):
         rows, total = self.store.query(query or JobQuery())
         return JobPage(tuple(row_to_info(r) for r in rows), total)
 
-    def events(self, job_id: str) -> list[Event]:
+    def events(self, job_id: str) -> builtins.list[Event]:
         self._row(job_id)
         return self.store.events(job_id)
 
@@ -252,12 +263,17 @@ class LocalBackend(Backend):
         return self._follow(job_id, log_dir, replica, offsets, first)
 
     def _follow(
-        self, job_id: str, log_dir: Path, replica: str | None, offsets: dict[str, int],
-        first: list[LogLine],
+        self,
+        job_id: str,
+        log_dir: Path,
+        replica: str | None,
+        offsets: dict[str, int],
+        first: builtins.list[LogLine],
     ) -> Iterator[LogLine]:
         yield from first
-        yield from logfiles.follow(log_dir, replica, offsets,
-                                   lambda: self.get(job_id).status.terminal)
+        yield from logfiles.follow(
+            log_dir, replica, offsets, lambda: self.get(job_id).status.terminal
+        )
 
     def read_output(self, job_id: str, name: str) -> bytes:
         self._row(job_id)
@@ -269,8 +285,12 @@ class LocalBackend(Backend):
             raise NotFound(f"job {job_id} left no output named {name!r}") from None
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(backend="local", cpus=self.settings.cpu_slots,
-                            gpus=len(self.settings.gpu_ids), images=bool(self.image_interpreters))
+        return Capabilities(
+            backend="local",
+            cpus=self.settings.cpu_slots,
+            gpus=len(self.settings.gpu_ids),
+            images=bool(self.image_interpreters),
+        )
 
     # --- change --------------------------------------------------------------------------------
 
@@ -282,8 +302,13 @@ class LocalBackend(Backend):
                 return row_to_info(row)
             self.store.update(job_id, db, cancel_requested=1)
             if status is JobStatus.QUEUED:
-                self.store.update(job_id, db, status=JobStatus.CANCELLED.value,
-                                  reason="cancelled before it started", finished=time.time())
+                self.store.update(
+                    job_id,
+                    db,
+                    status=JobStatus.CANCELLED.value,
+                    reason="cancelled before it started",
+                    finished=time.time(),
+                )
                 self.store.add_event(job_id, "Cancelled", "cancelled while queued", db=db)
         if status is not JobStatus.QUEUED:
             self._stop_supervisor(job_id)
@@ -294,10 +319,8 @@ class LocalBackend(Backend):
         row = self._row(job_id)
         pid, started = row["supervisor_pid"], row["supervisor_started"]
         if pid is not None and supervisor_alive(pid, started):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + self.settings.grace_seconds + 5
         while time.monotonic() < deadline:
             row = self._row(job_id)
@@ -311,10 +334,16 @@ class LocalBackend(Backend):
         with self.store.transaction() as db:
             row = self._row(job_id)
             if not JobStatus(row["status"]).terminal:
-                self.store.update(job_id, db, status=JobStatus.CANCELLED.value,
-                                  reason="cancelled by the user (forced)", finished=time.time())
-                self.store.add_event(job_id, "Cancelled", "supervisor did not stop in time; "
-                                     "killed", "Warning", db=db)
+                self.store.update(
+                    job_id,
+                    db,
+                    status=JobStatus.CANCELLED.value,
+                    reason="cancelled by the user (forced)",
+                    finished=time.time(),
+                )
+                self.store.add_event(
+                    job_id, "Cancelled", "supervisor did not stop in time; killed", "Warning", db=db
+                )
         dispatch(self.store, self.settings)
 
     def delete(self, job_id: str) -> None:

@@ -7,6 +7,7 @@ is always started by the next pass. A pass also reaps jobs whose supervisor died
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -59,7 +60,9 @@ def dispatch(store: JobStore, settings: Settings) -> list[str]:
     started = []
     with store.transaction() as db:
         active = store.rows_with_status(ACTIVE, db)
-        free_cpu = settings.cpu_slots - sum(min(r["cpu_demand"], settings.cpu_slots) for r in active)
+        free_cpu = settings.cpu_slots - sum(
+            min(r["cpu_demand"], settings.cpu_slots) for r in active
+        )
         used = {g for r in active for g in json.loads(r["gpu_ids"])}
         free_gpus = [g for g in settings.gpu_ids if g not in used]
         now = time.time()
@@ -67,9 +70,16 @@ def dispatch(store: JobStore, settings: Settings) -> list[str]:
             cpu = min(row["cpu_demand"], settings.cpu_slots)
             gpus = row["gpu_demand"]
             if cpu <= free_cpu + 1e-9 and gpus <= len(free_gpus):
-                store.update(row["id"], db, status=JobStatus.STARTING.value,
-                             gpu_ids=free_gpus[:gpus], dispatched=now)
-                message = f"given {cpu:g} CPU slot(s)" + (f" and GPU(s) {free_gpus[:gpus]}" if gpus else "")
+                store.update(
+                    row["id"],
+                    db,
+                    status=JobStatus.STARTING.value,
+                    gpu_ids=free_gpus[:gpus],
+                    dispatched=now,
+                )
+                message = f"given {cpu:g} CPU slot(s)" + (
+                    f" and GPU(s) {free_gpus[:gpus]}" if gpus else ""
+                )
                 store.add_event(row["id"], "Scheduled", message, db=db)
                 started.append(row["id"])
             # A job that waits keeps its claim, so later (smaller) jobs cannot starve it.
@@ -85,10 +95,19 @@ def spawn_supervisor(store: JobStore, settings: Settings, job_id: str) -> None:
     folder = settings.job_folder(job_id)
     with open(folder / "supervisor.log", "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_cloudml.backends.local.supervisor",
-             settings.to_json(), job_id],
-            cwd=folder, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True,
+            [
+                sys.executable,
+                "-m",
+                "jupyter_cloudml.backends.local.supervisor",
+                settings.to_json(),
+                job_id,
+            ],
+            cwd=folder,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
         )
     try:
         created = psutil.Process(proc.pid).create_time()
@@ -118,10 +137,8 @@ def kill_process_group(pid: int, started: float | None) -> None:
             return  # the pid was reused, so its old group is gone already
     except psutil.NoSuchProcess:
         pass
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def reap(store: JobStore, settings: Settings) -> None:
@@ -146,13 +163,23 @@ def reap(store: JobStore, settings: Settings) -> None:
                 status, kind = JobStatus.FAILED, "SupervisorLost"
                 reason = "the job's supervisor process died unexpectedly; its replicas were stopped"
             else:
-                status, reason, kind = JobStatus.FAILED, "the job's supervisor never started", \
-                    "SupervisorLost"
+                status, reason, kind = (
+                    JobStatus.FAILED,
+                    "the job's supervisor never started",
+                    "SupervisorLost",
+                )
             replicas = [
                 {**r, "status": ReplicaStatus.STOPPED.value}
-                if r["status"] in (ReplicaStatus.PENDING.value, ReplicaStatus.RUNNING.value) else r
+                if r["status"] in (ReplicaStatus.PENDING.value, ReplicaStatus.RUNNING.value)
+                else r
                 for r in json.loads(fresh["replicas"])
             ]
-            store.update(row["id"], db, status=status.value, reason=reason,
-                         finished=time.time(), replicas=replicas)
+            store.update(
+                row["id"],
+                db,
+                status=status.value,
+                reason=reason,
+                finished=time.time(),
+                replicas=replicas,
+            )
             store.add_event(row["id"], kind, reason, "Warning", db=db)

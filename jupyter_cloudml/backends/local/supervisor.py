@@ -8,6 +8,7 @@ transition. Run as `python -m jupyter_cloudml.backends.local.supervisor SETTINGS
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import hashlib
@@ -57,8 +58,12 @@ class Replica:
     open_pipe: bool = True
 
     def as_record(self) -> dict[str, object]:
-        return {"name": self.name, "status": self.status.value, "exit_code": self.exit_code,
-                "gpus": self.gpus}
+        return {
+            "name": self.name,
+            "status": self.status.value,
+            "exit_code": self.exit_code,
+            "gpus": self.gpus,
+        }
 
 
 def free_ports(count: int) -> list[int]:
@@ -83,16 +88,12 @@ def terminate_tree(pids: list[int], grace: float) -> None:
         except psutil.NoSuchProcess:
             continue
     for p in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             p.terminate()
-        except psutil.NoSuchProcess:
-            pass
     _, alive = psutil.wait_procs(procs, timeout=grace)
     for p in alive:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(alive, timeout=2)
 
 
@@ -129,14 +130,20 @@ class Supervisor:
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
-        self.store.update(self.job_id, supervisor_pid=os.getpid(),
-                          supervisor_started=psutil.Process().create_time())
+        self.store.update(
+            self.job_id,
+            supervisor_pid=os.getpid(),
+            supervisor_started=psutil.Process().create_time(),
+        )
         try:
             outcome = self._run()
         except Exception:  # a supervisor bug must still end the job with a reason
             traceback.print_exc()
-            outcome = Outcome(JobStatus.FAILED, "internal error in the job supervisor: "
-                              + traceback.format_exc(limit=1).strip().splitlines()[-1])
+            outcome = Outcome(
+                JobStatus.FAILED,
+                "internal error in the job supervisor: "
+                + traceback.format_exc(limit=1).strip().splitlines()[-1],
+            )
         finally:
             self._stop_replicas()
         self._finish(outcome)
@@ -155,10 +162,14 @@ class Supervisor:
             outcome = self._attempt(attempt)
             if not outcome.retryable or attempt > self.spec.retries:
                 return outcome
-            delay = min(self.settings.backoff_seconds * 2 ** (attempt - 1),
-                        self.settings.backoff_max_seconds)
-            message = (f"attempt {attempt} failed ({outcome.reason}); retrying in {delay:g}s "
-                       f"(attempt {attempt + 1} of {self.spec.retries + 1})")
+            delay = min(
+                self.settings.backoff_seconds * 2 ** (attempt - 1),
+                self.settings.backoff_max_seconds,
+            )
+            message = (
+                f"attempt {attempt} failed ({outcome.reason}); retrying in {delay:g}s "
+                f"(attempt {attempt + 1} of {self.spec.retries + 1})"
+            )
             self.store.update(self.job_id, status=JobStatus.RETRYING.value, reason=outcome.reason)
             self.store.add_event(self.job_id, "Retrying", message, "Warning")
             end = time.monotonic() + delay
@@ -185,7 +196,7 @@ class Supervisor:
     def job_dir(self) -> str:
         given = self.spec.job_dir
         if given and given.startswith("file://"):
-            return given[len("file://"):]
+            return given[len("file://") :]
         return given or str(self.folder / "job_dir")
 
     def _install_requirements(self) -> Outcome | None:
@@ -204,12 +215,24 @@ class Supervisor:
             self.store.add_event(self.job_id, "Installing", "pip install " + " ".join(reqs))
             writer = LineWriter(self.folder / "logs" / f"{SETUP_LOG}.log")
             proc = subprocess.Popen(
-                [self.python, "-m", "pip", "install", "--no-input", "--disable-pip-version-check",
-                 "--target", str(target), *reqs],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [
+                    self.python,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--no-input",
+                    "--disable-pip-version-check",
+                    "--target",
+                    str(target),
+                    *reqs,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
-            assert proc.stdout is not None
-            for chunk in iter(lambda: proc.stdout.read1(65536), b""):  # type: ignore[union-attr]
+            stdout = proc.stdout
+            assert stdout is not None
+            for chunk in iter(lambda: os.read(stdout.fileno(), 65536), b""):
                 writer.feed(chunk)
                 if self.cancelled:
                     proc.kill()
@@ -218,8 +241,11 @@ class Supervisor:
             if self.cancelled:
                 return Outcome(JobStatus.CANCELLED, "cancelled by the user")
             if code != 0:
-                return Outcome(JobStatus.FAILED, f"installing the requirements failed (pip exit "
-                               f"code {code}); see the '{SETUP_LOG}' log")
+                return Outcome(
+                    JobStatus.FAILED,
+                    f"installing the requirements failed (pip exit "
+                    f"code {code}); see the '{SETUP_LOG}' log",
+                )
             (target / ".complete").touch()
         return None
 
@@ -228,16 +254,22 @@ class Supervisor:
     def _attempt(self, attempt: int) -> Outcome:
         spec = self.spec
         names = spec.replicas.names()
-        self.store.update(self.job_id, status=JobStatus.STARTING.value, attempt=attempt,
-                          replicas=[{"name": n, "status": ReplicaStatus.PENDING.value} for n in names])
+        self.store.update(
+            self.job_id,
+            status=JobStatus.STARTING.value,
+            attempt=attempt,
+            replicas=[{"name": n, "status": ReplicaStatus.PENDING.value} for n in names],
+        )
         addresses = {}
         if needs_addresses(spec.framework):
-            addresses = {n: f"127.0.0.1:{p}" for n, p in zip(names, free_ports(len(names)))}
+            addresses = {
+                n: f"127.0.0.1:{p}" for n, p in zip(names, free_ports(len(names)), strict=True)
+            }
         sel = selectors.DefaultSelector()
         self.replicas = []
         gpus_each = spec.resources.gpus
         for i, name in enumerate(names):
-            gpus = self.gpu_ids[i * gpus_each:(i + 1) * gpus_each]
+            gpus = self.gpu_ids[i * gpus_each : (i + 1) * gpus_each]
             replica = self._launch(name, attempt, addresses, gpus)
             assert replica.proc.stdout is not None
             os.set_blocking(replica.proc.stdout.fileno(), False)
@@ -247,10 +279,15 @@ class Supervisor:
         if self.started is None:
             self.started = now
             self.store.update(self.job_id, started=now)
-        self.store.update(self.job_id, status=JobStatus.RUNNING.value, reason="",
-                          replicas=[r.as_record() for r in self.replicas])
-        self.store.add_event(self.job_id, "Started",
-                             f"attempt {attempt}: started {len(names)} replica(s)")
+        self.store.update(
+            self.job_id,
+            status=JobStatus.RUNNING.value,
+            reason="",
+            replicas=[r.as_record() for r in self.replicas],
+        )
+        self.store.add_event(
+            self.job_id, "Started", f"attempt {attempt}: started {len(names)} replica(s)"
+        )
         try:
             return self._watch(sel)
         finally:
@@ -260,19 +297,33 @@ class Supervisor:
                 r.writer.close()
             self.store.update(self.job_id, replicas=[r.as_record() for r in self.replicas])
 
-    def _launch(self, name: str, attempt: int, addresses: dict[str, str], gpus: list[int]) -> Replica:
+    def _launch(
+        self, name: str, attempt: int, addresses: dict[str, str], gpus: list[int]
+    ) -> Replica:
         spec = self.spec
-        argv, wrapper_env = replica_command(self.python, spec.package.module, spec.args,
-                                            spec.pre_command, spec.post_command)
+        argv, wrapper_env = replica_command(
+            self.python, spec.package.module, spec.args, spec.pre_command, spec.post_command
+        )
         env = dict(os.environ)
         if env.get("MPLBACKEND", "").startswith("module://"):
             env["MPLBACKEND"] = "Agg"  # the kernel's inline backend means nothing in a replica
         env.update(spec.env)
         env.update(wrapper_env)
-        env.update(replica_env(self.job_id, name, spec.primary_replica, attempt, self.job_dir,
-                               str(self.folder / "outputs")))
-        env.update(distributed_env(spec.framework, spec.replicas, name, addresses, self.job_id,
-                                   list(spec.args)))
+        env.update(
+            replica_env(
+                self.job_id,
+                name,
+                spec.primary_replica,
+                attempt,
+                self.job_dir,
+                str(self.folder / "outputs"),
+            )
+        )
+        env.update(
+            distributed_env(
+                spec.framework, spec.replicas, name, addresses, self.job_id, list(spec.args)
+            )
+        )
         code = str(self.folder / "code")
         paths = [code] + ([str(self.env_dir)] if getattr(self, "env_dir", None) else [])
         env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [env.get("PYTHONPATH")] if p])
@@ -281,9 +332,15 @@ class Supervisor:
         writer = LineWriter(self.folder / "logs" / f"{name}.log")
         if attempt > 1:
             writer.note(f"----- attempt {attempt} -----")
-        proc = subprocess.Popen(argv, cwd=code, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                preexec_fn=_set_parent_death_signal)
+        proc = subprocess.Popen(
+            argv,
+            cwd=code,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_set_parent_death_signal,
+        )
         return Replica(name, proc, writer, gpus)
 
     def _watch(self, sel: selectors.BaseSelector) -> Outcome:
@@ -313,21 +370,26 @@ class Supervisor:
             failed = [r for r in self.replicas if r.status is ReplicaStatus.FAILED]
             if failed:
                 first = failed[0]
-                return Outcome(JobStatus.FAILED, f"replica {first.name} exited with code "
-                               f"{first.exit_code}", retryable=True)
+                return Outcome(
+                    JobStatus.FAILED,
+                    f"replica {first.name} exited with code {first.exit_code}",
+                    retryable=True,
+                )
             done = {r.name for r in self.replicas if r.status is ReplicaStatus.SUCCEEDED}
             if needed <= done:
                 return Outcome(JobStatus.SUCCEEDED)
 
     def _read(self, sel: selectors.BaseSelector, replica: Replica) -> None:
+        stdout = replica.proc.stdout
+        assert stdout is not None
         try:
-            chunk = os.read(replica.proc.stdout.fileno(), 65536)  # type: ignore[union-attr]
+            chunk = os.read(stdout.fileno(), 65536)
         except BlockingIOError:
             return
         if chunk:
             replica.writer.feed(chunk)
         else:
-            sel.unregister(replica.proc.stdout)
+            sel.unregister(stdout)
             replica.open_pipe = False
 
     def _drain(self, sel: selectors.BaseSelector, replica: Replica, wait: float = 0.5) -> None:
@@ -358,8 +420,9 @@ class Supervisor:
         return bool(row is None or row["cancel_requested"])
 
     def _timed_out(self) -> bool:
-        return bool(self.spec.timeout and self.started
-                    and time.time() - self.started > self.spec.timeout)
+        return bool(
+            self.spec.timeout and self.started and time.time() - self.started > self.spec.timeout
+        )
 
     def _timeout_outcome(self) -> Outcome:
         return Outcome(JobStatus.FAILED, f"timed out after {self.spec.timeout:g}s")
@@ -369,14 +432,21 @@ class Supervisor:
             row = self.store.row(self.job_id)
             if row is None or JobStatus(row["status"]).terminal:
                 return
-            fields: dict[str, object] = {"status": outcome.status.value, "reason": outcome.reason,
-                                         "finished": time.time()}
+            fields: dict[str, object] = {
+                "status": outcome.status.value,
+                "reason": outcome.reason,
+                "finished": time.time(),
+            }
             if self.replicas:
                 fields["replicas"] = [r.as_record() for r in self.replicas]
             self.store.update(self.job_id, db, **fields)
             kind = "Normal" if outcome.status is JobStatus.SUCCEEDED else "Warning"
-            message = outcome.status.value.lower() + (f": {outcome.reason}" if outcome.reason else "")
-            self.store.add_event(self.job_id, outcome.status.value.capitalize(), message, kind, db=db)
+            message = outcome.status.value.lower() + (
+                f": {outcome.reason}" if outcome.reason else ""
+            )
+            self.store.add_event(
+                self.job_id, outcome.status.value.capitalize(), message, kind, db=db
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
