@@ -39,10 +39,17 @@ def run_cell(client, code: str) -> str:
 
 def test_demo_notebook_runs_top_to_bottom(tmp_path: Path) -> None:
     notebook = nbformat.read(ROOT / "examples" / "demo.ipynb", as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = {i: "".join(o.get("text", "") for o in cell.get("outputs", []))
-               for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"}
+    NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
+    outputs = {
+        i: "".join(o.get("text", "") for o in cell.get("outputs", []))
+        for i, cell in enumerate(notebook.cells)
+        if cell.cell_type == "code"
+    }
     text = "\n".join(outputs.values())
     assert "loaded weights from job linear-regression-" in text
     weights_cell = next(c for c in notebook.cells if c.source == "weights")
@@ -85,7 +92,7 @@ def test_job_survives_kernel_restart_and_is_listed_by_a_fresh_cli(tmp_path: Path
     assert logs.stdout.strip() == "[worker-0] done"
 
 
-GOOGLE_TASK = '''
+GOOGLE_TASK = """
 import argparse
 import json
 import os
@@ -106,7 +113,7 @@ def main():
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
 
 def test_google_layout_trainer_package_runs_unchanged(tmp_path: Path) -> None:
@@ -115,20 +122,35 @@ def test_google_layout_trainer_package_runs_unchanged(tmp_path: Path) -> None:
     (project / "trainer" / "__init__.py").write_text("")
     (project / "trainer" / "task.py").write_text(GOOGLE_TASK)
     (project / "trainer" / "model.py").write_text("def train(epochs):\n    return 1.0 / epochs\n")
-    (project / "setup.py").write_text(textwrap.dedent("""
+    (project / "setup.py").write_text(
+        textwrap.dedent("""
         from setuptools import find_packages, setup
         REQUIRED_PACKAGES = []
         setup(name="trainer", version="0.1", packages=find_packages(),
               install_requires=REQUIRED_PACKAGES)
-    """))
+    """)
+    )
     job_dir = tmp_path / "output"
-    result = cloudml("train", "--package-path", "trainer", "--module", "trainer.task",
-                     "--job-dir", str(job_dir), "--wait", "--", "--epochs", "4", cwd=project)
+    result = cloudml(
+        "train",
+        "--package-path",
+        "trainer",
+        "--module",
+        "trainer.task",
+        "--job-dir",
+        str(job_dir),
+        "--wait",
+        "--",
+        "--epochs",
+        "4",
+        cwd=project,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[worker-0] trained 4 epochs" in result.stdout
     assert json.loads((job_dir / "result.json").read_text()) == {"epochs": 4, "loss": 0.25}
-    dry = cloudml("train", "--package-path", "trainer", "--module", "trainer.task", "--dry-run",
-                  cwd=project)
+    dry = cloudml(
+        "train", "--package-path", "trainer", "--module", "trainer.task", "--dry-run", cwd=project
+    )
     assert dry.returncode == 0 and "trainer/task.py" in dry.stdout
 
 
@@ -138,7 +160,8 @@ def test_cli_bad_input_is_one_clear_line(tmp_path: Path) -> None:
     typo = cloudml("train", str(script), "--wokers", "2")
     assert typo.returncode == 2
     assert typo.stderr.strip() == (
-        "cloudml: error: unknown option '--wokers' (did you mean --workers?)")
+        "cloudml: error: unknown option '--wokers' (did you mean --workers?)"
+    )
     missing = cloudml("jobs", "describe", "no-such-job")
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert "no job 'no-such-job'" in missing.stderr

@@ -468,3 +468,42 @@ def test_cancel_right_after_submit_while_polled_is_cancelled(backend, make_spec)
             stop.set()
             poller.join()
         assert (done.status, done.reason) == (JobStatus.CANCELLED, "cancelled by the user")
+
+
+@pytest.mark.slow
+def test_requirements_installed_into_a_cached_target(backend, tmp_path):
+    from jupyter_cloudml.models import TrainSpec
+    from jupyter_cloudml.packaging import package_cell
+
+    lib = tmp_path / "tinylib"
+    (lib / "tinylib").mkdir(parents=True)
+    (lib / "tinylib" / "__init__.py").write_text("ANSWER = 42\n")
+    (lib / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[project]\nname = "tinylib"\nversion = "1.0"\n'
+    )
+    package = package_cell(
+        "import tinylib\nprint(tinylib.ANSWER, tinylib.__file__)",
+        source_dir=tmp_path,
+        pip=[str(lib)],
+    )
+    first = wait(backend, backend.submit(TrainSpec(name="deps", package=package)).id, 300)
+    assert first.status is JobStatus.SUCCEEDED, log_text(backend, first.id)
+    answer, path = next(iter(backend.logs(first.id, replica="worker-0"))).text.split()
+    assert answer == "42" and "/envs/" in path
+    assert any(e.reason == "Installing" for e in backend.events(first.id))
+    assert "Successfully installed tinylib" in log_text(backend, first.id, replica="setup")
+    second = wait(backend, backend.submit(TrainSpec(name="deps", package=package)).id, 300)
+    assert second.status is JobStatus.SUCCEEDED
+    assert not any(e.reason == "Installing" for e in backend.events(second.id))  # cached
+
+
+def test_failing_requirements_fail_the_job_with_a_pointer_to_the_log(backend, tmp_path):
+    from jupyter_cloudml.models import TrainSpec
+    from jupyter_cloudml.packaging import package_cell
+
+    package = package_cell("print('never')", source_dir=tmp_path, pip=[str(tmp_path / "nope")])
+    done = wait(backend, backend.submit(TrainSpec(name="deps", package=package)).id, 120)
+    assert done.status is JobStatus.FAILED
+    assert "installing the requirements failed" in done.reason and "'setup' log" in done.reason
+    assert log_text(backend, done.id, replica="setup")
