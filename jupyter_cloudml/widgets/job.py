@@ -39,6 +39,9 @@ _LOG_BOX = (
     "max-height:20em;overflow-y:auto;display:flex;flex-direction:column-reverse;"
     "border:1px solid #ddd;padding:2px 4px"
 )
+# The box scrolls, not the <pre>: JupyterLab gives <pre> overflow:auto, which would let it shrink
+# inside the flex box and scroll on its own from the top, hiding the newest lines.
+_LOG_PRE = "margin:0;flex-shrink:0;overflow:visible"
 
 
 def render_badge(status: JobStatus) -> str:
@@ -95,7 +98,7 @@ def render_log(lines: Sequence[str]) -> str:
     if not lines:
         return ""
     body = "\n".join(html.escape(line) for line in lines)
-    return f'<div style="{_LOG_BOX}"><pre style="margin:0">{body}</pre></div>'
+    return f'<div style="{_LOG_BOX}"><pre style="{_LOG_PRE}">{body}</pre></div>'
 
 
 class JobView(ipywidgets.VBox):
