@@ -9,6 +9,7 @@ import base64
 import dataclasses
 import enum
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -220,8 +221,6 @@ class JobInfo:
         """Seconds the job has been (or was) running, None before it started."""
         if self.started is None:
             return None
-        import time
-
         return (self.finished or time.time()) - self.started
 
 

@@ -124,6 +124,7 @@ class Supervisor:
         self.started: float | None = row["started"]
         self.cancelled = False
         self.replicas: list[Replica] = []
+        self.env_dir: Path | None = None  # where the package's requirements are installed
 
     # --- the job -------------------------------------------------------------------------------
 
@@ -190,7 +191,8 @@ class Supervisor:
             tmp.rename(code)
         for sub in ("logs", "outputs"):
             (self.folder / sub).mkdir(exist_ok=True)
-        Path(self.job_dir).mkdir(parents=True, exist_ok=True) if "://" not in self.job_dir else None
+        if "://" not in self.job_dir:  # remote URIs are the trainer's to write
+            Path(self.job_dir).mkdir(parents=True, exist_ok=True)
 
     @property
     def job_dir(self) -> str:
@@ -207,7 +209,7 @@ class Supervisor:
         key = hashlib.sha256(json.dumps([self.python, reqs]).encode()).hexdigest()[:16]
         target = Path(self.settings.home) / "envs" / key
         target.parent.mkdir(parents=True, exist_ok=True)
-        self.env_dir: Path | None = target
+        self.env_dir = target
         with open(str(target) + ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if (target / ".complete").exists():
@@ -325,7 +327,7 @@ class Supervisor:
             )
         )
         code = str(self.folder / "code")
-        paths = [code] + ([str(self.env_dir)] if getattr(self, "env_dir", None) else [])
+        paths = [code] + ([str(self.env_dir)] if self.env_dir else [])
         env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [env.get("PYTHONPATH")] if p])
         if self.settings.gpu_ids:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
