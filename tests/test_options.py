@@ -256,7 +256,7 @@ def test_package_path_and_module(packaging: FakePackaging, tmp_path: Path) -> No
         (["--ps", "-1", "--framework", "tensorflow"], "x=1", {}, "--ps must be >= 0"),
         (["--retries", "-1"], "x=1", {}, "--retries must be >= 0"),
         (["--gpus", "-1"], "x=1", {}, "gpus must be >= 0"),
-        (["--cpu", "0"], "x=1", {}, "cpu must be > 0"),
+        (["--cpu", "-1"], "x=1", {}, "cpu must be >= 0"),
         (["--memory", "lots"], "x=1", {}, "memory 'lots' is not a quantity"),
         (["--gpu-type", "a100"], "x=1", {}, "without --gpus"),
         (["--timeout", "0"], "x=1", {}, "--timeout must be > 0"),
