@@ -15,3 +15,20 @@ def load_ipython_extension(ipython: Any) -> None:
     from .magics import CloudMLMagics
 
     ipython.register_magics(CloudMLMagics(shell=ipython))
+
+
+def __getattr__(name: str) -> Any:
+    # Training code calls these; importing them lazily keeps `import jupyter_cloudml` cheap.
+    if name == "params":
+        from .tuning.params import params
+
+        return params
+    if name == "report":
+        from .metrics import report
+
+        return report
+    if name == "Client":
+        from .client import Client
+
+        return Client
+    raise AttributeError(f"module 'jupyter_cloudml' has no attribute {name!r}")

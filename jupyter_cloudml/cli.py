@@ -14,9 +14,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from . import render
-from .exceptions import CloudMLError, InvalidSpec
-from .models import JobInfo, JobStatus, to_dict
+from .exceptions import CloudMLError, InvalidSpec, NotFound
+from .models import JobInfo, JobQuery, JobStatus, TrainSpec, TuningSpec, to_dict
 from .options import HelpRequested, build_job_query, build_train_spec, parse_command
+from .study_options import build_tuning_spec
 
 if TYPE_CHECKING:
     from .client import Client
@@ -78,12 +79,62 @@ def run_job_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def run_study_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
+    """Run a parsed `studies VERB` command; returns the exit code."""
+    as_json = getattr(ns, "output", "text") == "json"
+    verb = ns.study_verb
+    if verb == "list":
+        studies = client.list_studies(JobQuery(limit=ns.limit))
+        text = (
+            render.dumps([render.study_dict(s) for s in studies])
+            if as_json
+            else render.format_study_table(studies)
+        )
+        _say(out, text)
+        return 0
+    if verb == "cancel":
+        study = client.cancel_study(ns.study)
+        _say(out, f"study {study.id} {study.status.value}")
+        return 0
+    study = client.get_study(ns.study)
+    if verb == "describe":
+        _say(out, render.dumps(render.study_dict(study)) if as_json else render.format_study(study))
+    elif verb == "trials":
+        if as_json:
+            _say(out, render.dumps([to_dict(t) for t in study.trials]))
+        else:
+            _say(out, render.format_trials_table(study, sort=ns.sort))
+    elif verb == "best":
+        best = study.best_trial
+        if best is None:
+            progress = render.format_trial_counts(study)
+            raise NotFound(f"study {study.id} has no successful trial yet ({progress})")
+        if as_json:
+            _say(
+                out,
+                render.dumps(
+                    {
+                        "study": study.id,
+                        "metric": study.tuning.metric,
+                        "goal": study.tuning.goal.value,
+                        "trial": to_dict(best),
+                    }
+                ),
+            )
+        else:
+            _say(out, render.format_best_trial(study, best))
+    return 0
+
+
 def _train(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) -> int:
     spec = build_train_spec(ns, cell=None, source_dir=os.getcwd(), user_ns=None)
+    tuning = build_tuning_spec(ns, os.getcwd())
     as_json = ns.output == "json"
     if ns.dry_run:
-        _say(out, render.format_dry_run(spec, ns.output))
+        _say(out, render.format_dry_run(spec, ns.output, tuning))
         return 0
+    if tuning is not None:
+        return _tune(client(), spec, tuning, ns, out)
     backend = client()
     job = backend.submit(spec)
     if not as_json:
@@ -110,6 +161,44 @@ def _train(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) ->
     return exit_code(final)
 
 
+def _tune(
+    client: Client, spec: TrainSpec, tuning: TuningSpec, ns: argparse.Namespace, out: TextIO
+) -> int:
+    """Submit a study; with --wait, wait for it and print the best trial."""
+    as_json = ns.output == "json"
+    study = client.submit_study(spec, tuning)
+    if not as_json:
+        _say(
+            out,
+            f"submitted study {study.id}: {tuning.max_trials} trials, "
+            f"{tuning.parallel_trials} at a time",
+        )
+    if not ns.wait:
+        _say(
+            out,
+            render.dumps(render.study_dict(study))
+            if as_json
+            else f"follow it with:\n  {PROG} studies describe {study.id}",
+        )
+        return 0
+    try:
+        client.wait(study.id)
+    except KeyboardInterrupt:
+        print(
+            f"\nstopped waiting; study {study.id} keeps running (stop it with: "
+            f"{PROG} studies cancel {study.id})",
+            file=sys.stderr,
+        )
+        return 130
+    study = client.get_study(study.id)
+    if as_json:
+        _say(out, render.dumps(render.study_dict(study)))
+    else:
+        _say(out, render.format_study(study))
+    ok = study.status is JobStatus.SUCCEEDED and study.best_trial is not None
+    return 0 if ok else 1
+
+
 def run(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) -> int:
     """Run any parsed CLI command; `client` makes the Client when one is needed."""
     if ns.verb == "fetch":
@@ -118,6 +207,8 @@ def run(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) -> in
         )
     if ns.verb == "train":
         return _train(ns, client, out)
+    if ns.verb == "studies":
+        return run_study_command(client(), ns, out)
     return run_job_command(client(), ns, out)
 
 

@@ -6,7 +6,7 @@ import builtins
 import pickle
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from traitlets.config import Config
 
@@ -22,8 +22,14 @@ from .models import (
     JobQuery,
     JobStatus,
     LogLine,
+    MetricsUpdate,
+    StudyInfo,
     TrainSpec,
+    TuningSpec,
 )
+
+if TYPE_CHECKING:
+    from .tuning.study import Study
 
 
 class Client:
@@ -60,6 +66,9 @@ class Client:
     ) -> Iterator[LogLine]:
         return self.backend.logs(job_id, replica=replica, follow=follow, since=since, tail=tail)
 
+    def metrics(self, job_id: str, cursor: str | None = None) -> MetricsUpdate:
+        return self.backend.metrics(job_id, cursor)
+
     def events(self, job_id: str) -> builtins.list[Event]:
         return self.backend.events(job_id)
 
@@ -76,6 +85,43 @@ class Client:
             if deadline is not None and time.monotonic() >= deadline:
                 return job
             time.sleep(poll)
+
+    # --- studies ----------------------------------------------------------------------------
+
+    def submit_study(self, spec: TrainSpec, tuning: TuningSpec) -> StudyInfo:
+        """Start a tuning study whose trials run `spec` with the parameters Optuna proposes."""
+        from .tuning.study import driver_spec, study_info
+
+        return study_info(self, self.backend.submit(driver_spec(spec, tuning)))
+
+    def get_study(self, study_id: str) -> StudyInfo:
+        from .tuning.study import study_info
+
+        return study_info(self, self.backend.get(study_id))
+
+    def list_studies(self, query: JobQuery | None = None) -> builtins.list[StudyInfo]:
+        from .tuning.study import list_studies
+
+        return list_studies(self, query)
+
+    def cancel_study(self, study_id: str) -> StudyInfo:
+        """Stop the driver and every trial still running."""
+        from .tuning.study import STUDY_LABEL
+
+        self.get_study(study_id)  # NotFound for a job that is no study
+        self.backend.cancel(study_id)
+        active = tuple(s for s in JobStatus if not s.terminal)
+        trials = self.backend.list(JobQuery(labels={STUDY_LABEL: study_id}, status=active))
+        for job in trials.jobs:
+            self.backend.cancel(job.id)
+        return self.get_study(study_id)
+
+    def study(self, study_id: str) -> Study:
+        """A handle for Python code: `.best_trial`, `.trials_dataframe()`, `.wait()`."""
+        from .tuning.study import Study
+
+        self.get_study(study_id)
+        return Study(self, study_id)
 
     def fetch(self, job_id: str) -> dict[str, Any]:
         """The variables a job named with `--return`, once it SUCCEEDED."""

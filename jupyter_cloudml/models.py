@@ -367,8 +367,9 @@ class ParamSpec:
                 raise InvalidSpec(f"{where}: min {lo:g} must be less than max {hi:g}")
             if self.scale is not Scale.LINEAR and lo <= 0:
                 raise InvalidSpec(f"{where}: a log scale needs min > 0, got {lo:g}")
-            if self.type is ParamType.INTEGER and not (float(lo).is_integer()
-                                                       and float(hi).is_integer()):
+            if self.type is ParamType.INTEGER and not (
+                float(lo).is_integer() and float(hi).is_integer()
+            ):
                 raise InvalidSpec(f"{where}: INTEGER bounds must be whole numbers")
         elif not self.values:
             raise InvalidSpec(f"{where}: {self.type.value} needs a list of values")
@@ -409,7 +410,7 @@ class TuningSpec:
             raise InvalidSpec("a study needs the metric to optimise (--metric NAME)")
         if self.max_trials < 1:
             raise InvalidSpec(f"--trials must be at least 1, got {self.max_trials}")
-        if not 1 <= self.parallel_trials:
+        if not self.parallel_trials >= 1:
             raise InvalidSpec(f"--parallel must be at least 1, got {self.parallel_trials}")
         if self.max_failed_trials is not None and self.max_failed_trials < 0:
             raise InvalidSpec(f"max failed trials must be >= 0, got {self.max_failed_trials}")

@@ -29,6 +29,12 @@ from .models import (
     TrainSpec,
     slugify,
 )
+from .study_options import (
+    STUDY_SUMMARIES,
+    STUDY_VERBS,
+    add_study_verb_options,
+    add_tuning_options,
+)
 
 #: Verbs that act on existing jobs; each is also accepted after `jobs` (`jobs describe ID`).
 JOB_VERBS = ("list", "describe", "logs", "cancel", "delete", "wait", "fetch")
@@ -240,6 +246,7 @@ def _train_parser(prog: str) -> Parser:
     add = parser.add_argument_group("runtime").add_argument
     add("--image", help="container image, cluster backends (e.g. pytorch/pytorch:2.3.0)")
     add("--python", metavar="PATH", help="local interpreter (e.g. ~/envs/tf/bin/python)")
+    add_tuning_options(parser)
     _output(parser)
     return parser
 
@@ -270,10 +277,20 @@ def _verb_parser(verb: str, prog: str) -> Parser:
     return parser
 
 
+def _study_verb_parser(verb: str, prog: str) -> Parser:
+    parser = Parser(prog=prog, description=STUDY_SUMMARIES[verb])
+    add_study_verb_options(verb, parser)
+    return parser
+
+
 @functools.cache
 def verb_parser(verb: str, prog: str) -> Parser:
-    """The parser of one verb, built once per program name (shown in usage and help)."""
-    return _train_parser(prog) if verb == "train" else _verb_parser(verb, prog)
+    """The parser of one verb (`studies X` for study verbs), built once per program name."""
+    if verb == "train":
+        return _train_parser(prog)
+    if verb.startswith("studies "):
+        return _study_verb_parser(verb.split(" ", 1)[1], prog)
+    return _verb_parser(verb, prog)
 
 
 def command_help(prog: str = "cloudml") -> str:
@@ -286,6 +303,9 @@ def command_help(prog: str = "cloudml") -> str:
         "",
         "commands:",
         *(f"  {verb:<{width}}{SUMMARIES[verb]}" for verb in VERBS),
+        "",
+        "tuning studies ('studies VERB'):",
+        *(f"  {verb:<{width}}{STUDY_SUMMARIES[verb]}" for verb in STUDY_VERBS),
         "",
         f"'{prog} jobs VERB ...' is the same as '{prog} VERB ...' (e.g. {prog} jobs logs JOB -f).",
         f"Run '{prog} COMMAND --help' for the options of a command.",
@@ -355,9 +375,25 @@ def parse_command(argv: Sequence[str], prog: str = "cloudml") -> argparse.Namesp
         else:
             verb = "list"
         prog = f"{prog} jobs"
+    elif verb == "studies":
+        return _parse_study_command(rest, prog)
     elif verb not in VERBS:
-        raise _unknown_command(verb, (*VERBS, "jobs"), prog)
+        raise _unknown_command(verb, (*VERBS, "jobs", "studies"), prog)
     return parse_verb(verb, rest, f"{prog} {verb}")
+
+
+def _parse_study_command(rest: list[str], prog: str) -> argparse.Namespace:
+    """`studies [VERB] ...` (alone: list); sets `ns.verb` to "studies" and `ns.study_verb`."""
+    if rest and rest[0] in HELP_FLAGS:
+        raise HelpRequested(command_help(prog))
+    sub = "list"
+    if rest and not rest[0].startswith("-"):
+        if rest[0] not in STUDY_VERBS:
+            raise _unknown_command(rest[0], STUDY_VERBS, f"{prog} studies")
+        sub, rest = rest[0], rest[1:]
+    ns = parse_verb(f"studies {sub}", rest, f"{prog} studies {sub}")
+    ns.verb, ns.study_verb = "studies", sub
+    return ns
 
 
 # --- namespace -> models ----------------------------------------------------------------------

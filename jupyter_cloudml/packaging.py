@@ -35,6 +35,7 @@ __all__ = [
     "describe_package",
     "package_cell",
     "package_directory",
+    "package_files",
     "unpack",
 ]
 
@@ -510,6 +511,12 @@ def _requirements(
 
 
 # --- the archive ----------------------------------------------------------------------------
+
+
+def package_files(files: Mapping[str, bytes], module: str) -> CodePackage:
+    """A package of generated files (no discovery), e.g. the input of a study driver."""
+    archive = _archive({rel: _File(data, 0o644) for rel, data in files.items()})
+    return CodePackage(archive=archive, module=module, files=tuple(sorted(files)))
 
 
 def _archive(files: Mapping[str, _File]) -> bytes:

@@ -25,6 +25,7 @@ from jupyter_cloudml.models import (
     JobQuery,
     JobStatus,
     LogLine,
+    MetricsUpdate,
     ReplicaInfo,
     ReplicaStatus,
     TrainSpec,
@@ -93,6 +94,10 @@ class MemoryBackend(Backend):
 
     def read_output(self, job_id: str, name: str) -> bytes:
         raise NotFound(name)
+
+    def metrics(self, job_id: str, cursor: str | None = None) -> MetricsUpdate:
+        self._job(job_id)
+        return MetricsUpdate({}, "")
 
     def capabilities(self) -> Capabilities:
         return Capabilities(backend="memory")

@@ -169,3 +169,44 @@ def test_cli_bad_input_is_one_clear_line(tmp_path: Path) -> None:
     syntax = cloudml("train", str(tmp_path / "bad.py"))
     assert syntax.returncode == 2 and "line 1" in syntax.stderr and "Traceback" not in syntax.stderr
     assert json.loads(cloudml("jobs", "list", "--output", "json").stdout)["total"] == 0
+
+
+def test_google_trainer_tuned_with_its_own_hptuning_config(tmp_path: Path) -> None:
+    """The issue's bar: a cloudml-hypertune trainer + hptuning_config.yaml, best trial as JSON."""
+    import shutil
+
+    project = tmp_path / "hypertune-trainer"
+    shutil.copytree(ROOT / "examples" / "hypertune-trainer", project)
+    result = cloudml(
+        "train",
+        "--package-path",
+        "trainer",
+        "--module",
+        "trainer.task",
+        "--hptuning-config",
+        "hptuning_config.yaml",
+        "--seed",
+        "7",
+        "--wait",
+        "--output",
+        "json",
+        cwd=project,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    study = json.loads(result.stdout)
+    assert study["status"] == "SUCCEEDED" and len(study["trials"]) == 12
+    best = cloudml("studies", "best", study["id"], "--output", "json")
+    assert best.returncode == 0, best.stderr
+    answer = json.loads(best.stdout)
+    values = [t["value"] for t in study["trials"] if t["status"] == "SUCCEEDED"]
+    assert answer["metric"] == "neg_branin" and answer["goal"] == "MAXIMIZE"
+    assert answer["trial"]["value"] == max(values)
+    params = answer["trial"]["params"]
+    assert set(params) == {"x1", "x2"} and -5 <= params["x1"] <= 10 and 0 <= params["x2"] <= 15
+    # The reported value is the trainer's own computation at those parameters.
+    sys.path.insert(0, str(project))
+    try:
+        from trainer.task import branin
+    finally:
+        sys.path.remove(str(project))
+    assert answer["trial"]["value"] == pytest.approx(-branin(params["x1"], params["x2"]) - 10 / 3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,13 +16,16 @@ from jupyter_cloudml.models import (
     JobInfo,
     JobStatus,
     LogLine,
+    MetricsUpdate,
     ReplicaInfo,
     ReplicaStatus,
+    Scalar,
     TrainSpec,
 )
 from jupyter_cloudml.widgets import JobView, JobWatcher, job_widget
 from jupyter_cloudml.widgets.job import (
     STATUS_COLORS,
+    ScalarSeries,
     render_header,
     render_replicas,
     render_summary,
@@ -158,7 +162,7 @@ def test_view_state_shows_the_job() -> None:
         replicas=(ReplicaInfo("worker-0", ReplicaStatus.FAILED, exit_code=1),),
     )
     view.update(job)
-    assert len(view.get_state()["children"]) == 5
+    assert len(view.get_state()["children"]) == 7
     assert "RETRYING" in value(view.header) and "worker-0 failed" in value(view.header)
     assert "attempt 2 of 4" in value(view.summary)
     assert "<table" in value(view.replicas)
@@ -315,3 +319,187 @@ def test_job_widget_shows_an_error_instead_of_raising() -> None:
     assert view.watcher is not None
     view.watcher.stop()
     view.watcher.join(5)
+
+
+# --- metric curves: JobView.update_metrics, ScalarSeries, JobWatcher reading metrics -----------
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def scalars(tag: str, *steps: int) -> dict[str, tuple[Scalar, ...]]:
+    return {tag: tuple(Scalar(step, float(step), 1.0 / (step + 1)) for step in steps)}
+
+
+class Clock:
+    """A settable stand-in for `time.monotonic`."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class MetricsClient(FakeClient):
+    """A `FakeClient` that also serves scalars by cursor (the index of the next one to send)."""
+
+    def __init__(self, job: JobInfo) -> None:
+        super().__init__(job)
+        self.scalars: list[tuple[str, Scalar]] = []
+        self.metric_calls: list[tuple[str, str | None]] = []
+        self.returned: list[str] = []  # the cursor each successful call gave back
+        self.metrics_error: Exception | None = None
+
+    def metrics(self, job_id: str, cursor: str | None = None) -> MetricsUpdate:
+        with self.lock:
+            self.metric_calls.append((job_id, cursor))
+            if self.metrics_error is not None:
+                raise self.metrics_error
+            start = int(cursor) if cursor else 0
+            new: dict[str, list[Scalar]] = {}
+            for tag, point in self.scalars[start:]:
+                new.setdefault(tag, []).append(point)
+            self.returned.append(str(len(self.scalars)))
+            return MetricsUpdate({t: tuple(p) for t, p in new.items()}, self.returned[-1])
+
+    def report(self, job: JobInfo | None = None, **values: float) -> None:
+        """Append one step of `values` (and optionally change the job), atomically."""
+        with self.lock:
+            step = len(self.scalars)
+            self.scalars.extend((tag, Scalar(step, float(step), v)) for tag, v in values.items())
+            self.job = job or self.job
+
+
+def image_value(view: JobView) -> bytes:
+    return bytes(view.metrics.get_state()["value"])
+
+
+def test_metrics_area_is_hidden_until_a_scalar_arrives() -> None:
+    view = JobView()
+    assert view.metrics.layout.display == "none" and image_value(view) == b""
+    view.update_metrics(MetricsUpdate({}, "c0"))
+    view.update_metrics(MetricsUpdate({"loss": ()}, "c0"))
+    assert view.metrics.layout.display == "none" and view.metrics.renders == 0
+    view.update_metrics(MetricsUpdate({**scalars("loss", 0, 1), **scalars("acc", 0)}, "c1"))
+    assert view.metrics.layout.display is None and view.metrics.renders == 1
+    assert image_value(view).startswith(PNG_MAGIC)
+    assert list(view.scalars) == ["loss", "acc"] and len(view.scalars["loss"]) == 2
+    assert value(view.metrics_note) == ""
+
+
+def test_metric_redraws_are_throttled_and_skip_updates_without_news() -> None:
+    view = JobView()
+    clock = Clock()
+    view.metrics.clock = clock
+    sent: list[object] = []
+    view.metrics.observe(lambda change: sent.append(change["new"]), "value")
+
+    def feed(at: float, *steps: int) -> int:
+        clock.now = 100.0 + at
+        view.update_metrics(MetricsUpdate(scalars("loss", *steps) if steps else {}, ""))
+        return view.metrics.renders
+
+    assert feed(0.0, 0) == 1
+    assert feed(0.5, 1, 2) == 1  # too soon: held back
+    assert feed(0.9) == 1
+    assert feed(1.1) == 2  # the held-back points are drawn by the next call after a second
+    assert feed(1.2) == 2 and feed(9.0) == 2  # nothing new: nothing drawn
+    assert feed(9.1, 3) == 3
+    assert feed(9.2, 4) == 3
+    view.flush_metrics()  # e.g. once the job has ended
+    assert view.metrics.renders == 4 and len(sent) == 4
+    view.flush_metrics()
+    assert view.metrics.renders == 4
+    assert [p.step for p in view.scalars["loss"]] == [0, 1, 2, 3, 4]
+
+
+def test_a_plot_that_cannot_be_drawn_is_reported_not_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jupyter_cloudml.widgets import plots
+
+    def broken(*args: object, **kwargs: object) -> bytes:
+        raise ValueError("no fonts")
+
+    monkeypatch.setattr(plots, "metric_curves_png", broken)
+    view = JobView()
+    view.update_metrics(MetricsUpdate(scalars("loss", 0), "c"))
+    assert "cannot draw the plot: ValueError: no fonts" in value(view.metrics_note)
+    assert view.metrics.layout.display == "none"
+    monkeypatch.undo()
+    view.metrics.clock = lambda: 1e12  # past the interval
+    view.update_metrics(MetricsUpdate({}, "c"))
+    assert view.metrics.renders == 1 and value(view.metrics_note) == ""
+
+
+def test_series_stay_bounded_evenly_spaced_and_end_with_the_newest_point() -> None:
+    series = ScalarSeries(limit=100)
+    for start in range(0, 10_001, 7):
+        series.extend(Scalar(s, 0.0, 0.0) for s in range(start, min(start + 7, 10_001)))
+    points = series.points
+    assert series.count == 10_001
+    assert len(points) <= 202 and points[0].step == 0 and points[-1].step == 10_000
+    gaps = {b.step - a.step for a, b in itertools.pairwise(points[:-1])}
+    assert len(gaps) == 1  # one spacing throughout, however the points came in
+
+
+def test_watcher_reads_metrics_with_the_returned_cursor_until_the_end() -> None:
+    client = MetricsClient(make_job(JobStatus.RUNNING, started=0.0))
+    client.report(loss=1.0, acc=0.1)
+    view = JobView()
+    view.metrics.interval = 0.0
+    watcher = JobWatcher(client, "mnist-abc123", view, interval=0.01).start()
+    wait_for(lambda: len(view.scalars.get("loss", ())) == 1)
+    client.report(loss=0.5, acc=0.6)
+    wait_for(lambda: len(view.scalars["loss"]) == 2)
+    # the last scalars are written just before the job is marked done: the final poll gets them
+    client.report(make_job(JobStatus.SUCCEEDED, started=0.0, finished=3.0), loss=0.2, acc=0.9)
+    watcher.join(5)
+    assert not watcher.running
+    assert [p.value for p in view.scalars["loss"]] == [1.0, 0.5, 0.2]
+    assert [p.value for p in view.scalars["acc"]] == [0.1, 0.6, 0.9]
+    cursors = [cursor for _, cursor in client.metric_calls]
+    assert cursors == [None, *client.returned[:-1]]  # each call passes the previous one's cursor
+    assert watcher.metrics.cursors == {"mnist-abc123": "6"}
+    assert {job_id for job_id, _ in client.metric_calls} == {"mnist-abc123"}
+    assert image_value(view).startswith(PNG_MAGIC) and value(view.metrics_note) == ""
+
+
+def test_a_failing_metrics_call_is_shown_once_and_spares_status_and_logs() -> None:
+    client = MetricsClient(make_job(JobStatus.RUNNING, started=0.0))
+    client.metrics_error = OSError("event file unreadable")
+    view = JobView()
+    notes: list[str] = []
+    view.metrics_note.observe(lambda change: notes.append(change["new"]), "value")
+    watcher = JobWatcher(client, "mnist-abc123", view, interval=0.01).start()
+    try:
+        client.set(None, LogLine(1.0, "worker-0", "epoch 1"))
+        wait_for(lambda: view.lines == ["[worker-0] epoch 1"] and len(client.metric_calls) > 5)
+        assert watcher.running and "RUNNING" in value(view.header) and value(view.error) == ""
+        assert len(notes) == 1 and "OSError: event file unreadable" in notes[0]
+        assert "mnist-abc123" in notes[0]
+        client.metrics_error = None  # it comes back: curves show, the note goes
+        client.report(loss=1.0)
+        wait_for(lambda: view.metrics.renders == 1)
+        wait_for(lambda: value(view.metrics_note) == "")
+    finally:
+        watcher.stop()
+        watcher.join(5)
+
+
+def test_a_backend_without_metrics_is_asked_once() -> None:
+    client = MetricsClient(make_job(JobStatus.RUNNING))
+    client.metrics_error = NotImplementedError()
+    view = JobView()
+    watcher = JobWatcher(client, "mnist-abc123", view, interval=0.01)
+    for _ in range(3):
+        watcher.poll()
+    assert len(client.metric_calls) == 1
+    assert "not available" in value(view.metrics_note) and "RUNNING" in value(view.header)
+
+
+def test_a_client_without_a_metrics_method_just_shows_no_curves() -> None:
+    client = FakeClient(make_job(JobStatus.SUCCEEDED, started=0.0, finished=1.0))
+    view = job_widget(client, "mnist-abc123")
+    assert "SUCCEEDED" in value(view.header)
+    assert view.metrics.layout.display == "none" and value(view.metrics_note) == ""

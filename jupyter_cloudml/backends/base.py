@@ -12,7 +12,16 @@ from collections.abc import Iterator
 from traitlets import MetaHasTraits
 from traitlets.config import LoggingConfigurable
 
-from ..models import Capabilities, Event, JobInfo, JobPage, JobQuery, LogLine, TrainSpec
+from ..models import (
+    Capabilities,
+    Event,
+    JobInfo,
+    JobPage,
+    JobQuery,
+    LogLine,
+    MetricsUpdate,
+    TrainSpec,
+)
 
 
 class _BackendMeta(MetaHasTraits, abc.ABCMeta):
@@ -56,6 +65,11 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
     @abc.abstractmethod
     def events(self, job_id: str) -> builtins.list[Event]:
         """What happened to the job, oldest first."""
+
+    @abc.abstractmethod
+    def metrics(self, job_id: str, cursor: str | None = None) -> MetricsUpdate:
+        """Scalars the job reported (event files, `cloudml-hypertune`); only those after
+        `cursor` when given. Pass the returned cursor back to continue."""
 
     @abc.abstractmethod
     def read_output(self, job_id: str, name: str) -> bytes:

@@ -38,6 +38,14 @@ def replica_command(
     return ["/bin/sh", "-c", WRAPPER, "cloudml-replica", *main], env
 
 
+HYPERTUNE_DIR = "hypertune"
+
+
+def hypertune_file(output_dir: str, replica: str) -> str:
+    """Where Google's `cloudml-hypertune` of this replica writes its metrics."""
+    return f"{output_dir}/{HYPERTUNE_DIR}/{replica}.metrics"
+
+
 def replica_env(
     job_id: str,
     replica: str,
@@ -49,6 +57,8 @@ def replica_env(
     """The CLOUDML_* variables every replica sees, whatever the backend."""
     role, index = replica.rsplit("-", 1)
     return {
+        "CLOUD_ML_HP_METRIC_FILE": hypertune_file(output_dir, replica),
+        "CLOUD_ML_TRIAL_ID": job_id,
         "CLOUDML_JOB_ID": job_id,
         "CLOUDML_JOB_DIR": job_dir,
         "CLOUDML_OUTPUT_DIR": output_dir,

@@ -19,7 +19,7 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 
 from .. import render
 from ..exceptions import CloudMLError, InvalidSpec
-from ..models import JobInfo, JobStatus
+from ..models import JobInfo, JobStatus, TrainSpec, TuningSpec
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -123,6 +123,11 @@ class CloudMLMagics(Magics):
             return
         if ns.verb == "train":
             self._train(ns, None)
+        elif ns.verb == "studies":
+            from ..cli import run_study_command
+
+            with _usage_errors():
+                run_study_command(self.client, ns, sys.stdout)
         elif ns.verb == "fetch":
             self._fetch(ns.job)
         elif ns.verb == "wait":
@@ -140,11 +145,21 @@ class CloudMLMagics(Magics):
 
     def _train(self, ns: argparse.Namespace, cell: str | None) -> None:
         from ..options import build_train_spec
+        from ..study_options import build_tuning_spec
 
         with _usage_errors():
             spec = build_train_spec(ns, cell=cell, source_dir=os.getcwd(), user_ns=self._user_ns)
+            tuning = build_tuning_spec(ns, os.getcwd())
             if ns.dry_run:
-                print(render.format_dry_run(spec, ns.output))
+                print(render.format_dry_run(spec, ns.output, tuning))
+                return
+            if tuning is not None:
+                if spec.returns:
+                    raise InvalidSpec(
+                        "--return works with single jobs; a study's trials are "
+                        "jobs: fetch from the best one with %cloudml fetch JOB"
+                    )
+                self._tune(spec, tuning, ns.wait)
                 return
             job = self.client.submit(spec)
         self._show(job.id)
@@ -164,6 +179,29 @@ class CloudMLMagics(Magics):
         self._finish(final)
         if spec.returns:
             self._fetch(job.id)
+
+    def _tune(self, spec: TrainSpec, tuning: TuningSpec, wait: bool) -> None:
+        from IPython.display import display
+
+        from ..widgets import study_widget
+
+        study = self.client.submit_study(spec, tuning)
+        display(study_widget(self.client, study.id))
+        if not wait:
+            return
+        print(f"waiting for study {study.id}; interrupt the kernel to cancel it")
+        try:
+            self.client.wait(study.id)
+        except KeyboardInterrupt:
+            self.client.cancel_study(study.id)
+            print(f"interrupted: cancelled study {study.id}")
+            return
+        final = self.client.get_study(study.id)
+        if final.best_trial is None or final.status is not JobStatus.SUCCEEDED:
+            raise JobFailed(
+                f"study {final.id} {final.status.value}: {final.reason or 'no successful trial'}"
+            )
+        print(render.format_best_trial(final, final.best_trial))
 
     def _show(self, job_id: str) -> None:
         from IPython.display import display

@@ -18,8 +18,9 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from traitlets import Dict, Float, List, Unicode, default
 
@@ -32,10 +33,13 @@ from ...models import (
     JobQuery,
     JobStatus,
     LogLine,
+    MetricsUpdate,
     ReplicaStatus,
+    Scalar,
     TrainSpec,
 )
 from ..base import Backend
+from ..launch import HYPERTUNE_DIR
 from . import logfiles
 from .scheduler import Settings, dispatch, kill_process_group, reap, supervisor_alive
 from .store import ACTIVE, JobStore, row_to_info, spec_to_json
@@ -57,6 +61,24 @@ def detect_gpus() -> list[int]:
     except (OSError, subprocess.SubprocessError):
         return []
     return list(range(sum(1 for line in out.splitlines() if line.startswith("GPU "))))
+
+
+def _load_cursor(cursor: str | None) -> dict[str, Any]:
+    """The state behind a metrics cursor this backend handed out."""
+    if not cursor:
+        return {}
+    try:
+        state = json.loads(cursor)
+    except ValueError:
+        state = None
+    if not isinstance(state, dict):
+        raise InvalidSpec("malformed metrics cursor: pass back the cursor a metrics call returned")
+    return state
+
+
+def _merge(into: dict[str, builtins.list[Scalar]], more: Mapping[str, Sequence[Scalar]]) -> None:
+    for tag, values in more.items():
+        into.setdefault(tag, []).extend(values)
 
 
 def check_job_dir(job_dir: str | None) -> None:
@@ -274,6 +296,27 @@ class LocalBackend(Backend):
         yield from logfiles.follow(
             log_dir, replica, offsets, lambda: self.get(job_id).status.terminal
         )
+
+    def metrics(self, job_id: str, cursor: str | None = None) -> MetricsUpdate:
+        from ...metrics import ScalarReader
+        from ...metrics.hypertune import read_hypertune
+
+        spec = row_to_info(self._row(job_id)).spec
+        assert spec is not None
+        state = _load_cursor(cursor)
+        found: dict[str, builtins.list[Scalar]] = {}
+        job_dir = self.settings.job_dir(job_id, spec.job_dir)
+        if "://" not in job_dir and os.path.isdir(job_dir):
+            reader = ScalarReader(job_dir, cursor=state.get("events") or None)
+            _merge(found, reader.read_new())
+            state["events"] = reader.cursor()
+        offsets = state.setdefault("hypertune", {})
+        hypertune = self.settings.job_folder(job_id) / "outputs" / HYPERTUNE_DIR
+        for path in sorted(hypertune.glob("*.metrics")):
+            values, offsets[path.name] = read_hypertune(path, offsets.get(path.name, 0))
+            _merge(found, values)
+        scalars = {tag: tuple(values) for tag, values in found.items()}
+        return MetricsUpdate(scalars, json.dumps(state))
 
     def read_output(self, job_id: str, name: str) -> bytes:
         self._row(job_id)

@@ -53,6 +53,12 @@ class Settings:
     def job_folder(self, job_id: str) -> Path:
         return Path(self.home) / "jobs" / job_id
 
+    def job_dir(self, job_id: str, given: str | None) -> str:
+        """The job dir replicas see: the one the user gave (a path or URI), else the job's own."""
+        if given and given.startswith("file://"):
+            return given[len("file://") :]
+        return given or str(self.job_folder(job_id) / "job_dir")
+
 
 def dispatch(store: JobStore, settings: Settings) -> list[str]:
     """Start every queued job that fits now, oldest first; returns the ids started."""

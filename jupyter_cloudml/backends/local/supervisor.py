@@ -196,10 +196,7 @@ class Supervisor:
 
     @property
     def job_dir(self) -> str:
-        given = self.spec.job_dir
-        if given and given.startswith("file://"):
-            return given[len("file://") :]
-        return given or str(self.folder / "job_dir")
+        return self.settings.job_dir(self.job_id, self.spec.job_dir)
 
     def _install_requirements(self) -> Outcome | None:
         """pip-install the package's requirements into a cached folder shared by jobs."""
@@ -311,6 +308,8 @@ class Supervisor:
             env["MPLBACKEND"] = "Agg"  # the kernel's inline backend means nothing in a replica
         env.update(spec.env)
         env.update(wrapper_env)
+        # Jobs started from inside a job (a study's trials) go to this same backend.
+        env.update(CLOUDML_BACKEND="local", CLOUDML_HOME=self.settings.home)
         env.update(
             replica_env(
                 self.job_id,

@@ -1,0 +1,161 @@
+"""Studies as the rest of the system sees them: a driver job plus the summary it keeps.
+
+A study is submitted as an ordinary job whose entry module is the study driver
+(`jupyter_cloudml.tuning.driver`), so every backend runs it detached, survives kernel restarts
+and restarts it after a crash. The tuning spec travels in the driver's environment, the trial
+template in its code package; the driver writes `study.json` into its outputs as trials progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import NotFound
+from ..models import (
+    JobInfo,
+    JobQuery,
+    JobStatus,
+    Resources,
+    StudyInfo,
+    TrainSpec,
+    TrialInfo,
+    TuningSpec,
+    from_dict,
+    to_dict,
+)
+
+if TYPE_CHECKING:
+    import pandas
+
+    from ..client import Client
+
+KIND_LABEL = "cloudml.io/kind"
+STUDY_LABEL = "cloudml.io/study"
+TRIAL_LABEL = "cloudml.io/trial"
+TUNING_ENV = "CLOUDML_TUNING"
+TRIAL_SPEC_FILE = "trial_spec.json"
+SUMMARY_FILE = "study.json"
+DRIVER_MODULE = "jupyter_cloudml.tuning.driver"
+#: A killed or crashed driver is restarted this many times; it resumes from durable storage.
+DRIVER_RETRIES = 3
+
+
+def driver_spec(trial: TrainSpec, tuning: TuningSpec) -> TrainSpec:
+    """The job that runs the study: the driver module, with the trial template as its input."""
+    from ..packaging import package_files
+
+    package = package_files({TRIAL_SPEC_FILE: json.dumps(to_dict(trial)).encode()}, DRIVER_MODULE)
+    return TrainSpec(
+        name=trial.name,
+        package=package,
+        env={TUNING_ENV: json.dumps(to_dict(tuning))},
+        resources=Resources(cpu=0),  # mostly waits on trials: it takes no trial's CPU slot
+        retries=DRIVER_RETRIES,
+        python=trial.python,
+        image=trial.image,
+        labels={**trial.labels, KIND_LABEL: "study"},
+    )
+
+
+def is_study(job: JobInfo) -> bool:
+    return job.spec is not None and job.spec.labels.get(KIND_LABEL) == "study"
+
+
+def study_info(client: Client, job: JobInfo) -> StudyInfo:
+    """Combine the driver job's state with the summary the driver wrote."""
+    if job.spec is None or not is_study(job):
+        raise NotFound(f"no study {job.id!r}: it is a training job (see `cloudml jobs describe`)")
+    tuning = from_dict(TuningSpec, json.loads(job.spec.env[TUNING_ENV]))
+    summary: dict[str, Any] = {}
+    with contextlib.suppress(NotFound):  # until the driver has written one
+        summary = json.loads(client.backend.read_output(job.id, SUMMARY_FILE))
+    trials = tuple(from_dict(TrialInfo, t) for t in summary.get("trials", ()))
+    best = next((t for t in trials if t.number == summary.get("best")), None)
+    status, reason = job.status, job.reason
+    if summary.get("failed"):  # the driver ended the study on purpose (too many failures...)
+        status, reason = JobStatus.FAILED, summary["failed"]
+    return StudyInfo(
+        id=job.id,
+        name=job.name,
+        status=status,
+        tuning=tuning,
+        reason=reason,
+        created=job.created,
+        started=job.started,
+        finished=job.finished,
+        trials=trials,
+        best_trial=best,
+    )
+
+
+def list_studies(client: Client, query: JobQuery | None = None) -> list[StudyInfo]:
+    query = query or JobQuery()
+    labels = {**query.labels, KIND_LABEL: "study"}
+    page = client.list(dataclasses.replace(query, labels=labels))
+    return [study_info(client, job) for job in page.jobs]
+
+
+class Study:
+    """A handle on one study for Python code: `study.best_trial`, `study.trials_dataframe()`."""
+
+    def __init__(self, client: Client, study_id: str) -> None:
+        self.client = client
+        self.id = study_id
+
+    @property
+    def info(self) -> StudyInfo:
+        return self.client.get_study(self.id)
+
+    @property
+    def trials(self) -> tuple[TrialInfo, ...]:
+        return self.info.trials
+
+    @property
+    def best_trial(self) -> TrialInfo | None:
+        return self.info.best_trial
+
+    def wait(self, timeout: float | None = None) -> StudyInfo:
+        self.client.wait(self.id, timeout=timeout)
+        return self.info
+
+    def cancel(self) -> StudyInfo:
+        self.client.cancel(self.id)
+        return self.info
+
+    def trials_dataframe(self) -> pandas.DataFrame:
+        """One row per trial: number, status, value, params (as `params_NAME`), job, times."""
+        import pandas
+
+        info = self.info
+        rows = []
+        for t in info.trials:
+            row = {
+                "number": t.number,
+                "status": t.status.value,
+                "value": t.value,
+                "steps": t.steps,
+                "job_id": t.job_id,
+                "started": t.started,
+                "finished": t.finished,
+                "reason": t.reason,
+            }
+            row.update({f"params_{k}": v for k, v in t.params.items()})
+            rows.append(row)
+        columns = [
+            "number",
+            "status",
+            "value",
+            *(f"params_{p.name}" for p in info.tuning.params),
+            "steps",
+            "job_id",
+            "started",
+            "finished",
+            "reason",
+        ]
+        return pandas.DataFrame(rows, columns=columns)
+
+    def __repr__(self) -> str:
+        return f"<Study {self.id}>"
