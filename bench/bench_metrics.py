@@ -201,8 +201,7 @@ def first_report(code: str, preload: str, folder: Path) -> float:
         f"t = time.perf_counter()\n{code}\nprint(time.perf_counter() - t)"
     )
     runs = [
-        float(subprocess.check_output([sys.executable, "-c", script], text=True))
-        for _ in range(5)
+        float(subprocess.check_output([sys.executable, "-c", script], text=True)) for _ in range(5)
     ]
     return statistics.median(runs)
 

@@ -52,6 +52,9 @@ def run_job_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
     elif ns.verb == "logs":
         for line in client.logs(ns.job, replica=ns.replica, follow=ns.follow, tail=ns.tail):
             _say(out, render.log_line_json(line) if as_json else render.format_log_line(line))
+    elif ns.verb == "metrics":
+        scalars = client.metrics(ns.job).scalars
+        _say(out, render.dumps(to_dict(scalars)) if as_json else render.format_metrics(scalars))
     elif ns.verb == "cancel":
         for job_id in ns.job:
             job = client.cancel(job_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import enum
+import functools
 import re
 import time
 from collections.abc import Mapping
@@ -478,11 +479,16 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def from_dict(cls: type, data: Any) -> Any:
-    """Rebuild a model of class `cls` from `to_dict` output (validating it again)."""
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
     import typing
 
-    hints = typing.get_type_hints(cls)
+    return typing.get_type_hints(cls)
+
+
+def from_dict(cls: type, data: Any) -> Any:
+    """Rebuild a model of class `cls` from `to_dict` output (validating it again)."""
+    hints = _field_types(cls)
     kwargs = {}
     for field in dataclasses.fields(cls):
         if field.name in data:

@@ -37,20 +37,21 @@ from .study_options import (
 )
 
 #: Verbs that act on existing jobs; each is also accepted after `jobs` (`jobs describe ID`).
-JOB_VERBS = ("list", "describe", "logs", "cancel", "delete", "wait", "fetch")
+JOB_VERBS = ("list", "describe", "logs", "metrics", "cancel", "delete", "wait", "fetch")
 VERBS = ("train", *JOB_VERBS)
 SUMMARIES = {
     "train": "submit SCRIPT.py (or --package-path DIR --module MOD) as a training job",
     "list": "list jobs, newest first ('jobs' alone does the same)",
     "describe": "show a job: status, replicas with exit codes, events",
     "logs": "print a job's output as '[replica] text' lines (-f to follow)",
+    "metrics": "the scalars a job reported (event files, cloudml-hypertune); a plot in notebooks",
     "cancel": "stop queued or running jobs",
     "delete": "forget finished jobs and everything they stored",
     "wait": "block until a job ends; fails unless it SUCCEEDED",
     "fetch": "load the variables a job named with --return into the notebook",
 }
 OUTPUTS = ("text", "json")
-READ_VERBS = ("list", "describe", "logs", "wait")
+READ_VERBS = ("list", "describe", "logs", "metrics", "wait")
 HELP_FLAGS = ("-h", "--help")
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}

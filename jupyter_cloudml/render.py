@@ -9,7 +9,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .models import (
@@ -20,6 +20,7 @@ from .models import (
     LogLine,
     ParamSpec,
     ParamType,
+    Scalar,
     Scale,
     StudyInfo,
     TrainSpec,
@@ -59,6 +60,32 @@ def format_time(timestamp: float | None) -> str:
 def format_log_line(line: LogLine) -> str:
     """`[worker-1] text`: the replica that printed the line, then the line."""
     return f"[{line.replica}] {line.text.rstrip(chr(13) + chr(10))}"
+
+
+def format_metrics(scalars: Mapping[str, Sequence[Scalar]]) -> str:
+    """`jobs metrics`: one row per tag with its last value and its range."""
+    rows = []
+    for tag, values in sorted(scalars.items()):
+        if not values:
+            continue
+        last = max(values, key=lambda s: (s.step, s.wall_time))
+        numbers = [s.value for s in values]
+        rows.append(
+            (
+                tag,
+                len(values),
+                last.step,
+                format_number(last.value, 6),
+                format_number(min(numbers), 6),
+                format_number(max(numbers), 6),
+            )
+        )
+    if not rows:
+        return (
+            "no metrics reported yet (jupyter_cloudml.report(...), TensorBoard event files "
+            "under the job dir, or cloudml-hypertune)"
+        )
+    return format_table(("TAG", "POINTS", "LAST STEP", "LAST", "MIN", "MAX"), rows)
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

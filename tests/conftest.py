@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
 
@@ -53,9 +52,18 @@ def make_spec(tmp_path: Path):
     return make
 
 
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+@pytest.fixture
+def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """IPython with the extension loaded and a fresh Client on this test's CLOUDML_HOME.
+
+    The shell and its magics are process-wide singletons: each test gets a new Client.
+    """
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from jupyter_cloudml.client import Client
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "jupyter_cloudml")
+    shell.magics_manager.registry["CloudMLMagics"].client = Client()
+    monkeypatch.chdir(tmp_path)
+    return shell

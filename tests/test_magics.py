@@ -16,17 +16,6 @@ from jupyter_cloudml.magics import CloudMLMagics, JobFailed
 from jupyter_cloudml.models import JobStatus
 
 
-@pytest.fixture
-def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> InteractiveShell:
-    """The shell with the extension loaded, a fresh Client (on this test's CLOUDML_HOME)."""
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "jupyter_cloudml")
-    magics = shell.magics_manager.registry["CloudMLMagics"]
-    magics.client = Client()
-    monkeypatch.chdir(tmp_path)
-    return shell
-
-
 def magics_of(shell: InteractiveShell) -> CloudMLMagics:
     return shell.magics_manager.registry["CloudMLMagics"]  # type: ignore[no-any-return]
 

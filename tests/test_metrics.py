@@ -194,6 +194,21 @@ def test_large_and_negative_steps_and_step_zero(tmp_path: Path) -> None:
     assert [p[0] for p in ours["s"]] == sorted(steps)
 
 
+def test_unknown_fields_are_stepped_over(tmp_path: Path) -> None:
+    """Fields a newer writer may add, with keys of one or two bytes, at every level."""
+    value = tensor_value("t", 2.5, "float32", content=False, metadata=True)
+    value.tensor.uint32_val.append(7)  # field 16: a two-byte key inside the tensor
+    summary = summary_pb2.Summary(value=[value]).SerializeToString()
+    unknown = b"\xa2\x06\x03abc" + b"\x98\x03\x05"  # fields 100 (bytes) and 51 (varint)
+    inner = summary[2:] + unknown  # the Value, with unknown fields after its own
+    summary = b"\x0a" + _varint(len(inner)) + inner + unknown
+    data = b"\x09" + struct.pack("<d", 4.0) + b"\x10\x02" + unknown
+    data += b"\x2a" + _varint(len(summary)) + summary + unknown
+    path = tmp_path / "events.out.tfevents.unknown"
+    path.write_bytes(version_event() + frame(data) + frame(data))
+    assert assert_like_accumulator(path) == {"t": [(2, 4.0, 2.5), (2, 4.0, 2.5)]}
+
+
 def test_point_order_within_a_tag_is_step_then_wall_time(tmp_path: Path) -> None:
     path = tmp_path / "events.out.tfevents.order"
     value = summary_pb2.Summary.Value(tag="x", simple_value=1.0)
@@ -386,6 +401,27 @@ def test_corrupt_record_names_file_and_offset(tmp_path: Path, where: int, what: 
     with pytest.raises(CorruptEventFile):
         reader.read_new()
     assert reader.cursor() == '{"v":1,"files":{}}'  # nothing consumed
+
+
+def test_corrupt_file_consumes_nothing_from_the_others(tmp_path: Path) -> None:
+    good, bad = tmp_path / "a" / "events.out.tfevents.1", tmp_path / "b" / "events.out.tfevents.2"
+    good.parent.mkdir()
+    bad.parent.mkdir()
+    value = summary_pb2.Summary.Value(tag="x", simple_value=1.0)
+    good.write_bytes(event(1, 1.0, value))
+    bad.write_bytes(event(1, 1.0, value))
+    reader = ScalarReader(tmp_path)
+    assert len(reader.read_new()["x"]) == 2
+    cursor = reader.cursor()
+    with good.open("ab") as file:
+        file.write(event(2, 2.0, value))
+    with bad.open("ab") as file:
+        file.write(event(2, 2.0, value)[:-1] + b"?")
+    with pytest.raises(CorruptEventFile, match="events.out.tfevents.2"):
+        reader.read_new()
+    assert reader.cursor() == cursor
+    bad.write_bytes(event(1, 1.0, value) + event(2, 2.0, value))  # repaired
+    assert [s.step for s in reader.read_new()["x"]] == [2, 2]
 
 
 def test_malformed_event_with_good_checksums(tmp_path: Path) -> None:

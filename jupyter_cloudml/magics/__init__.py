@@ -132,6 +132,8 @@ class CloudMLMagics(Magics):
             self._fetch(ns.job)
         elif ns.verb == "wait":
             self._wait(ns.job, timeout=ns.timeout, output=ns.output)
+        elif ns.verb == "metrics" and ns.output == "text":
+            self._metrics(ns.job)
         else:
             try:
                 with _usage_errors():
@@ -202,6 +204,17 @@ class CloudMLMagics(Magics):
                 f"study {final.id} {final.status.value}: {final.reason or 'no successful trial'}"
             )
         print(render.format_best_trial(final, final.best_trial))
+
+    def _metrics(self, job_id: str) -> None:
+        """The job's curves as a plot, then the table of last values."""
+        from IPython.display import Image, display
+
+        from ..widgets.plots import metric_curves_png
+
+        scalars = self.client.metrics(job_id).scalars
+        if any(scalars.values()):
+            display(Image(metric_curves_png(scalars, title=job_id)))
+        print(render.format_metrics(scalars))
 
     def _show(self, job_id: str) -> None:
         from IPython.display import display

@@ -18,8 +18,9 @@ from .records import CorruptEventFile
 
 #: tag -> [(step, wall_time, value), ...] in file order.
 Points = dict[str, list[tuple[int, float, float]]]
+Unpack = Callable[[bytes, int], tuple[Any, ...]]
 #: A decoded number, where it starts in the record, and how to unpack it when its size is fixed.
-Number = tuple[float, int, Callable[[bytes, int], tuple[Any, ...]] | None]
+Number = tuple[float, int, Unpack | None]
 
 SCALARS_PLUGIN = "scalars"
 _DOUBLE = struct.Struct("<d").unpack_from
@@ -30,7 +31,8 @@ _INT64 = struct.Struct("<q").unpack_from
 _U16 = struct.Struct("<H").pack
 _U64_MASK = (1 << 64) - 1
 
-# TensorFlow DataType -> (TensorProto field with the values, decoder of tensor_content).
+# TensorFlow DataTypes of scalars: byte size and decoder of their tensor_content, and the
+# TensorProto field of their typed values.
 _DT_FLOAT, _DT_DOUBLE, _DT_INT32, _DT_INT64, _DT_HALF = 1, 2, 3, 9, 19
 _CONTENT = {
     _DT_FLOAT: (4, _FLOAT),
@@ -81,6 +83,12 @@ def _skip(data: bytes, pos: int, key: int) -> int:
     raise ValueError(f"unsupported wire type {wire}")
 
 
+def _skip_field(data: bytes, pos: int) -> int:
+    """Position after the field whose key starts at ``pos``."""
+    key, pos = _varint(data, pos)
+    return _skip(data, pos, key)
+
+
 def _length(data: bytes, pos: int, limit: int) -> tuple[int, int]:
     """A length-delimited field's (start, end) after its key; checked against ``limit``."""
     length = data[pos]
@@ -114,9 +122,11 @@ def plugin_name(data: bytes, ranges: Iterable[tuple[int, int]]) -> str:
                         begin, start = _length(data, start, stop)
                         name = data[begin:start]
                     else:
-                        start = _skip(data, start, _varint(data, start - 1)[0])
+                        start = _skip_field(data, start - 1)
+                if start != stop:
+                    raise ValueError("plugin data overruns its metadata")
             else:
-                pos = _skip(data, pos, _varint(data, pos - 1)[0])
+                pos = _skip_field(data, pos - 1)
         if pos != end:
             raise ValueError("metadata overruns its message")
     return name.decode("utf-8", "replace")
@@ -179,6 +189,7 @@ def tensor_scalar(data: bytes, ranges: Iterable[tuple[int, int]]) -> Number | No
 def _shape_elements(data: bytes, pos: int, end: int) -> int:
     """Number of elements of a ``TensorShapeProto`` (-1 when unknown)."""
     elements = 1
+    unknown = False
     while pos < end:
         key, pos = _varint(data, pos)
         if key == 0x12:  # dim
@@ -191,30 +202,24 @@ def _shape_elements(data: bytes, pos: int, end: int) -> int:
                     size = _signed64(size)
                 else:
                     start = _skip(data, start, inner)
-            elements *= size if size >= 0 else -1
+            if start != pos:
+                raise ValueError("dimension overruns its shape")
+            unknown = unknown or size < 0
+            elements *= size
         elif key == 0x18:  # unknown_rank
-            unknown, pos = _varint(data, pos)
-            if unknown:
-                elements = -1
+            rank_unknown, pos = _varint(data, pos)
+            unknown = unknown or bool(rank_unknown)
         else:
             pos = _skip(data, pos, key)
     if pos != end:
         raise ValueError("shape overruns its message")
-    return elements
+    return -1 if unknown else elements
 
 
-class _Template:
-    """A recurring event's bytes after its step, with a hole where its number goes."""
-
-    __slots__ = ("after", "before", "size", "tag", "unpack", "where")
-
-    def __init__(self, tag: str, size: int, before: bytes, where: int, after: bytes, unpack: Any):
-        self.tag = tag
-        self.size = size
-        self.before = before
-        self.where = where
-        self.after = after
-        self.unpack = unpack
+#: A recurring event's bytes after its step, with a hole where its number goes:
+#: (size, bytes before the hole after the tag, hole offset from the tag's end, bytes after the
+#: hole, unpacker of the number, tag).
+_Template = tuple[int, bytes, int, bytes, Unpack, str]
 
 
 class EventDecoder:
@@ -252,28 +257,27 @@ class EventDecoder:
                         step, pos = data[10], 11
                     elif data[11] < 0x80:
                         step, pos = (data[10] & 0x7F) | (data[11] << 7), 12
+                    elif data[12] < 0x80:
+                        step = (data[10] & 0x7F) | ((data[11] & 0x7F) << 7) | (data[12] << 14)
+                        pos = 13
                     else:
                         step, pos = _step(data)
                     if len(data) > pos + 5 and data[pos] == 0x2A and data[pos + 4] == 0x0A:
                         tag_end = pos + 6 + data[pos + 5]
                         template = templates.get(data[pos:tag_end])
-                        if (
-                            template is not None
-                            and len(data) - pos == template.size
-                            and data.startswith(template.before, tag_end)
-                            and data.endswith(template.after)
-                        ):
-                            points = out.get(template.tag)
-                            if points is None:
-                                points = out[template.tag] = []
-                            points.append(
-                                (
-                                    step,
-                                    wall_time(data, 1)[0],
-                                    template.unpack(data, tag_end + template.where)[0],
-                                )
-                            )
-                            continue
+                        if template is not None:
+                            size, before, where, after, unpack, tag = template
+                            if (
+                                len(data) - pos == size
+                                and data.startswith(before, tag_end)
+                                and data.endswith(after)
+                            ):
+                                points = out.get(tag)
+                                if points is None:
+                                    points = out[tag] = []
+                                number = unpack(data, tag_end + where)[0]
+                                points.append((step, wall_time(data, 1)[0], number))
+                                continue
                 single = self._event(data, out)
                 if single is not None and len(templates) < _MAX_TEMPLATES:
                     self._learn(data, *single)
@@ -287,7 +291,7 @@ class EventDecoder:
         number, all lengths one byte long."""
         _, pos, unpack = number
         width = _WIDTH.get(unpack)
-        if width is None or len(data) <= 20 or data[0] != 0x09:
+        if unpack is None or width is None or len(data) <= 20 or data[0] != 0x09:
             return
         start = _step(data)[1]
         size = len(data) - start
@@ -302,8 +306,13 @@ class EventDecoder:
         ):
             tag_end = start + 6 + data[start + 5]
             if pos >= tag_end:
-                self._templates[data[start:tag_end]] = _Template(
-                    tag, size, data[tag_end:pos], pos - tag_end, data[pos + width :], unpack
+                self._templates[data[start:tag_end]] = (
+                    size,
+                    data[tag_end:pos],
+                    pos - tag_end,
+                    data[pos + width :],
+                    unpack,
+                    tag,
                 )
 
     def _event(self, data: bytes, out: Points) -> tuple[str, Number] | None:
@@ -326,7 +335,7 @@ class EventDecoder:
                 start, pos = _length(data, pos, size)
                 summaries.append((start, pos))
             else:
-                pos = _skip(data, pos, _varint(data, pos - 1)[0])
+                pos = _skip_field(data, pos - 1)
         if pos != size:
             raise ValueError("event overruns its record")
         values = 0
@@ -340,7 +349,7 @@ class EventDecoder:
                     values += 1
                     single = self._value(data, start, pos, step, wall_time, out)
                 else:
-                    pos = _skip(data, pos, _varint(data, pos - 1)[0])
+                    pos = _skip_field(data, pos - 1)
             if pos != end:
                 raise ValueError("summary overruns its event")
         return single if values == 1 else None
@@ -380,7 +389,7 @@ class EventDecoder:
                 pos = _length(data, pos, end)[1]
                 kind = _OTHER
             else:
-                pos = _skip(data, pos, _varint(data, pos - 1)[0])
+                pos = _skip_field(data, pos - 1)
         if pos != end:
             raise ValueError("value overruns its summary")
         if kind == _TENSOR and not tag:

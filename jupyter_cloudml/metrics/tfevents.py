@@ -1,9 +1,9 @@
 """Scalars of TensorBoard event files: read all at once, or incrementally from a cursor.
 
 Values equal TensorBoard's ``EventAccumulator`` (``Scalars`` for simple values, ``Tensors`` for
-scalar tensors) on the same files, with two differences that suit training curves: a folder is
-searched recursively and its files' tags are merged, and each tag's points are sorted by
-(step, wall_time) instead of kept in arrival order without the restart purge.
+scalar tensors) on the same files. Unlike it, a folder is searched recursively with the tags of
+its files merged, each tag's points are sorted by (step, wall_time) rather than kept in arrival
+order, and nothing is purged when a ``SessionLog.START`` marks a restart.
 """
 
 from __future__ import annotations
@@ -71,16 +71,19 @@ class ScalarReader:
         Raises ``CorruptEventFile`` on a bad record; then nothing is consumed from any file.
         """
         out: Points = {}
-        advanced: dict[str, _FileState] = {}
+        advanced: dict[str, tuple[_FileState, int]] = {}
         with _gc_paused():
             for rel, full, size in self._event_files():
                 state = self._files.get(rel)
                 if state is None or size < state.offset:  # new, or replaced by a shorter file
                     state = _FileState()
-                if size - state.offset >= HEADER_SIZE + FOOTER_SIZE:
-                    state.offset = _read_file(full, state, out)
-                advanced[rel] = state
-            self._files = advanced
+                offset = state.offset
+                if size - offset >= HEADER_SIZE + FOOTER_SIZE:
+                    offset = _read_file(full, offset, state.decoder, out)
+                advanced[rel] = state, offset
+            for state, offset in advanced.values():
+                state.offset = offset
+            self._files = {rel: state for rel, (state, _) in advanced.items()}
             return _to_scalars(out)
 
     def cursor(self) -> str:
@@ -110,20 +113,19 @@ class ScalarReader:
         return found
 
 
-def _read_file(full: str, state: _FileState, out: Points) -> int:
-    """Decode the complete records of ``full`` after ``state.offset``; the offset after them.
+def _read_file(full: str, offset: int, decoder: EventDecoder, out: Points) -> int:
+    """Decode the complete records of ``full`` after ``offset``; the offset after them.
 
     Reads chunk by chunk, each starting at a record boundary (a record larger than a chunk is
     read whole), so memory stays bounded however large the file.
     """
-    offset = state.offset
     want = _CHUNK
     with open(full, "rb") as file:
         while True:
             file.seek(offset)
             buf = file.read(want)
             payloads, offsets, end = split_records(buf, 0, full, offset)
-            state.decoder.decode(payloads, offsets, full, out)
+            decoder.decode(payloads, offsets, full, out)
             offset += end
             if len(buf) < want:  # end of file: what is left is a record being written
                 return offset

@@ -42,6 +42,8 @@ from .study import (
 )
 
 POLL_SECONDS = 0.2
+#: Clients see a study's progress this fresh at worst; the last write always happens.
+SUMMARY_EVERY_SECONDS = 0.5
 JOURNAL_FILE = "optuna-journal.log"
 #: Without maxFailedTrials, a study stops when its first trials all fail: the trainer is broken.
 FIRST_TRIALS_THAT_MAY_ALL_FAIL = 3
@@ -78,8 +80,8 @@ class Driver:
     ) -> None:
         import optuna
         from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
 
+        from .journal import AppendOnlyJournal
         from .optuna_glue import direction, make_pruner, make_sampler
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -89,10 +91,9 @@ class Driver:
         self.template = template
         self.output_dir = output_dir
         job_dir.mkdir(parents=True, exist_ok=True)
-        storage = JournalStorage(JournalFileBackend(str(job_dir / JOURNAL_FILE)))
         self.study = optuna.create_study(
             study_name=study_id,
-            storage=storage,
+            storage=JournalStorage(AppendOnlyJournal(job_dir / JOURNAL_FILE)),
             sampler=make_sampler(tuning),
             pruner=make_pruner(tuning),
             direction=direction(tuning),
@@ -104,12 +105,17 @@ class Driver:
         self.max_trials = tuning.max_trials
         if tuning.algorithm is Algorithm.GRID:  # a grid has so many points, no more
             self.max_trials = min(self.max_trials, grid_size(tuning.params))
-        self.overhead = 0.0  # seconds the driver itself spent, excluding starting trial jobs
-        self._last_summary = ""
+        self.backend_seconds = 0.0  # in Client calls: starting, polling, cancelling trial jobs
+        self.driver_seconds = 0.0  # all the driver's time but its sleeps
+        self._dirty = True  # the summary needs writing
+        self._written = 0.0  # when it was last written (monotonic)
+        self._ended: list[TrialInfo] = []  # finished trials, in the order they finished
+        self._ended_dicts: dict[int, dict[str, Any]] = {}  # their summary entries (final)
 
     # --- the loop ------------------------------------------------------------------------------
 
     def run(self) -> None:
+        start, slept = time.perf_counter(), 0.0
         self._resume()
         while True:
             self._poll()
@@ -122,14 +128,32 @@ class Driver:
                     self._stop_running("the study stopped: " + self.failed_reason)
             if not self.failed_reason:
                 self._launch()
-            self._write_summary()
             if not self.running and (self.failed_reason or self._launched() >= self.max_trials):
                 break
+            self.driver_seconds = time.perf_counter() - start - slept
+            self._write_summary()
+            t0 = time.perf_counter()
             time.sleep(POLL_SECONDS)
-        self._write_summary()
+            slept += time.perf_counter() - t0
+        self.driver_seconds = time.perf_counter() - start - slept
+        self._dirty = True
+        self._write_summary(final=True)
+
+    def _backend(self, call: Any, *args: Any) -> Any:
+        """One Client call, its time kept apart from the driver's own overhead."""
+        t0 = time.perf_counter()
+        try:
+            return call(*args)
+        finally:
+            self.backend_seconds += time.perf_counter() - t0
+
+    @property
+    def overhead_per_trial(self) -> float:
+        """Seconds of the driver's own work per trial: Optuna, bookkeeping, the summary."""
+        return (self.driver_seconds - self.backend_seconds) / max(1, self._launched())
 
     def _launched(self) -> int:
-        return sum(1 for t in self.study.get_trials(deepcopy=False) if "job_id" in t.user_attrs)
+        return sum(1 for t in self.study.get_trials(deepcopy=False) if "launch" in t.user_attrs)
 
     def _resume(self) -> None:
         """Re-attach to trials a previous driver left running; fail those it never submitted."""
@@ -138,12 +162,13 @@ class Driver:
 
         for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             trial = optuna.trial.Trial(self.study, frozen._trial_id)
-            job_id = frozen.user_attrs.get("job_id")
-            if job_id is None:
+            launch = frozen.user_attrs.get("launch")
+            if launch is None:  # asked for, but its job was never submitted
                 self.study.tell(trial, state=TrialState.FAIL)
                 continue
-            running = Running(trial, job_id, reported=set(frozen.intermediate_values))
-            self.running[frozen.number] = running
+            reported = set(frozen.intermediate_values)
+            self.running[frozen.number] = Running(trial, launch["job_id"], reported=reported)
+        self._ended = [t for t in self.trial_infos() if t.status is not TrialStatus.RUNNING]
 
     def _launch(self) -> None:
         from .optuna_glue import suggest
@@ -152,7 +177,6 @@ class Driver:
         while (
             len(self.running) < self.tuning.parallel_trials and self._launched() < self.max_trials
         ):
-            t0 = time.perf_counter()
             trial = self.study.ask()
             values = suggest(trial, self.tuning.params)
             spec = dataclasses.replace(
@@ -172,32 +196,27 @@ class Driver:
                     TRIAL_LABEL: str(trial.number),
                 },
             )
-            t1 = time.perf_counter()
-            job = self.client.submit(spec)
-            t2 = time.perf_counter()
-            trial.set_user_attr("params", values)
-            trial.set_user_attr("job_id", job.id)
-            trial.set_user_attr("started", time.time())
+            job = self._backend(self.client.submit, spec)
+            launch = {"params": values, "job_id": job.id, "started": time.time()}
+            trial.set_user_attr("launch", launch)
             self.running[trial.number] = Running(trial, job.id)
-            self.overhead += (t1 - t0) + (time.perf_counter() - t2)
+            self._dirty = True
             print(f"trial {trial.number}: job {job.id} {json.dumps(values)}", flush=True)
 
     def _poll(self) -> None:
         for number, running in list(self.running.items()):
-            job = self.client.get(running.job_id)
-            update = self.client.metrics(running.job_id, running.cursor)
-            t0 = time.perf_counter()
+            job = self._backend(self.client.get, running.job_id)
+            update = self._backend(self.client.metrics, running.job_id, running.cursor)
             running.cursor = update.cursor
             running.tags.update(update.scalars)
             pruned = self._report(running, update.scalars.get(self.tuning.metric, ()))
-            self.overhead += time.perf_counter() - t0
             if pruned and not job.status.terminal:
-                self.client.cancel(running.job_id)
+                self._backend(self.client.cancel, running.job_id)
                 self._finish(
                     number,
                     TrialStatus.PRUNED,
-                    "pruned: its intermediate values "
-                    "were worse than the other trials' at the same step",
+                    "pruned: its intermediate values were worse than the other trials' "
+                    "at the same step",
                 )
             elif job.status.terminal:
                 self._finish_job(number, job.status, job.reason)
@@ -206,15 +225,13 @@ class Driver:
         """Feed new intermediate values to Optuna; whether the trial should be pruned."""
         new = False
         for scalar in sorted(values, key=lambda s: (s.step, s.wall_time)):
-            if running.last is None or (scalar.step, scalar.wall_time) >= (
-                running.last.step,
-                running.last.wall_time,
-            ):
+            last = running.last
+            if last is None or (scalar.step, scalar.wall_time) >= (last.step, last.wall_time):
                 running.last = scalar
             if scalar.step not in running.reported and math.isfinite(scalar.value):
                 running.trial.report(scalar.value, scalar.step)
                 running.reported.add(scalar.step)
-                new = True
+                new = self._dirty = True
         return new and running.trial.should_prune()
 
     def _finish_job(self, number: int, status: JobStatus, reason: str) -> None:
@@ -222,11 +239,8 @@ class Driver:
         if status is JobStatus.SUCCEEDED:
             if running.last is None:
                 seen = ", ".join(sorted(running.tags)) or "none"
-                self._finish(
-                    number,
-                    TrialStatus.FAILED,
-                    f"metric {self.tuning.metric!r} was never reported (reported: {seen})",
-                )
+                reason = f"metric {self.tuning.metric!r} was never reported (reported: {seen})"
+                self._finish(number, TrialStatus.FAILED, reason)
             else:
                 self._finish(number, TrialStatus.SUCCEEDED, "", running.last.value)
         elif status is JobStatus.CANCELLED:
@@ -240,45 +254,48 @@ class Driver:
         from optuna.trial import TrialState
 
         running = self.running.pop(number)
-        trial = running.trial
-        trial.set_user_attr("status", status.value)
-        trial.set_user_attr("reason", reason)
-        trial.set_user_attr("finished", time.time())
-        trial.set_user_attr("steps", len(running.reported))
+        result = {
+            "status": status.value,
+            "reason": reason,
+            "finished": time.time(),
+            "steps": len(running.reported),
+        }
+        running.trial.set_user_attr("result", result)
+        self._ended.append(
+            dataclasses.replace(self._info(running.trial), status=status, reason=reason)
+        )
         if status is TrialStatus.SUCCEEDED:
-            self.study.tell(trial, value)
+            self.study.tell(running.trial, value)
         elif status is TrialStatus.PRUNED:
-            self.study.tell(trial, state=TrialState.PRUNED)
+            self.study.tell(running.trial, state=TrialState.PRUNED)
         else:
-            self.study.tell(trial, state=TrialState.FAIL)
+            self.study.tell(running.trial, state=TrialState.FAIL)
+        self._dirty = True
+        shown = f" {self.tuning.metric}={value:g}" if value is not None else ""
         print(
-            f"trial {number}: {status.value}"
-            + (f" ({reason})" if reason else "")
-            + (f" {self.tuning.metric}={value:g}" if value is not None else ""),
-            flush=True,
+            f"trial {number}: {status.value}{f' ({reason})' if reason else ''}{shown}", flush=True
         )
 
     def _stop_running(self, reason: str) -> None:
         for number, running in list(self.running.items()):
-            self.client.cancel(running.job_id)
+            self._backend(self.client.cancel, running.job_id)
             self._finish(number, TrialStatus.CANCELLED, reason)
 
     def _failure_reason(self) -> str:
         """Why the study must stop now (too many failed trials), or ''."""
-        trials = self.trial_infos()
-        failed = [t for t in trials if t.status is TrialStatus.FAILED]
+        failed = [t for t in self._ended if t.status is TrialStatus.FAILED]
         if not failed:
             return ""
         limit = self.tuning.max_failed_trials
         if limit:
-            if len(failed) >= limit:
-                return (
-                    f"{len(failed)} trials failed (maxFailedTrials {limit}); the last: "
-                    f"trial {failed[-1].number}: {failed[-1].reason}"
-                )
-            return ""
-        first = [t for t in trials if t.status is not TrialStatus.RUNNING]
-        first = first[:FIRST_TRIALS_THAT_MAY_ALL_FAIL]
+            if len(failed) < limit:
+                return ""
+            last = failed[-1]
+            return (
+                f"{len(failed)} trials failed (maxFailedTrials {limit}); the last: "
+                f"trial {last.number}: {last.reason}"
+            )
+        first = self._ended[:FIRST_TRIALS_THAT_MAY_ALL_FAIL]
         expected = min(FIRST_TRIALS_THAT_MAY_ALL_FAIL, self.max_trials)
         if len(first) >= expected and all(t.status is TrialStatus.FAILED for t in first):
             return (
@@ -290,55 +307,65 @@ class Driver:
     # --- the summary ---------------------------------------------------------------------------
 
     def trial_infos(self) -> list[TrialInfo]:
-        from optuna.trial import TrialState
+        """Every launched trial as clients see it."""
+        return [
+            self._info(t) for t in self.study.get_trials(deepcopy=False) if "launch" in t.user_attrs
+        ]
 
-        infos = []
-        for t in self.study.get_trials(deepcopy=False):
-            attrs = t.user_attrs
-            if "job_id" not in attrs:
-                continue
-            if t.state is TrialState.RUNNING:
-                status = TrialStatus.RUNNING
-            else:
-                status = TrialStatus(attrs.get("status", TrialStatus.FAILED.value))
-            value = t.value if t.state is TrialState.COMPLETE else None
-            if value is None and t.intermediate_values:
-                value = t.intermediate_values[max(t.intermediate_values)]
-            infos.append(
-                TrialInfo(
-                    number=t.number,
-                    status=status,
-                    params=attrs.get("params", {}),
-                    value=value,
-                    job_id=attrs["job_id"],
-                    steps=attrs.get("steps", len(t.intermediate_values)),
-                    reason=attrs.get("reason", ""),
-                    started=attrs.get("started"),
-                    finished=attrs.get("finished"),
-                )
-            )
-        return infos
+    def _info(self, trial: Any) -> TrialInfo:
+        """One trial (Optuna's `FrozenTrial` or `Trial`) as clients see it."""
+        from optuna.trial import FrozenTrial, TrialState
 
-    def _write_summary(self) -> None:
-        trials = self.trial_infos()
-        done = [t for t in trials if t.status is TrialStatus.SUCCEEDED and t.value is not None]
+        if not isinstance(trial, FrozenTrial):  # a trial's number is its index in the study
+            trial = self.study.get_trials(deepcopy=False)[trial.number]
+        frozen = trial
+        launch, result = frozen.user_attrs["launch"], frozen.user_attrs.get("result", {})
+        if frozen.state is TrialState.RUNNING and not result:
+            status = TrialStatus.RUNNING
+        else:
+            status = TrialStatus(result.get("status", TrialStatus.FAILED.value))
+        value = frozen.value if frozen.state is TrialState.COMPLETE else None
+        if value is None and frozen.intermediate_values:
+            value = frozen.intermediate_values[max(frozen.intermediate_values)]
+        return TrialInfo(
+            number=frozen.number,
+            status=status,
+            params=launch["params"],
+            value=value,
+            job_id=launch["job_id"],
+            steps=result.get("steps", len(frozen.intermediate_values)),
+            reason=result.get("reason", ""),
+            started=launch["started"],
+            finished=result.get("finished"),
+        )
+
+    def _write_summary(self, final: bool = False) -> None:
+        """Write study.json (atomically) if anything changed, at most every half second."""
+        if not self._dirty or (
+            not final and time.monotonic() - self._written < SUMMARY_EVERY_SECONDS
+        ):
+            return
+        self._dirty, self._written = False, time.monotonic()
+        for t in self._ended:  # a finished trial's entry never changes: made once
+            if t.number not in self._ended_dicts:
+                self._ended_dicts[t.number] = to_dict(t)
+        running = [to_dict(self._info(r.trial)) for r in self.running.values()]
+        trials = sorted([*self._ended_dicts.values(), *running], key=lambda t: t["number"])
+        done = [t for t in self._ended if t.status is TrialStatus.SUCCEEDED]
         best = None
         if done:
             pick = max if self.tuning.goal.value == "MAXIMIZE" else min
             best = pick(done, key=lambda t: t.value or 0.0).number
         summary = {
-            "trials": [to_dict(t) for t in trials],
+            "trials": trials,
             "best": best,
             "failed": self.failed_reason,
-            "overhead_ms_per_trial": 1000 * self.overhead / max(1, len(trials)),
+            "overhead_ms_per_trial": 1000 * self.overhead_per_trial,
+            "backend_ms_per_trial": 1000 * self.backend_seconds / max(1, len(trials)),
         }
-        text = json.dumps(summary)
-        if text == self._last_summary:
-            return
         tmp = self.output_dir / (SUMMARY_FILE + ".tmp")
-        tmp.write_text(text)
+        tmp.write_text(json.dumps(summary))
         os.replace(tmp, self.output_dir / SUMMARY_FILE)
-        self._last_summary = text
 
 
 def main() -> None:
