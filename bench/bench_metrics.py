@@ -147,7 +147,7 @@ def profile(path: Path) -> str:
     gc.disable()
     try:
         start = time.perf_counter()
-        payloads, offsets, _ = split_records(data, 0, str(path))
+        payloads, offsets, _ = split_records(data, str(path))
         framed = time.perf_counter()
         points: dict[str, list[tuple[int, float, float]]] = {}
         EventDecoder().decode(payloads, offsets, str(path), points)

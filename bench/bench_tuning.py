@@ -20,7 +20,6 @@ import os
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import optuna
 
@@ -38,15 +37,21 @@ from jupyter_cloudml.models import (
 )
 from jupyter_cloudml.packaging import package_cell
 
-HARTMANN_A = [[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14],
-              [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]]
-HARTMANN_P = [[0.1312, 0.1696, 0.5569, 0.0124, 0.8283, 0.5886],
-              [0.2329, 0.4135, 0.8307, 0.3736, 0.1004, 0.9991],
-              [0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650],
-              [0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381]]
+HARTMANN_A = [
+    [10, 3, 17, 3.5, 1.7, 8],
+    [0.05, 10, 17, 0.1, 8, 14],
+    [3, 3.5, 1.7, 10, 17, 8],
+    [17, 8, 0.05, 10, 0.1, 14],
+]
+HARTMANN_P = [
+    [0.1312, 0.1696, 0.5569, 0.0124, 0.8283, 0.5886],
+    [0.2329, 0.4135, 0.8307, 0.3736, 0.1004, 0.9991],
+    [0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650],
+    [0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381],
+]
 HARTMANN_ALPHA = [1.0, 1.2, 3.0, 3.2]
 
-FUNCTIONS = f'''
+FUNCTIONS = f"""
 import math
 HARTMANN_A = {HARTMANN_A!r}
 HARTMANN_P = {HARTMANN_P!r}
@@ -59,7 +64,7 @@ def branin(x1, x2):
 def hartmann6(*x):
     return -sum(a * math.exp(-sum(A * (xj - P) ** 2 for A, xj, P in zip(Ai, x, Pi)))
                 for a, Ai, Pi in zip(HARTMANN_ALPHA, HARTMANN_A, HARTMANN_P))
-'''
+"""
 namespace: dict = {}
 exec(FUNCTIONS, namespace)
 branin, hartmann6 = namespace["branin"], namespace["hartmann6"]
@@ -93,11 +98,19 @@ for step in range(1, 21):
 
 def ours(client: Client, name: str, seed: int, trials: int, parallel: int) -> tuple[float, float]:
     problem = PROBLEMS[name]
-    code = (FUNCTIONS + "\nimport jupyter_cloudml\np = jupyter_cloudml.params()\n"
-            f"jupyter_cloudml.report(step=0, value={problem['call']})\n")
+    code = (
+        FUNCTIONS + "\nimport jupyter_cloudml\np = jupyter_cloudml.params()\n"
+        f"jupyter_cloudml.report(step=0, value={problem['call']})\n"
+    )
     params = tuple(ParamSpec(n, ParamType.DOUBLE, lo, hi) for n, lo, hi in problem["params"])
-    tuning = TuningSpec(params=params, metric="value", goal=Goal.MINIMIZE, max_trials=trials,
-                        parallel_trials=parallel, seed=seed)
+    tuning = TuningSpec(
+        params=params,
+        metric="value",
+        goal=Goal.MINIMIZE,
+        max_trials=trials,
+        parallel_trials=parallel,
+        seed=seed,
+    )
     spec = TrainSpec(name=f"{name}-s{seed}", package=package_cell(code, source_dir="."))
     study = client.submit_study(spec, tuning)
     client.wait(study.id, poll=0.2)
@@ -121,13 +134,23 @@ def reference(name: str, seed: int, trials: int) -> float:
 
 
 def early_stopping(client: Client, pruning: bool, seed: int, trials: int, parallel: int):
-    params = (ParamSpec("quality", ParamType.DOUBLE, 0.5, 1.0),
-              ParamSpec("tau", ParamType.DOUBLE, 1.0, 6.0))
-    tuning = TuningSpec(params=params, metric="acc", max_trials=trials, parallel_trials=parallel,
-                        algorithm=Algorithm.RANDOM, seed=seed,
-                        early_stopping=EarlyStopping.MEDIAN if pruning else EarlyStopping.NONE)
-    spec = TrainSpec(name="curves-prune" if pruning else "curves-all",
-                     package=package_cell(LEARNING_CURVE, source_dir="."))
+    params = (
+        ParamSpec("quality", ParamType.DOUBLE, 0.5, 1.0),
+        ParamSpec("tau", ParamType.DOUBLE, 1.0, 6.0),
+    )
+    tuning = TuningSpec(
+        params=params,
+        metric="acc",
+        max_trials=trials,
+        parallel_trials=parallel,
+        algorithm=Algorithm.RANDOM,
+        seed=seed,
+        early_stopping=EarlyStopping.MEDIAN if pruning else EarlyStopping.NONE,
+    )
+    spec = TrainSpec(
+        name="curves-prune" if pruning else "curves-all",
+        package=package_cell(LEARNING_CURVE, source_dir="."),
+    )
     study = client.submit_study(spec, tuning)
     client.wait(study.id, poll=0.2)
     info = client.get_study(study.id)
@@ -151,8 +174,10 @@ def main() -> None:
         os.environ["CLOUDML_HOME"] = home
         os.chdir(home)
         client = Client(backend=LocalBackend(home=home, cpu_slots=max(2, args.parallel)))
-        print(f"| {args.trials} trials, median of {args.seeds} seeds | ours (real trials, "
-              f"{args.parallel} in parallel) | Optuna TPE in-process | ratio |")
+        print(
+            f"| {args.trials} trials, median of {args.seeds} seeds | ours (real trials, "
+            f"{args.parallel} in parallel) | Optuna TPE in-process | ratio |"
+        )
         print("| --- | --- | --- | --- |")
         overheads = []
         for name in PROBLEMS:
@@ -164,16 +189,23 @@ def main() -> None:
                 overheads.append(overhead)
                 theirs.append(reference(name, seed, args.trials))
             a, b = statistics.median(mine), statistics.median(theirs)
-            print(f"| {name} median regret | {a:.4f} | {b:.4f} | x{a / b:.2f} "
-                  f"({time.time() - t0:.0f} s) |", flush=True)
-        print(f"| driver overhead per trial (ms, median over studies) | "
-              f"{statistics.median(overheads):.1f} | - | target <= 20 |")
+            print(
+                f"| {name} median regret | {a:.4f} | {b:.4f} | x{a / b:.2f} "
+                f"({time.time() - t0:.0f} s) |",
+                flush=True,
+            )
+        print(
+            f"| driver overhead per trial (ms, median over studies) | "
+            f"{statistics.median(overheads):.1f} | - | target <= 20 |"
+        )
         full, _, best_full = early_stopping(client, False, 11, 24, args.parallel)
         cut, pruned, best_cut = early_stopping(client, True, 11, 24, args.parallel)
         saved = 1 - cut / full
         same = all(math.isclose(best_full[k], best_cut[k]) for k in best_full)
-        print(f"| early stopping (median), 24 learning curves of 20 steps | {cut} steps, "
-              f"{pruned} pruned | {full} steps without | saved {saved:.0%}, same best: {same} |")
+        print(
+            f"| early stopping (median), 24 learning curves of 20 steps | {cut} steps, "
+            f"{pruned} pruned | {full} steps without | saved {saved:.0%}, same best: {same} |"
+        )
 
 
 if __name__ == "__main__":

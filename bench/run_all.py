@@ -11,7 +11,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["bench_submit_latency.py", "bench_packaging.py", "bench_concurrency.py"]
+BENCHES = [
+    "bench_submit_latency.py",
+    "bench_packaging.py",
+    "bench_concurrency.py",
+    "bench_metrics.py",
+    "bench_tuning.py",
+]
 
 
 def main() -> int:

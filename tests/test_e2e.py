@@ -57,6 +57,7 @@ def test_demo_notebook_runs_top_to_bottom(tmp_path: Path) -> None:
     w = eval(value)  # the dict the job returned, as the notebook shows it
     assert abs(w["w"] - 3.0) < 0.3 and abs(w["b"] - 1.0) < 0.3
     assert text.count("SUCCEEDED") >= 3
+    assert "best trial" in text and "sgd-tuning" in text  # the study cell and its listing
     listing = cloudml("jobs", "list", "--output", "json")
     names = {job["name"] for job in json.loads(listing.stdout)["jobs"]}
     assert {"linear-regression", "tf-cluster", "ddp"} <= names

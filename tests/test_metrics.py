@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -257,9 +258,9 @@ def test_v2_image_and_histogram_tensors_are_skipped_even_without_metadata(tmp_pa
     first.metadata.CopyFrom(histogram_metadata.create_summary_metadata("", ""))
     scalar = tensor_value("acc", 0.5, "float32", content=True, metadata=True)
     path = tmp_path / "events.out.tfevents.v2"
-    path.write_bytes(version_event() + event(0, 1.0, first, scalar) + event(1, 2.0, histogram))
-    path.write_bytes(path.read_bytes() + event(2, 3.0, one_bucket))
-    assert as_tuples(read_scalars(path)) == {"acc": [(0, 1.0, 0.5)]}
+    records = [event(0, 1.0, first, scalar), event(1, 2.0, histogram), event(2, 3.0, one_bucket)]
+    path.write_bytes(version_event() + b"".join(records))
+    assert assert_like_accumulator(path) == {"acc": [(0, 1.0, 0.5)]}
 
     path.write_bytes(version_event() + event(0, 1.0, first, scalar))
     reader = ScalarReader(path)
@@ -417,7 +418,7 @@ def test_corrupt_file_consumes_nothing_from_the_others(tmp_path: Path) -> None:
         file.write(event(2, 2.0, value))
     with bad.open("ab") as file:
         file.write(event(2, 2.0, value)[:-1] + b"?")
-    with pytest.raises(CorruptEventFile, match="events.out.tfevents.2"):
+    with pytest.raises(CorruptEventFile, match=re.escape(str(bad))):
         reader.read_new()
     assert reader.cursor() == cursor
     bad.write_bytes(event(1, 1.0, value) + event(2, 2.0, value))  # repaired

@@ -35,15 +35,14 @@ def frame(data: bytes) -> bytes:
     return length + _U32.pack(masked_crc32c(length)) + data + _U32.pack(masked_crc32c(data))
 
 
-def split_records(
-    buf: bytes, pos: int, name: str, base: int = 0
-) -> tuple[list[bytes], list[int], int]:
-    """Checked payloads of the complete records in ``buf[pos:]``, their offsets, and where the
-    first incomplete record starts (``len(buf)`` when none is): a writer may be midway through it.
+def split_records(buf: bytes, name: str, base: int = 0) -> tuple[list[bytes], list[int], int]:
+    """Checked payloads of the complete records at the start of ``buf``, their offsets, and the
+    length of ``buf`` they take: after it comes at most a record a writer is midway through.
 
     ``buf`` holds file ``name`` from byte ``base`` on; offsets are the file's. A bad checksum
     raises ``CorruptEventFile`` naming the file and the record's byte offset.
     """
+    pos = 0
     payloads: list[bytes] = []
     offsets: list[int] = []
     size = len(buf)
@@ -63,7 +62,7 @@ def split_records(
         if stop + FOOTER_SIZE > size:
             break
         data = buf[start:stop]
-        crc = crc32c(data)
+        crc = crc32c(data)  # masked_crc32c inlined: this runs for every record
         if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF != unpack_u32(buf, stop)[0]:
             raise CorruptEventFile(f"{name}: corrupt record data at byte offset {base + pos}")
         payloads.append(data)

@@ -124,7 +124,7 @@ def _read_file(full: str, offset: int, decoder: EventDecoder, out: Points) -> in
         while True:
             file.seek(offset)
             buf = file.read(want)
-            payloads, offsets, end = split_records(buf, 0, full, offset)
+            payloads, offsets, end = split_records(buf, full, offset)
             decoder.decode(payloads, offsets, full, out)
             offset += end
             if len(buf) < want:  # end of file: what is left is a record being written
@@ -158,6 +158,7 @@ def _to_scalars(points: Points) -> dict[str, list[Scalar]]:
 
 
 def _parse_cursor(cursor: str) -> dict[str, _FileState]:
+    """File states from ``ScalarReader.cursor()``; ``InvalidSpec`` if it is not one."""
     try:
         data = json.loads(cursor)
         if data.get("v") != _CURSOR_VERSION:
@@ -169,6 +170,7 @@ def _parse_cursor(cursor: str) -> dict[str, _FileState]:
             if (
                 not isinstance(offset, int)
                 or offset < 0
+                or not isinstance(other, list)
                 or not all(isinstance(tag, str) for tag in other)
             ):
                 raise ValueError(f"entry {rel!r}")

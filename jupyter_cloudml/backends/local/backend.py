@@ -370,6 +370,7 @@ class LocalBackend(Backend):
             if JobStatus(row["status"]).terminal:
                 return
             if pid is not None and not supervisor_alive(pid, started):
+                reap(self.store, self.settings)  # died of the SIGTERM: the reaper records it
                 break
             time.sleep(0.05)
         if pid is not None:
@@ -381,7 +382,7 @@ class LocalBackend(Backend):
                     job_id,
                     db,
                     status=JobStatus.CANCELLED.value,
-                    reason="cancelled by the user (forced)",
+                    reason="cancelled by the user (killed after the grace period)",
                     finished=time.time(),
                 )
                 self.store.add_event(
