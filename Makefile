@@ -14,9 +14,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-# torch (CPU) only for the distributed PyTorch tests; users install their own.
+# torch (CPU) for the distributed PyTorch tests, torch + scipy for --algorithm gp; users install their own.
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet "torch==2.13.0" numpy
+	$(BIN)/python -m pip install --quiet "torch==2.13.0" numpy scipy
 	touch $@
 
 run: $(VENV)/.installed
