@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import re
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from helpers import wait_for
 
 from jupyter_cloudml.exceptions import BackendUnavailable
 from jupyter_cloudml.models import (
@@ -80,15 +80,6 @@ def row_numbers(table_html: str) -> list[int]:
 
 def curve(*values: float) -> list[Scalar]:
     return [Scalar(step, float(step), v) for step, v in enumerate(values)]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    pause = threading.Event()
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return
-        pause.wait(0.01)
-    raise AssertionError("condition not reached in time")
 
 
 # --- StudyView --------------------------------------------------------------------------------

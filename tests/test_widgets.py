@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers import wait_for
 
 from jupyter_cloudml.exceptions import BackendUnavailable
 from jupyter_cloudml.models import (
@@ -77,15 +78,6 @@ class FakeClient:
         with self.lock:
             self.job = job or self.job
             self.lines.extend(lines)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    pause = threading.Event()
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return
-        pause.wait(0.01)
-    raise AssertionError("condition not reached in time")
 
 
 # --- pure renderers ---------------------------------------------------------------------------

@@ -1,0 +1,16 @@
+"""Small helpers shared by test modules (pytest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll `predicate` every 10 ms until it holds; fail the test after `timeout` seconds."""
+    pause = threading.Event()
+    for _ in range(int(timeout / 0.01)):
+        if predicate():
+            return
+        pause.wait(0.01)
+    raise AssertionError("condition not reached in time")
