@@ -9,7 +9,7 @@
 3. Early stopping on learning curves: the same proposals (random sampler, fixed seed) with and
    without median pruning; trial steps executed and whether the best trial is the same.
 
-Run: .venv/bin/python bench/bench_tuning.py [--seeds 5] [--trials 50] [--parallel 2]
+Run: .venv/bin/python bench/bench_tuning.py [--seeds 5] [--trials 50] [--parallel 1]
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--trials", type=int, default=50)
-    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--parallel", type=int, default=1)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as home:

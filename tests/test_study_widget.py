@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 import pytest
-from helpers import wait_for
+from cloudml_testkit import wait_for
 
 from jupyter_cloudml.exceptions import BackendUnavailable
 from jupyter_cloudml.models import (

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import wait_for
+from cloudml_testkit import wait_for
 
 from jupyter_cloudml.exceptions import BackendUnavailable
 from jupyter_cloudml.models import (
