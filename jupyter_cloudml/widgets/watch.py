@@ -6,6 +6,7 @@ closes); `JobWatcher` feeds a `JobView` a job, its new log lines and its new sca
 
 from __future__ import annotations
 
+import abc
 import collections
 import logging
 import threading
@@ -123,7 +124,7 @@ W = TypeVar("W", bound=Watched)
 AnyWatcher = TypeVar("AnyWatcher", bound="Watcher[Any]")
 
 
-class Watcher(Generic[W]):
+class Watcher(abc.ABC, Generic[W]):
     """Calls `poll` every `interval` seconds in a daemon thread until it returns something
     terminal, the view is closed, or `stop` is called.
 
@@ -148,9 +149,9 @@ class Watcher(Generic[W]):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @abc.abstractmethod
     def poll(self) -> W:
         """Fetch once and show it; what it returns says whether to go on."""
-        raise NotImplementedError
 
     def follow(self) -> None:
         """Poll once in the caller's thread (the view is filled when shown), then keep polling in
