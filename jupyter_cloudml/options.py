@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import functools
-import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -19,11 +18,19 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .exceptions import InvalidSpec
+from .flag_types import (
+    finite_number,
+    job_statuses,
+    key_value,
+    name_list,
+    non_negative,
+    parse_duration,
+    whole_number,
+)
 from .models import (
     CodePackage,
     Framework,
     JobQuery,
-    JobStatus,
     Replicas,
     Resources,
     TrainSpec,
@@ -53,8 +60,6 @@ SUMMARIES = {
 OUTPUTS = ("text", "json")
 READ_VERBS = ("list", "describe", "logs", "metrics", "wait")
 HELP_FLAGS = ("-h", "--help")
-_DURATION_RE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class HelpRequested(Exception):
@@ -95,69 +100,13 @@ class _HelpAction(argparse.Action):
         raise HelpRequested(parser.format_help())
 
 
-# --- value types: each raises ArgumentTypeError with what was expected ------------------------
-
-
-def _whole(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-
-
-def _non_negative(text: str) -> int:
-    value = _whole(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a number like 0.5 or 4, got {text!r}")
-    return value
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in `90`, `90s`, `30m`, `2h` or `1d`."""
-    match = _DURATION_RE.match(text.strip().lower())
-    if not match:
-        raise argparse.ArgumentTypeError(
-            f"expected seconds or a duration like 90s, 30m, 2h; got {text!r}"
-        )
-    return float(match[1]) * _UNITS[match[2]]
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), value
-
-
-def _names(text: str) -> list[str]:
-    return [name.strip() for name in text.split(",") if name.strip()]
-
-
-def _status(text: str) -> list[JobStatus]:
-    try:
-        return [JobStatus(word.upper()) for word in _names(text)]
-    except ValueError:
-        choices = ", ".join(s.value for s in JobStatus)
-        raise argparse.ArgumentTypeError(f"{text!r} is not a status ({choices})") from None
-
-
 # --- the parsers ------------------------------------------------------------------------------
 
 # Keyword sets shared by many flags.
-COUNT: dict[str, Any] = {"type": _whole, "metavar": "N"}
+COUNT: dict[str, Any] = {"type": whole_number, "metavar": "N"}
 REPEAT: dict[str, Any] = {"action": "append", "default": []}
-PAIRS: dict[str, Any] = {**REPEAT, "type": _key_value, "metavar": "K=V"}
-NAMES: dict[str, Any] = {"action": "extend", "default": [], "type": _names}
+PAIRS: dict[str, Any] = {**REPEAT, "type": key_value, "metavar": "K=V"}
+NAMES: dict[str, Any] = {"action": "extend", "default": [], "type": name_list}
 SWITCH: dict[str, Any] = {"action": "store_true"}
 
 
@@ -218,7 +167,7 @@ def _train_parser(prog: str) -> Parser:
     add("--wait", **SWITCH, help="block until the job ends; fails unless it SUCCEEDED")
     add("--dry-run", **SWITCH, help="show what would be shipped, submit nothing")
     add = parser.add_argument_group("resources (per replica)").add_argument
-    add("--cpu", type=_number, metavar="N", help="CPU cores (e.g. --cpu 2 or --cpu 0.5)")
+    add("--cpu", type=finite_number, metavar="N", help="CPU cores (e.g. --cpu 2 or --cpu 0.5)")
     add("--memory", metavar="QTY", help="memory (e.g. --memory 4Gi)")
     add("--gpus", **COUNT, help="GPUs (e.g. --gpus 1)")
     add("--gpu-type", metavar="TYPE", help="GPU model (e.g. --gpu-type a100)")
@@ -258,7 +207,13 @@ def _verb_parser(verb: str, prog: str) -> Parser:
     if verb == "list":
         hint = "only jobs in these states (e.g. --status running queued)"
         add(
-            "--status", type=_status, action="extend", nargs="+", default=[], metavar="S", help=hint
+            "--status",
+            type=job_statuses,
+            action="extend",
+            nargs="+",
+            default=[],
+            metavar="S",
+            help=hint,
         )
         add("--name", metavar="SUBSTR", help="name contains (e.g. --name mnist)")
         add("--label", **PAIRS, help="only jobs with this label, repeatable (e.g. team=cv)")
@@ -269,7 +224,7 @@ def _verb_parser(verb: str, prog: str) -> Parser:
     if verb == "logs":
         add("-f", "--follow", **SWITCH, help="keep printing until the job ends")
         add("--replica", metavar="NAME", help="one replica's lines (e.g. --replica worker-1)")
-        add("--tail", type=_non_negative, metavar="N", help="the last N lines (e.g. --tail 100)")
+        add("--tail", type=non_negative, metavar="N", help="the last N lines (e.g. --tail 100)")
     if verb == "wait":
         hint = "stop waiting after this long (e.g. --timeout 30m)"
         add("--timeout", type=parse_duration, metavar="DURATION", help=hint)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import InvalidSpec
+from .flag_types import whole_number
 from .models import Algorithm, EarlyStopping, Goal, ParamSpec, TuningSpec
 
 STUDY_VERBS = ("list", "describe", "best", "trials", "cancel")
@@ -41,13 +42,6 @@ def _param(text: str) -> ParamSpec:
     return parse_param(text)
 
 
-def _whole(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-
-
 def add_tuning_options(parser: argparse.ArgumentParser) -> None:
     """The `hyperparameter tuning` option group of `train`."""
     add = parser.add_argument_group(
@@ -70,13 +64,21 @@ def add_tuning_options(parser: argparse.ArgumentParser) -> None:
         choices=[g.value.lower() for g in Goal],
         help="maximize (default) or minimize the metric (e.g. --goal minimize)",
     )
-    add("--trials", type=_whole, metavar="N", help="trials in all (default 10; e.g. --trials 30)")
     add(
-        "--parallel", type=_whole, metavar="N", help="trials at once (default 1; e.g. --parallel 4)"
+        "--trials",
+        type=whole_number,
+        metavar="N",
+        help="trials in all (default 10; e.g. --trials 30)",
+    )
+    add(
+        "--parallel",
+        type=whole_number,
+        metavar="N",
+        help="trials at once (default 1; e.g. --parallel 4)",
     )
     add(
         "--max-failed-trials",
-        type=_whole,
+        type=whole_number,
         metavar="N",
         help="stop the study after N failed trials (default: stop if the first 3 all fail; "
         "e.g. --max-failed-trials 5)",
@@ -95,7 +97,7 @@ def add_tuning_options(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--seed",
-        type=_whole,
+        type=whole_number,
         metavar="N",
         help="sampler seed, for a reproducible study (e.g. --seed 42)",
     )
@@ -111,7 +113,13 @@ def add_study_verb_options(verb: str, parser: argparse.ArgumentParser) -> None:
     """Arguments of `studies VERB`."""
     add = parser.add_argument
     if verb == "list":
-        add("--limit", type=_whole, default=20, metavar="N", help="page size (e.g. --limit 50)")
+        add(
+            "--limit",
+            type=whole_number,
+            default=20,
+            metavar="N",
+            help="page size (e.g. --limit 50)",
+        )
     else:
         add("study", metavar="STUDY", help="study id as printed by train or list")
     if verb == "trials":

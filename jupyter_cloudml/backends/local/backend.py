@@ -345,14 +345,15 @@ class LocalBackend(Backend):
                 return row_to_info(row)
             self.store.update(job_id, db, cancel_requested=1)
             if status is JobStatus.QUEUED:
-                self.store.update(
-                    job_id,
+                self.store.finish(
                     db,
-                    status=JobStatus.CANCELLED.value,
-                    reason="cancelled before it started",
-                    finished=time.time(),
+                    job_id,
+                    JobStatus.CANCELLED,
+                    "cancelled before it started",
+                    event="Cancelled",
+                    message="cancelled while queued",
+                    type="Normal",
                 )
-                self.store.add_event(job_id, "Cancelled", "cancelled while queued", db=db)
         if status is not JobStatus.QUEUED:
             self._stop_supervisor(job_id)
         return self.get(job_id)
@@ -376,18 +377,14 @@ class LocalBackend(Backend):
         if pid is not None:
             kill_process_group(pid, started)
         with self.store.transaction() as db:
-            row = self._row(job_id)
-            if not JobStatus(row["status"]).terminal:
-                self.store.update(
-                    job_id,
-                    db,
-                    status=JobStatus.CANCELLED.value,
-                    reason="cancelled by the user (killed after the grace period)",
-                    finished=time.time(),
-                )
-                self.store.add_event(
-                    job_id, "Cancelled", "supervisor did not stop in time; killed", "Warning", db=db
-                )
+            self.store.finish(
+                db,
+                job_id,
+                JobStatus.CANCELLED,
+                "cancelled by the user (killed after the grace period)",
+                event="Cancelled",
+                message="the supervisor did not stop in time; killed",
+            )
         dispatch(self.store, self.settings)
 
     def delete(self, job_id: str) -> None:

@@ -180,12 +180,4 @@ def reap(store: JobStore, settings: Settings) -> None:
                 else r
                 for r in json.loads(fresh["replicas"])
             ]
-            store.update(
-                row["id"],
-                db,
-                status=status.value,
-                reason=reason,
-                finished=time.time(),
-                replicas=replicas,
-            )
-            store.add_event(row["id"], kind, reason, "Warning", db=db)
+            store.finish(db, row["id"], status, reason, event=kind, replicas=replicas)

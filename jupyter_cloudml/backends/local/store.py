@@ -118,6 +118,27 @@ class JobStore:
         sets = ", ".join(f"{k} = ?" for k in fields)
         (db or self._conn()).execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*values, job_id])
 
+    def finish(
+        self,
+        db: sqlite3.Connection,
+        job_id: str,
+        status: JobStatus,
+        reason: str,
+        *,
+        event: str,
+        message: str | None = None,
+        type: str = "Warning",
+        **fields: Any,
+    ) -> bool:
+        """Record a job's end in the caller's transaction: status, reason, time and the event
+        saying why; nothing if it had already ended. Whether it was recorded."""
+        row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None or JobStatus(row["status"]).terminal:
+            return False
+        self.update(job_id, db, status=status.value, reason=reason, finished=time.time(), **fields)
+        self.add_event(job_id, event, message or reason, type, db=db)
+        return True
+
     def rows_with_status(
         self, statuses: Sequence[str], db: sqlite3.Connection | None = None
     ) -> list[sqlite3.Row]:

@@ -399,8 +399,6 @@ class Supervisor:
         while replica.open_pipe and time.monotonic() < end:
             for key, _ in sel.select(timeout=0.05):
                 self._read(sel, key.data)
-            if not sel.get_map() or all(k.data is not replica for k in sel.get_map().values()):
-                break
 
     def _stop_replicas(self) -> None:
         running = [r for r in self.replicas if r.exit_code is None]
@@ -429,24 +427,18 @@ class Supervisor:
         return Outcome(JobStatus.FAILED, f"timed out after {self.spec.timeout:g}s")
 
     def _finish(self, outcome: Outcome) -> None:
+        replicas = {"replicas": [r.as_record() for r in self.replicas]} if self.replicas else {}
+        message = outcome.status.value.lower() + (f": {outcome.reason}" if outcome.reason else "")
         with self.store.transaction() as db:
-            row = self.store.row(self.job_id)
-            if row is None or JobStatus(row["status"]).terminal:
-                return
-            fields: dict[str, object] = {
-                "status": outcome.status.value,
-                "reason": outcome.reason,
-                "finished": time.time(),
-            }
-            if self.replicas:
-                fields["replicas"] = [r.as_record() for r in self.replicas]
-            self.store.update(self.job_id, db, **fields)
-            kind = "Normal" if outcome.status is JobStatus.SUCCEEDED else "Warning"
-            message = outcome.status.value.lower() + (
-                f": {outcome.reason}" if outcome.reason else ""
-            )
-            self.store.add_event(
-                self.job_id, outcome.status.value.capitalize(), message, kind, db=db
+            self.store.finish(
+                db,
+                self.job_id,
+                outcome.status,
+                outcome.reason,
+                event=outcome.status.value.capitalize(),
+                message=message,
+                type="Normal" if outcome.status is JobStatus.SUCCEEDED else "Warning",
+                **replicas,
             )
 
 

@@ -1,0 +1,66 @@
+"""Value types of command-line flags: each turns text into a value or raises
+`argparse.ArgumentTypeError` saying what was expected (argparse adds the flag's name)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+
+from .models import JobStatus
+
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def non_negative(text: str) -> int:
+    value = whole_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def finite_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a number like 0.5 or 4, got {text!r}")
+    return value
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `90`, `90s`, `30m`, `2h` or `1d`."""
+    match = _DURATION_RE.match(text.strip().lower())
+    if not match:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds or a duration like 90s, 30m, 2h; got {text!r}"
+        )
+    return float(match[1]) * _UNITS[match[2]]
+
+
+def key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
+
+
+def name_list(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def job_statuses(text: str) -> list[JobStatus]:
+    try:
+        return [JobStatus(word.upper()) for word in name_list(text)]
+    except ValueError:
+        choices = ", ".join(s.value for s in JobStatus)
+        raise argparse.ArgumentTypeError(f"{text!r} is not a status ({choices})") from None
