@@ -17,6 +17,18 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(CloudMLMagics(shell=ipython))
 
 
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    """The Jupyter server extension (REST API for the lab sidebar), enabled on install."""
+    from .server import CloudMLServerApp
+
+    return [{"module": "jupyter_cloudml", "app": CloudMLServerApp}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab extension shipped in the package (sidebar, TensorBoard frames)."""
+    return [{"src": "labextension", "dest": "jupyter-cloudml"}]
+
+
 def __getattr__(name: str) -> Any:
     # Training code calls these; importing them lazily keeps `import jupyter_cloudml` cheap.
     if name == "params":

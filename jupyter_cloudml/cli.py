@@ -212,7 +212,24 @@ def run(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) -> in
         return _train(ns, client, out)
     if ns.verb == "studies":
         return run_study_command(client(), ns, out)
+    if ns.verb == "tensorboard":
+        return run_tensorboard_command(client(), ns, out)
     return run_job_command(client(), ns, out)
+
+
+def run_tensorboard_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
+    """`tensorboard JOB...` (start or reuse), `--list`, `--stop ID`."""
+    as_json = ns.output == "json"
+    if ns.stop:
+        client.stop_tensorboard(ns.stop)
+        _say(out, f"stopped TensorBoard {ns.stop}")
+    elif ns.list:
+        boards = client.tensorboards()
+        _say(out, render.dumps(boards) if as_json else render.format_tensorboards(boards))
+    else:
+        board = client.tensorboard(ns.job)
+        _say(out, render.dumps(board) if as_json else render.format_tensorboard(board))
+    return 0
 
 
 def _error(exc: BaseException) -> None:

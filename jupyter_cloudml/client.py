@@ -24,6 +24,7 @@ from .models import (
     LogLine,
     MetricsUpdate,
     StudyInfo,
+    TensorBoardInfo,
     TrainSpec,
     TuningSpec,
 )
@@ -86,6 +87,15 @@ class Client:
                 return job
             time.sleep(poll)
 
+    def magic(self, job_id: str) -> str:
+        """A notebook cell that submits the job again (for "copy the magic")."""
+        from .options import reproduce_magic
+        from .packaging import read_cell
+
+        spec = self.backend.get(job_id).spec
+        assert spec is not None
+        return reproduce_magic(spec, read_cell(self.backend.read_code(job_id)))
+
     # --- studies ----------------------------------------------------------------------------
 
     def submit_study(self, spec: TrainSpec, tuning: TuningSpec) -> StudyInfo:
@@ -100,9 +110,24 @@ class Client:
         return study_info(self, self.backend.get(study_id))
 
     def list_studies(self, query: JobQuery | None = None) -> builtins.list[StudyInfo]:
-        from .tuning.study import list_studies
+        return self.page_studies(query)[0]
 
-        return list_studies(self, query)
+    def page_studies(self, query: JobQuery | None = None) -> tuple[builtins.list[StudyInfo], int]:
+        """One page of studies and how many match in all."""
+        from .tuning.study import page_studies
+
+        return page_studies(self, query)
+
+    def delete_study(self, study_id: str) -> None:
+        """Forget a finished study: its trials' jobs, then its driver."""
+        from .tuning.study import trial_job_ids
+
+        study = self.get_study(study_id)
+        if not study.status.terminal:
+            raise Conflict(f"study {study_id} is {study.status.value}; cancel it first")
+        for job_id in trial_job_ids(self, study_id):
+            self.backend.delete(job_id)
+        self.backend.delete(study_id)
 
     def cancel_study(self, study_id: str) -> StudyInfo:
         """Stop the driver and every trial still running."""
@@ -122,6 +147,32 @@ class Client:
 
         self.get_study(study_id)
         return Study(self, study_id)
+
+    # --- TensorBoard --------------------------------------------------------------------------
+
+    def tensorboard(self, ids: builtins.list[str]) -> TensorBoardInfo:
+        """A TensorBoard over these jobs' event files (a study stands for all its trials)."""
+        from .tuning.study import is_study, trial_job_ids
+
+        job_ids: builtins.list[str] = []
+        for job_id in dict.fromkeys(ids):
+            job = self.backend.get(job_id)
+            if is_study(job):
+                trials = trial_job_ids(self, job_id)
+                if not trials:
+                    raise Conflict(f"study {job_id} has started no trial yet; try again soon")
+                job_ids += trials
+            else:
+                job_ids.append(job_id)
+        if not job_ids:
+            raise InvalidSpec("name at least one job or study for TensorBoard")
+        return self.backend.tensorboard(job_ids)
+
+    def tensorboards(self) -> builtins.list[TensorBoardInfo]:
+        return self.backend.tensorboards()
+
+    def stop_tensorboard(self, tensorboard_id: str) -> None:
+        self.backend.stop_tensorboard(tensorboard_id)
 
     def fetch(self, job_id: str) -> dict[str, Any]:
         """The variables a job named with `--return`, once it SUCCEEDED."""

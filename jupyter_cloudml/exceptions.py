@@ -38,6 +38,12 @@ class QuotaExceeded(CloudMLError):
     http_status = 429
 
 
+class Unsupported(CloudMLError):
+    """The configured backend does not offer this (see `Backend.capabilities()`)."""
+
+    http_status = 501
+
+
 class BackendUnavailable(CloudMLError):
     """The backend cannot be reached or its store cannot be opened."""
 

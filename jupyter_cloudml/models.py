@@ -20,6 +20,12 @@ NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAME_MAX = 40
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MEMORY_RE = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
+# Kubernetes label syntax: an optional DNS-subdomain prefix and '/', then a name of <= 63 chars.
+LABEL_KEY_RE = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -66,6 +72,20 @@ def check_name(name: str, what: str = "name") -> str:
             "and '-', starting and ending with a letter or digit (e.g. 'mnist-cnn')"
         )
     return name
+
+
+def check_label(key: str, value: str | None = None) -> None:
+    """Validate a label key (and value) by Kubernetes rules, since labels become cluster labels."""
+    if len(key) > 253 or not LABEL_KEY_RE.match(key):
+        raise InvalidSpec(
+            f"label key {key!r} is not valid: letters, digits, '-', '_', '.', at most 63, "
+            "with an optional 'domain/' prefix (e.g. team or example.com/team)"
+        )
+    if value is not None and not LABEL_VALUE_RE.match(value):
+        raise InvalidSpec(
+            f"label value {value!r} of {key!r} is not valid: at most 63 letters, digits, '-', "
+            "'_' or '.', starting and ending with a letter or digit (e.g. team=cv)"
+        )
 
 
 def slugify(text: str, default: str = "job") -> str:
@@ -165,6 +185,8 @@ class TrainSpec:
         for key in self.env:
             if not ENV_KEY_RE.match(key):
                 raise InvalidSpec(f"environment variable name {key!r} is not valid")
+        for key, value in self.labels.items():
+            check_label(key, value)
         if self.retries < 0:
             raise InvalidSpec(f"--retries must be >= 0, got {self.retries}")
         if self.timeout is not None and not self.timeout > 0:
@@ -232,6 +254,8 @@ class JobQuery:
     status: tuple[JobStatus, ...] = ()
     name: str | None = None
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: Label keys the jobs must not carry (e.g. leave out study drivers and trials).
+    without_labels: tuple[str, ...] = ()
     limit: int = 100
     offset: int = 0
 
@@ -240,6 +264,10 @@ class JobQuery:
             raise InvalidSpec(f"limit must be 1..10000, got {self.limit}")
         if self.offset < 0:
             raise InvalidSpec(f"offset must be >= 0, got {self.offset}")
+        for key, value in self.labels.items():
+            check_label(key, value)
+        for key in self.without_labels:
+            check_label(key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,6 +306,23 @@ class Capabilities:
     cpus: float = 0.0
     gpus: int = 0
     images: bool = False
+    tensorboard: bool = False
+    deployments: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorBoardInfo:
+    """A TensorBoard serving the event files of some jobs.
+
+    `url` is where the backend serves it (reachable from the Jupyter server, not necessarily
+    from the browser: UIs go through the server's proxy, see `jupyter_cloudml.tensorboard`).
+    """
+
+    id: str
+    jobs: tuple[str, ...]
+    url: str
+    started: float
+    reused: bool = False
 
 
 # --- metrics ----------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from .study_options import (
 
 #: Verbs that act on existing jobs; each is also accepted after `jobs` (`jobs describe ID`).
 JOB_VERBS = ("list", "describe", "logs", "metrics", "cancel", "delete", "wait", "fetch")
-VERBS = ("train", *JOB_VERBS)
+VERBS = ("train", *JOB_VERBS, "tensorboard")
 SUMMARIES = {
     "train": "submit SCRIPT.py (or --package-path DIR --module MOD) as a training job",
     "list": "list jobs, newest first ('jobs' alone does the same)",
@@ -56,9 +56,10 @@ SUMMARIES = {
     "delete": "forget finished jobs and everything they stored",
     "wait": "block until a job ends; fails unless it SUCCEEDED",
     "fetch": "load the variables a job named with --return into the notebook",
+    "tensorboard": "open TensorBoard over jobs or studies (--list the running ones, --stop ID)",
 }
 OUTPUTS = ("text", "json")
-READ_VERBS = ("list", "describe", "logs", "metrics", "wait")
+READ_VERBS = ("list", "describe", "logs", "metrics", "wait", "tensorboard")
 HELP_FLAGS = ("-h", "--help")
 
 
@@ -219,6 +220,11 @@ def _verb_parser(verb: str, prog: str) -> Parser:
         add("--label", **PAIRS, help="only jobs with this label, repeatable (e.g. team=cv)")
         add("--limit", **COUNT, default=20, help="page size (e.g. --limit 50)")
         add("--offset", **COUNT, default=0, help="skip the newest N (e.g. --offset 20)")
+    elif verb == "tensorboard":
+        hint = "jobs or studies whose event files to show (e.g. mnist-3f9a1c lr-study-0b12aa)"
+        add("job", metavar="JOB_OR_STUDY", nargs="*", help=hint)
+        add("--list", **SWITCH, help="list the TensorBoards that are running")
+        add("--stop", metavar="ID", help="stop a TensorBoard (e.g. --stop tb-5d41402abc4b)")
     else:
         _job_id(parser, many=verb in ("cancel", "delete"))
     if verb == "logs":
@@ -312,6 +318,10 @@ def parse_verb(verb: str, argv: Sequence[str], prog: str) -> argparse.Namespace:
         raise InvalidSpec(f"unexpected argument {extras[0]!r}{hint}")
     ns.verb = verb
     ns.trainer_args = tuple(trainer_args)
+    if verb == "tensorboard" and bool(ns.job) + ns.list + bool(ns.stop) != 1:
+        raise InvalidSpec(
+            f"give jobs or studies to show (e.g. {prog} mnist-3f9a1c), or --list, or --stop ID"
+        )
     return ns
 
 
@@ -495,3 +505,65 @@ def _package(
         source, source_dir=code_dir, exports=exports, returns=tuple(ns.returns), **common
     )
     return package, name
+
+
+# --- models -> flags (the inverse, for "copy the magic that reproduces this job") -------------
+
+#: Labels the platform sets itself; a reproduced job gets fresh ones.
+SYSTEM_LABEL_PREFIX = "cloudml.io/"
+
+
+def train_flags(spec: TrainSpec) -> list[str]:
+    """The `train` flags that describe `spec` (defaults left out); trainer args after '--'."""
+    flags = ["--name", spec.name]
+    if spec.framework is not Framework.GENERIC:
+        flags += ["--framework", spec.framework.value]
+    if spec.replicas.workers != 1:
+        flags += ["--workers", str(spec.replicas.workers)]
+    if spec.replicas.ps:
+        flags += ["--ps", str(spec.replicas.ps)]
+    elif spec.replicas.chief:
+        flags.append("--chief")
+    defaults = Resources()
+    for flag, value, default in [
+        ("--cpu", spec.resources.cpu, defaults.cpu),
+        ("--memory", spec.resources.memory, defaults.memory),
+        ("--gpus", spec.resources.gpus, defaults.gpus),
+        ("--gpu-type", spec.resources.gpu_type, defaults.gpu_type),
+        ("--retries", spec.retries, 0),
+        ("--timeout", spec.timeout, None),
+        ("--job-dir", spec.job_dir, None),
+        ("--pre-command", spec.pre_command, None),
+        ("--post-command", spec.post_command, None),
+        ("--image", spec.image, None),
+        ("--python", spec.python, None),
+    ]:
+        if value != default:
+            flags += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    labels = {k: v for k, v in spec.labels.items() if not k.startswith(SYSTEM_LABEL_PREFIX)}
+    for flag, pairs in [
+        ("--env", spec.env),
+        ("--label", labels),
+        ("--node-selector", spec.node_selector),
+    ]:
+        for key, value in pairs.items():
+            flags += [flag, f"{key}={value}"]
+    for requirement in spec.package.requirements:
+        flags += ["--pip", requirement]
+    if spec.returns:
+        flags += ["--return", ",".join(spec.returns)]
+    args = list(spec.args)
+    if spec.job_dir and args[-2:] == ["--job-dir", spec.job_dir]:
+        args = args[:-2]  # added by --job-dir itself
+    return flags + (["--", *args] if args else [])
+
+
+def reproduce_magic(spec: TrainSpec, cell: str | None) -> str:
+    """A notebook cell that submits this job again: `%%cloudml_train FLAGS` and the code."""
+    import shlex
+
+    flags = train_flags(spec)
+    if cell is None:
+        flags[2:2] = ["--module", spec.package.module, "--package-path", "PATH/TO/PACKAGE"]
+        return "%cloudml train " + shlex.join(flags)
+    return f"%%cloudml_train {shlex.join(flags)}\n{cell}"

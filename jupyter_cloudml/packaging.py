@@ -156,6 +156,18 @@ def describe_package(pkg: CodePackage) -> str:
     return "\n".join(lines)
 
 
+def read_cell(archive: bytes) -> str | None:
+    """The notebook cell a cell package runs; None for a script or package job."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as tar:
+            member = tar.extractfile(CELL_FILE)
+            return None if member is None else member.read().decode("utf-8", errors="replace")
+    except KeyError:
+        return None
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise PackagingError(f"the code package is not a readable archive: {exc}") from exc
+
+
 def unpack(archive: bytes, dest: str | Path) -> None:
     """Extract a package into ``dest``, refusing members that would land outside it.
 

@@ -23,6 +23,7 @@ from .models import (
     Scalar,
     Scale,
     StudyInfo,
+    TensorBoardInfo,
     TrainSpec,
     TrialInfo,
     TrialStatus,
@@ -477,3 +478,19 @@ def study_dict(study: StudyInfo, now: float | None = None) -> dict[str, Any]:
     data["elapsed"] = study_elapsed(study, now)
     data["counts"] = {status.value: study.count(status) for status in TrialStatus}
     return data
+
+
+# --- TensorBoard ------------------------------------------------------------------------------
+
+
+def format_tensorboard(board: TensorBoardInfo) -> str:
+    """One TensorBoard: where it serves and over which jobs."""
+    state = "reused" if board.reused else "started"
+    return f"TensorBoard {board.id} ({state}) over {', '.join(board.jobs)}: {board.url}"
+
+
+def format_tensorboards(boards: Sequence[TensorBoardInfo]) -> str:
+    if not boards:
+        return "no TensorBoard is running"
+    rows = [(b.id, b.url, format_time(b.started), ", ".join(b.jobs)) for b in boards]
+    return format_table(("ID", "URL", "STARTED", "JOBS"), rows)

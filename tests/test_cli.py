@@ -92,6 +92,9 @@ class MemoryBackend(Backend):
     def events(self, job_id: str) -> list[Event]:
         return [Event(NOW - 125, "Queued", "3 replica(s)")]
 
+    def read_code(self, job_id: str) -> bytes:
+        raise NotFound(job_id)
+
     def read_output(self, job_id: str, name: str) -> bytes:
         raise NotFound(name)
 

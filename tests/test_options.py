@@ -23,6 +23,8 @@ from jupyter_cloudml.options import (
     parse_command,
     parse_duration,
     parse_verb,
+    reproduce_magic,
+    train_flags,
     verb_parser,
 )
 
@@ -374,3 +376,72 @@ def test_fuzz_train_spec(packaging: FakePackaging, tmp_path: Path, tokens: list[
         build_train_spec(ns, cell="x = 1", source_dir=tmp_path, user_ns={"a": 1, "b": 2})
     except (InvalidSpec, HelpRequested):
         pass
+
+
+# --- train_flags: the magic that reproduces a job -----------------------------------------------
+
+
+@pytest.mark.usefixtures("packaging")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--name", "mnist", "--workers", "3", "--framework", "pytorch", "--cpu", "0.5"],
+        ["--framework", "tensorflow", "--ps", "2", "--workers", "2", "--gpus", "1"],
+        [
+            "--framework",
+            "tensorflow",
+            "--chief",
+            "--gpus",
+            "2",
+            "--gpu-type",
+            "a100",
+            "--memory",
+            "4Gi",
+        ],
+        ["--env", "LR=0.1", "--label", "team=cv", "--node-selector", "pool=gpu"],
+        ["--retries", "2", "--timeout", "90", "--image", "img:1", "--pre-command", "echo 'a b'"],
+        ["--job-dir", "/tmp/out", "--return", "model,history", "--", "--epochs", "3"],
+        ["--post-command", "ls", "--python", "/usr/bin/python3", "--", "--job-dir", "x"],
+    ],
+)
+def test_train_flags_round_trip(argv: list[str]) -> None:
+    first = spec(*argv, user_ns={})
+    again = spec(*train_flags(first), user_ns={})
+    assert again == first
+
+
+def test_reproduce_magic_quotes_and_keeps_the_cell() -> None:
+    from jupyter_cloudml.models import TrainSpec
+
+    package = CodePackage(archive=b"", module="_cloudml_main", requirements=("torch>=2",))
+    s = TrainSpec(name="x", package=package, env={"MSG": "a b"}, labels={"cloudml.io/study": "s1"})
+    assert reproduce_magic(s, "print(1)\n") == (
+        "%%cloudml_train --name x --env 'MSG=a b' --pip 'torch>=2'\nprint(1)\n"
+    )
+    module = CodePackage(archive=b"", module="trainer.task")
+    assert reproduce_magic(TrainSpec(name="x", package=module), None) == (
+        "%cloudml train --name x --module trainer.task --package-path PATH/TO/PACKAGE"
+    )
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        ("bad key=v", "label key 'bad key'"),
+        ("a/b/c=v", "label key 'a/b/c'"),
+        ("team=-cv", "label value '-cv'"),
+        ("team=" + "x" * 64, "label value"),
+    ],
+)
+def test_labels_follow_kubernetes_rules(label: str, message: str) -> None:
+    with pytest.raises(InvalidSpec, match=message):
+        spec("--label", label)
+
+
+def test_tensorboard_verb_needs_exactly_one_of_jobs_list_stop() -> None:
+    assert parse_command(["tensorboard", "a-1", "b-2"]).job == ["a-1", "b-2"]
+    assert parse_command(["tensorboard", "--list"]).list is True
+    for argv in (["tensorboard"], ["tensorboard", "a-1", "--list"], ["tensorboard", "--stop"]):
+        with pytest.raises(InvalidSpec):
+            parse_command(argv)

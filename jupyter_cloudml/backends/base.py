@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from traitlets import MetaHasTraits
 from traitlets.config import LoggingConfigurable
 
+from ..exceptions import Unsupported
 from ..models import (
     Capabilities,
     Event,
@@ -20,6 +21,7 @@ from ..models import (
     JobQuery,
     LogLine,
     MetricsUpdate,
+    TensorBoardInfo,
     TrainSpec,
 )
 
@@ -76,5 +78,24 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
         """A file the primary replica left in its output folder (e.g. returned variables)."""
 
     @abc.abstractmethod
+    def read_code(self, job_id: str) -> bytes:
+        """The job's code package archive, as submitted."""
+
+    @abc.abstractmethod
     def capabilities(self) -> Capabilities:
         """What this backend offers (frameworks, GPUs, images)."""
+
+    # --- optional: backends that offer these say so in `capabilities()` ---------------------
+
+    def tensorboard(self, job_ids: builtins.list[str]) -> TensorBoardInfo:
+        """A TensorBoard over these jobs' event files: the running one for the same jobs, or a
+        new one. Its `url` must be reachable from the Jupyter server (which proxies it)."""
+        raise Unsupported(f"the {type(self).__name__} does not run TensorBoard")
+
+    def tensorboards(self) -> builtins.list[TensorBoardInfo]:
+        """The TensorBoards running now."""
+        return []
+
+    def stop_tensorboard(self, tensorboard_id: str) -> None:
+        """Stop one TensorBoard; `NotFound` for an unknown id."""
+        raise Unsupported(f"the {type(self).__name__} does not run TensorBoard")

@@ -114,7 +114,8 @@ class CloudMLMagics(Magics):
     @line_magic
     def cloudml(self, line: str) -> None:
         """Inspect jobs: `%cloudml jobs`, `describe JOB`, `logs JOB -f`, `cancel JOB`,
-        `delete JOB`, `wait JOB`, `fetch JOB`. `%cloudml --help` lists the commands."""
+        `delete JOB`, `wait JOB`, `fetch JOB`, `tensorboard JOB...`. `%cloudml --help` lists
+        the commands."""
         from ..cli import run_job_command
         from ..options import parse_command
 
@@ -130,6 +131,13 @@ class CloudMLMagics(Magics):
                 run_study_command(self.client, ns, sys.stdout)
         elif ns.verb == "fetch":
             self._fetch(ns.job)
+        elif ns.verb == "tensorboard" and ns.job and ns.output == "text":
+            self._tensorboard(ns.job)
+        elif ns.verb == "tensorboard":
+            from ..cli import run_tensorboard_command
+
+            with _usage_errors():
+                run_tensorboard_command(self.client, ns, sys.stdout)
         elif ns.verb == "wait":
             self._wait(ns.job, timeout=ns.timeout, output=ns.output)
         elif ns.verb == "metrics" and ns.output == "text":
@@ -242,6 +250,16 @@ class CloudMLMagics(Magics):
             raise JobFailed(render.format_outcome(job))
         if not quiet:
             print(render.format_outcome(job))
+
+    def _tensorboard(self, ids: list[str]) -> None:
+        """Start or reuse a TensorBoard and show it inline, through the Jupyter server."""
+        from IPython.display import display
+
+        from ..tensorboard import notebook_bundle
+
+        with _usage_errors():
+            board = self.client.tensorboard(ids)
+        display(notebook_bundle(board), raw=True)
 
     def _fetch(self, job_id: str) -> None:
         values = self.client.fetch(job_id)

@@ -13,7 +13,7 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import NotFound
+from ..exceptions import InvalidSpec, NotFound
 from ..models import (
     JobInfo,
     JobQuery,
@@ -64,6 +64,39 @@ def is_study(job: JobInfo) -> bool:
     return job.spec is not None and job.spec.labels.get(KIND_LABEL) == "study"
 
 
+#: What a listing can be narrowed to: standalone jobs (no drivers, no trials), or anything.
+JOB_KINDS = ("job", "any")
+
+
+def job_kind(job: JobInfo) -> tuple[str, str | None]:
+    """("study", None), ("trial", study id) or ("job", None)."""
+    labels = job.spec.labels if job.spec is not None else {}
+    if labels.get(KIND_LABEL) == "study":
+        return "study", None
+    if STUDY_LABEL in labels:
+        return "trial", labels[STUDY_LABEL]
+    return "job", None
+
+
+def narrow_query(query: JobQuery, kind: str = "any", study: str | None = None) -> JobQuery:
+    """`query` limited to one kind of job (see `JOB_KINDS`) and/or the trials of one study."""
+    labels = dict(query.labels)
+    without = list(query.without_labels)
+    if kind == "job":
+        without += [KIND_LABEL, STUDY_LABEL]
+    elif kind != "any":
+        raise InvalidSpec(f"kind must be one of {', '.join(JOB_KINDS)}, got {kind!r}")
+    if study is not None:
+        labels[STUDY_LABEL] = study
+    return dataclasses.replace(query, labels=labels, without_labels=tuple(without))
+
+
+def trial_job_ids(client: Client, study_id: str) -> list[str]:
+    """The jobs of every trial the study has started so far."""
+    page = client.list(JobQuery(labels={STUDY_LABEL: study_id}, limit=10_000))
+    return [job.id for job in page.jobs]
+
+
 def study_info(client: Client, job: JobInfo) -> StudyInfo:
     """Combine the driver job's state with the summary the driver wrote."""
     if job.spec is None or not is_study(job):
@@ -91,11 +124,12 @@ def study_info(client: Client, job: JobInfo) -> StudyInfo:
     )
 
 
-def list_studies(client: Client, query: JobQuery | None = None) -> list[StudyInfo]:
+def page_studies(client: Client, query: JobQuery | None = None) -> tuple[list[StudyInfo], int]:
+    """One page of studies matching `query`, and how many match in all."""
     query = query or JobQuery()
     labels = {**query.labels, KIND_LABEL: "study"}
     page = client.list(dataclasses.replace(query, labels=labels))
-    return [study_info(client, job) for job in page.jobs]
+    return [study_info(client, job) for job in page.jobs], page.total
 
 
 class Study:

@@ -36,6 +36,7 @@ from ...models import (
     MetricsUpdate,
     ReplicaStatus,
     Scalar,
+    TensorBoardInfo,
     TrainSpec,
 )
 from ..base import Backend
@@ -43,6 +44,7 @@ from ..launch import HYPERTUNE_DIR
 from . import logfiles
 from .scheduler import Settings, dispatch, kill_process_group, reap, supervisor_alive
 from .store import ACTIVE, JobStore, row_to_info, spec_to_json
+from .tensorboards import LocalTensorBoards
 
 JOB_ID_RE = re.compile(r"^[a-z0-9][-a-z0-9]{0,62}$")
 OUTPUT_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -140,6 +142,12 @@ class LocalBackend(Backend):
     retry_backoff_max_seconds = Float(
         60.0, config=True, help="Longest delay between retries. Example: ... = 300"
     )
+    tensorboard_idle_seconds = Float(
+        1800.0,
+        config=True,
+        help="""A TensorBoard that served no request for this long stops (an open TensorBoard
+        page polls it every 30 s). Example: c.LocalBackend.tensorboard_idle_seconds = 600""",
+    )
 
     @default("home")
     def _default_home(self) -> str:
@@ -170,6 +178,7 @@ class LocalBackend(Backend):
             backoff_max_seconds=self.retry_backoff_max_seconds,
         )
         self.store = JobStore(self.settings.db_path)
+        self.boards = LocalTensorBoards(Path(self.settings.home) / "tensorboards", sys.executable)
 
     # --- submit --------------------------------------------------------------------------------
 
@@ -318,6 +327,13 @@ class LocalBackend(Backend):
         scalars = {tag: tuple(values) for tag, values in found.items()}
         return MetricsUpdate(scalars, json.dumps(state))
 
+    def read_code(self, job_id: str) -> bytes:
+        self._row(job_id)
+        try:
+            return (self.settings.job_folder(job_id) / "package.tar.gz").read_bytes()
+        except FileNotFoundError as e:
+            raise NotFound(f"job {job_id} has no code package left") from e
+
     def read_output(self, job_id: str, name: str) -> bytes:
         self._row(job_id)
         if not OUTPUT_NAME_RE.match(name):
@@ -333,7 +349,27 @@ class LocalBackend(Backend):
             cpus=self.settings.cpu_slots,
             gpus=len(self.settings.gpu_ids),
             images=bool(self.image_interpreters),
+            tensorboard=True,
         )
+
+    # --- TensorBoard ---------------------------------------------------------------------------
+
+    def tensorboard(self, job_ids: builtins.list[str]) -> TensorBoardInfo:
+        logdirs = {}
+        for job_id in job_ids:
+            spec = row_to_info(self._row(job_id)).spec
+            assert spec is not None
+            job_dir = self.settings.job_dir(job_id, spec.job_dir)
+            if "://" not in job_dir:
+                os.makedirs(job_dir, exist_ok=True)  # a queued job's folder TensorBoard can watch
+            logdirs[job_id] = job_dir
+        return self.boards.launch(logdirs, idle_seconds=self.tensorboard_idle_seconds)
+
+    def tensorboards(self) -> builtins.list[TensorBoardInfo]:
+        return self.boards.list()
+
+    def stop_tensorboard(self, tensorboard_id: str) -> None:
+        self.boards.stop(tensorboard_id)
 
     # --- change --------------------------------------------------------------------------------
 

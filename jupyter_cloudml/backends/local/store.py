@@ -160,6 +160,9 @@ class JobStore:
         for key, value in query.labels.items():
             where.append("json_extract(spec, ?) = ?")
             params += [f'$.labels."{key}"', value]
+        for key in query.without_labels:
+            where.append("json_extract(spec, ?) IS NULL")
+            params.append(f'$.labels."{key}"')
         clause = ("WHERE " + " AND ".join(where)) if where else ""
         conn = self._conn()
         total = conn.execute(f"SELECT COUNT(*) FROM jobs {clause}", params).fetchone()[0]

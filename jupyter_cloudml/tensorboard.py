@@ -1,0 +1,47 @@
+"""TensorBoard in the notebook and in JupyterLab: through the Jupyter server, never localhost.
+
+Backends start TensorBoards (`Backend.tensorboard`) at URLs the Jupyter server can reach; the
+browser reaches them through jupyter-server-proxy under the server's base URL
+(`{base_url}proxy/PORT/`), which works behind JupyterHub as well.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from typing import Any
+from urllib.parse import urlsplit
+
+from .models import TensorBoardInfo
+
+#: Output MIME type the lab extension renders as an inline TensorBoard frame.
+MIME_TYPE = "application/vnd.jupyter.cloudml.tensorboard+json"
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+
+
+def proxy_path(url: str) -> str:
+    """The path under the Jupyter server's base URL that proxies to `url` (no leading '/')."""
+    parts = urlsplit(url)
+    path = parts.path.lstrip("/")
+    if parts.hostname in LOCAL_HOSTS:
+        return f"proxy/{parts.port}/{path}"
+    return f"proxy/{parts.hostname}:{parts.port}/{path}"
+
+
+def notebook_bundle(board: TensorBoardInfo, height: int = 800) -> dict[str, Any]:
+    """A display bundle: the lab extension's frame, an HTML frame elsewhere, text for logs.
+
+    Outside JupyterLab the frame's URL starts at `$JUPYTERHUB_SERVICE_PREFIX` (set by
+    JupyterHub for a user's server) or `/`.
+    """
+    path = proxy_path(board.url)
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
+    src = html.escape(prefix.rstrip("/") + "/" + path, quote=True)
+    status = "reused" if board.reused else "started"
+    return {
+        MIME_TYPE: {"id": board.id, "jobs": list(board.jobs), "url": path, "height": height},
+        "text/html": f'<iframe src="{src}" width="100%" height="{height}" frameborder="0">'
+        "</iframe>",
+        "text/plain": f"TensorBoard {board.id} ({status}) over {', '.join(board.jobs)}: "
+        f"open {path} under the Jupyter server's URL",
+    }

@@ -1,0 +1,637 @@
+/**
+ * State of the CloudML views without any DOM: lists that poll, a job's detail with its
+ * metrics and live logs, a study's detail. Errors become an `error` message, never a throw,
+ * so that a view always has something to show.
+ */
+import { IDisposable } from '@lumino/disposable';
+import { Poll } from '@lumino/polling';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import {
+  ACTIVE_STATUSES,
+  Capabilities,
+  Deployment,
+  FINISHED_STATUSES,
+  ICloudMLApi,
+  Job,
+  JobDetail,
+  JobStatus,
+  LogBatch,
+  LogLine,
+  Scalar,
+  Study,
+  isActive
+} from './tokens';
+
+/** How often views refresh, in ms. */
+export const DEFAULT_INTERVAL = 2000;
+
+/** Log lines a job view keeps; older lines are dropped. */
+export const DEFAULT_LOG_CAP = 5000;
+
+/** The status filter choices of the lists and the statuses each stands for (none = all). */
+export type StatusPreset = 'all' | 'active' | 'finished' | 'failed';
+
+export const STATUS_PRESETS: Record<StatusPreset, readonly JobStatus[]> = {
+  all: [],
+  active: ACTIVE_STATUSES,
+  finished: FINISHED_STATUSES,
+  failed: ['FAILED']
+};
+
+/** The text of an error for people. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) {
+    return error.message || error.name;
+  }
+  return String(error);
+}
+
+/** Options of every polling model. */
+export interface IPollingOptions {
+  /** The API to call (the real one in the app, a fake in tests). */
+  api: ICloudMLApi;
+  /** Refresh interval in ms. */
+  interval?: number;
+}
+
+/**
+ * A model refreshed by a lumino Poll: it stands by while the browser tab is hidden, and
+ * while paused (its view is hidden). Failed refreshes back off.
+ */
+export abstract class PollingModel implements IDisposable {
+  constructor(options: IPollingOptions) {
+    this.api = options.api;
+    this._poll = new Poll({
+      auto: false,
+      factory: async () => {
+        await this.refresh();
+        if (this.error) {
+          throw new Error(this.error);
+        }
+      },
+      frequency: { interval: options.interval ?? DEFAULT_INTERVAL, backoff: true, max: 30000 },
+      standby: () => this._paused || 'when-hidden'
+    });
+  }
+
+  /** Emitted whenever anything a view shows changed. */
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  /** The last refresh's error, for people; null when it went well. */
+  error: string | null = null;
+
+  /** Whether the first refresh has answered (well or not). */
+  loaded = false;
+
+  /** Fetch the state now; never throws. */
+  abstract refresh(): Promise<void>;
+
+  /** Begin polling (the first refresh runs at once). */
+  start(): void {
+    void this._poll.start();
+  }
+
+  /** Stop polling for good, e.g. once the object observed has finished. */
+  stop(): void {
+    void this._poll.stop();
+  }
+
+  /** Stand by until `resume`, e.g. while the view is hidden. */
+  pause(): void {
+    this._paused = true;
+  }
+
+  /** Leave standby and refresh now. */
+  resume(): void {
+    this._paused = false;
+    if (this._poll.state.phase !== 'stopped' && this._poll.state.phase !== 'constructed') {
+      void this._poll.refresh();
+    }
+  }
+
+  get isPaused(): boolean {
+    return this._paused;
+  }
+
+  get isDisposed(): boolean {
+    return this._isDisposed;
+  }
+
+  dispose(): void {
+    if (this._isDisposed) {
+      return;
+    }
+    this._isDisposed = true;
+    this._poll.dispose();
+    Signal.clearData(this);
+  }
+
+  protected emitChanged(): void {
+    if (!this._isDisposed) {
+      this._changed.emit();
+    }
+  }
+
+  protected readonly api: ICloudMLApi;
+  private _poll: Poll;
+  private _paused = false;
+  private _isDisposed = false;
+  private _changed = new Signal<this, void>(this);
+}
+
+/** Filters of a list. An empty `statuses` means every status. */
+export interface IListFilters {
+  statuses: readonly JobStatus[];
+  name: string;
+  kind: 'job' | 'trial' | 'any';
+}
+
+/** A list page query handed to `fetchPage`. */
+export interface IPageQuery extends IListFilters {
+  limit: number;
+  offset: number;
+}
+
+/** One page of a paged list: filters, paging, polling, error state. */
+export abstract class ListModel<T> extends PollingModel {
+  constructor(options: IPollingOptions & { limit?: number; filters?: Partial<IListFilters> }) {
+    super(options);
+    this.limit = options.limit ?? 50;
+    this._filters = { statuses: [], name: '', kind: 'any', ...options.filters };
+  }
+
+  items: readonly T[] = [];
+  total = 0;
+  readonly limit: number;
+
+  get offset(): number {
+    return this._offset;
+  }
+
+  get filters(): Readonly<IListFilters> {
+    return this._filters;
+  }
+
+  get hasPrevious(): boolean {
+    return this._offset > 0;
+  }
+
+  get hasNext(): boolean {
+    return this._offset + this.limit < this.total;
+  }
+
+  /** Change some filters; goes back to the first page and refreshes. */
+  setFilters(filters: Partial<IListFilters>): Promise<void> {
+    this._filters = { ...this._filters, ...filters };
+    this._offset = 0;
+    this.emitChanged();
+    return this.refresh();
+  }
+
+  nextPage(): Promise<void> {
+    if (!this.hasNext) {
+      return Promise.resolve();
+    }
+    this._offset += this.limit;
+    return this.refresh();
+  }
+
+  previousPage(): Promise<void> {
+    if (!this.hasPrevious) {
+      return Promise.resolve();
+    }
+    this._offset = Math.max(0, this._offset - this.limit);
+    return this.refresh();
+  }
+
+  async refresh(): Promise<void> {
+    const seq = ++this._seq;
+    const query = { ...this._filters, limit: this.limit, offset: this._offset };
+    try {
+      const page = await this.fetchPage(query);
+      if (seq !== this._seq || this.isDisposed) {
+        return;
+      }
+      if (page.items.length === 0 && page.total > 0 && this._offset >= page.total) {
+        // The page emptied (jobs deleted): show the last page that has rows.
+        this._offset = Math.floor((page.total - 1) / this.limit) * this.limit;
+        return this.refresh();
+      }
+      this.items = page.items;
+      this.total = page.total;
+      this.error = null;
+    } catch (error) {
+      if (seq !== this._seq || this.isDisposed) {
+        return;
+      }
+      this.error = errorMessage(error);
+    }
+    this.loaded = true;
+    this.emitChanged();
+  }
+
+  /** Fetch one page. */
+  protected abstract fetchPage(query: IPageQuery): Promise<{ items: T[]; total: number }>;
+
+  private _filters: IListFilters;
+  private _offset = 0;
+  private _seq = 0;
+}
+
+/** The jobs list of the sidebar. */
+export class JobListModel extends ListModel<Job> {
+  protected async fetchPage(query: IPageQuery): Promise<{ items: Job[]; total: number }> {
+    const page = await this.api.listJobs({
+      status: query.statuses,
+      name: query.name,
+      kind: query.kind,
+      limit: query.limit,
+      offset: query.offset
+    });
+    return { items: page.jobs, total: page.total };
+  }
+}
+
+/** The studies list of the sidebar. */
+export class StudyListModel extends ListModel<Study> {
+  protected async fetchPage(query: IPageQuery): Promise<{ items: Study[]; total: number }> {
+    const page = await this.api.listStudies({
+      status: query.statuses,
+      name: query.name,
+      limit: query.limit,
+      offset: query.offset
+    });
+    return { items: page.studies, total: page.total };
+  }
+}
+
+/** The backend's capabilities and, when it serves models, its deployments. */
+export class DeploymentListModel extends PollingModel {
+  capabilities: Capabilities | null = null;
+  items: readonly Deployment[] = [];
+
+  async refresh(): Promise<void> {
+    try {
+      if (!this.capabilities) {
+        this.capabilities = await this.api.getCapabilities();
+      }
+      this.items = this.capabilities.deployments ? await this.api.listDeployments() : [];
+      this.error = null;
+    } catch (error) {
+      this.error = errorMessage(error);
+    }
+    if (this.isDisposed) {
+      return;
+    }
+    this.loaded = true;
+    this.emitChanged();
+  }
+}
+
+/** A log line with a sequence number, a stable key for views. */
+export interface ILogEntry extends LogLine {
+  seq: number;
+}
+
+/** Options of a job's detail model. */
+export interface IJobDetailOptions extends IPollingOptions {
+  jobId: string;
+  /** Log lines kept at most. */
+  logCap?: number;
+  /** Lines the stream starts with. */
+  tail?: number;
+  /** First wait before reconnecting a broken log stream, in ms (doubles up to 30 s). */
+  reconnectDelay?: number;
+}
+
+/**
+ * One job: its detail and events, its metrics fetched incrementally through the server's
+ * cursor, and its log lines followed live (at most `logCap`, filtered by replica and search).
+ */
+export class JobDetailModel extends PollingModel {
+  constructor(options: IJobDetailOptions) {
+    super(options);
+    this.jobId = options.jobId;
+    this.logCap = options.logCap ?? DEFAULT_LOG_CAP;
+    this._tail = options.tail ?? 1000;
+    this._reconnectDelay = options.reconnectDelay ?? 1000;
+  }
+
+  readonly jobId: string;
+  readonly logCap: number;
+  job: JobDetail | null = null;
+  metricsError: string | null = null;
+  logsError: string | null = null;
+  /** Whether the log stream is connected. */
+  streaming = false;
+  /** Whether the log view keeps scrolling to the newest line. */
+  following = true;
+
+  /** Scalars by tag, in the order they were reported. */
+  get metrics(): ReadonlyMap<string, readonly Scalar[]> {
+    return this._metrics;
+  }
+
+  /** The server's cursor of the last metrics answer. */
+  get metricsCursor(): string | undefined {
+    return this._cursor;
+  }
+
+  /** All kept log lines, oldest first. */
+  get logs(): readonly ILogEntry[] {
+    return this._logs;
+  }
+
+  /** The replica whose lines are shown; null for all. */
+  get replica(): string | null {
+    return this._replica;
+  }
+
+  /** The text shown lines must contain (case-insensitive); empty for all. */
+  get search(): string {
+    return this._search;
+  }
+
+  /** Replica names known from the job and its lines. */
+  get replicaNames(): string[] {
+    const names = new Set(this._seenReplicas);
+    for (const replica of this.job?.replicas ?? []) {
+      names.add(replica.name);
+    }
+    return [...names].sort();
+  }
+
+  /** The kept lines that pass the replica filter and the search. */
+  get visibleLogs(): readonly ILogEntry[] {
+    const key = [this._logs, this._replica, this._search] as const;
+    if (this._visible && this._visibleKey.every((part, i) => part === key[i])) {
+      return this._visible;
+    }
+    const needle = this._search.toLowerCase();
+    this._visible = this._logs.filter(
+      line =>
+        (this._replica === null || line.replica === this._replica) &&
+        (!needle || line.text.toLowerCase().includes(needle))
+    );
+    this._visibleKey = key;
+    return this._visible;
+  }
+
+  setReplica(replica: string | null): void {
+    this._replica = replica || null;
+    this.emitChanged();
+  }
+
+  setSearch(search: string): void {
+    this._search = search;
+    this.emitChanged();
+  }
+
+  setFollowing(following: boolean): void {
+    if (this.following !== following) {
+      this.following = following;
+      this.emitChanged();
+    }
+  }
+
+  /** Begin polling the job and its metrics, and following its logs. */
+  start(): void {
+    super.start();
+    if (!this._following) {
+      this._following = this.followLogs();
+    }
+  }
+
+  /** Fetch the job, then its new metrics; stops polling once the job has finished. */
+  async refresh(): Promise<void> {
+    try {
+      this.job = await this.api.getJob(this.jobId);
+      this.error = null;
+    } catch (error) {
+      this.error = errorMessage(error);
+    }
+    if (this.isDisposed) {
+      return;
+    }
+    this.loaded = true;
+    if (!this.error) {
+      await this.refreshMetrics();
+      if (this.job && !isActive(this.job.status)) {
+        // The metrics fetched after the job finished are its last ones.
+        this.stop();
+      }
+    }
+    this.emitChanged();
+  }
+
+  /** Fetch the scalars reported since the last cursor and append them per tag. */
+  async refreshMetrics(): Promise<void> {
+    try {
+      const update = await this.api.getMetrics(this.jobId, this._cursor);
+      if (this.isDisposed) {
+        return;
+      }
+      const metrics = new Map(this._metrics);
+      for (const [tag, scalars] of Object.entries(update.scalars)) {
+        if (scalars.length) {
+          metrics.set(tag, [...(metrics.get(tag) ?? []), ...scalars]);
+        }
+      }
+      this._metrics = metrics;
+      this._cursor = update.cursor;
+      this.metricsError = null;
+    } catch (error) {
+      this.metricsError = errorMessage(error);
+      if ((error as { status?: number }).status === 400) {
+        // The server no longer knows the cursor (it restarted): start over.
+        this._cursor = undefined;
+        this._metrics = new Map();
+      }
+    }
+    this.emitChanged();
+  }
+
+  /** Add lines, dropping the oldest beyond the cap and those a reconnect sent again. */
+  appendLogs(lines: readonly LogLine[]): void {
+    const fresh: ILogEntry[] = [];
+    for (const line of lines) {
+      const key = `${line.replica}\u0000${line.text}`;
+      if (line.time < this._lastTime) {
+        continue;
+      }
+      if (line.time === this._lastTime) {
+        if (this._keysAtLastTime.has(key)) {
+          continue;
+        }
+      } else {
+        this._lastTime = line.time;
+        this._keysAtLastTime.clear();
+      }
+      this._keysAtLastTime.add(key);
+      this._seenReplicas.add(line.replica);
+      fresh.push({ ...line, seq: this._seq++ });
+    }
+    if (!fresh.length) {
+      return;
+    }
+    const all = this._logs.concat(fresh);
+    this._logs = all.length > this.logCap ? all.slice(all.length - this.logCap) : all;
+    this.emitChanged();
+  }
+
+  /**
+   * Follow the log stream until the job ends or the model is disposed; a stream that breaks
+   * off is opened again after a growing delay.
+   */
+  async followLogs(): Promise<void> {
+    let delay = this._reconnectDelay;
+    while (!this.isDisposed) {
+      this.streaming = true;
+      this.emitChanged();
+      let end: LogBatch | null = null;
+      try {
+        end = await this.api.streamLogs(
+          this.jobId,
+          { tail: this._tail },
+          batch => {
+            delay = this._reconnectDelay;
+            this.logsError = null;
+            this.appendLogs(batch.lines);
+          },
+          this._abort.signal
+        );
+      } catch (error) {
+        this.logsError = errorMessage(error);
+        if ((error as { status?: number }).status === 404) {
+          break;
+        }
+      }
+      this.streaming = false;
+      if (this.isDisposed) {
+        return;
+      }
+      if (end) {
+        if (this.job && end.status) {
+          this.job = { ...this.job, status: end.status };
+        }
+        this.emitChanged();
+        // Catch the final state, events and metrics at once.
+        void this.refresh();
+        return;
+      }
+      if (this.job && !isActive(this.job.status)) {
+        break;
+      }
+      this.emitChanged();
+      await sleep(delay, this._abort.signal);
+      delay = Math.min(delay * 2, 30000);
+    }
+    this.streaming = false;
+    this.emitChanged();
+  }
+
+  dispose(): void {
+    this._abort.abort();
+    super.dispose();
+  }
+
+  private _metrics = new Map<string, readonly Scalar[]>();
+  private _cursor: string | undefined;
+  private _logs: readonly ILogEntry[] = [];
+  private _seq = 0;
+  private _lastTime = -Infinity;
+  private _keysAtLastTime = new Set<string>();
+  private _seenReplicas = new Set<string>();
+  private _replica: string | null = null;
+  private _search = '';
+  private _visible: readonly ILogEntry[] | null = null;
+  private _visibleKey: readonly unknown[] = [];
+  private _abort = new AbortController();
+  private _following: Promise<void> | null = null;
+  private _tail: number;
+  private _reconnectDelay: number;
+}
+
+/** One study with its trials, polled until it has finished. */
+export class StudyDetailModel extends PollingModel {
+  constructor(options: IPollingOptions & { studyId: string }) {
+    super(options);
+    this.studyId = options.studyId;
+  }
+
+  readonly studyId: string;
+  study: Study | null = null;
+
+  async refresh(): Promise<void> {
+    try {
+      this.study = await this.api.getStudy(this.studyId);
+      this.error = null;
+    } catch (error) {
+      this.error = errorMessage(error);
+    }
+    if (this.isDisposed) {
+      return;
+    }
+    this.loaded = true;
+    if (this.study && !this.error && !isActive(this.study.status)) {
+      this.stop();
+    }
+    this.emitChanged();
+  }
+}
+
+/** A point of a chart. */
+export interface IPoint {
+  x: number;
+  y: number;
+}
+
+/**
+ * The objective value per trial number of a study, and the best value so far (lowest when
+ * the goal is to minimize, else highest).
+ */
+export function objectiveSeries(study: Study): { values: IPoint[]; best: IPoint[] } {
+  const minimize = String(study.tuning.goal ?? '').toUpperCase().startsWith('MIN');
+  const values = study.trials
+    .filter(trial => typeof trial.value === 'number' && Number.isFinite(trial.value))
+    .map(trial => ({ x: trial.number, y: trial.value as number }))
+    .sort((a, b) => a.x - b.x);
+  const best: IPoint[] = [];
+  for (const point of values) {
+    const previous = best.length ? best[best.length - 1].y : point.y;
+    best.push({ x: point.x, y: minimize ? Math.min(previous, point.y) : Math.max(previous, point.y) });
+  }
+  return { values, best };
+}
+
+/** Trials of a study that have finished, and how many it may run at most. */
+export function studyProgress(study: Study): { done: number; max: number | null } {
+  const done = study.trials.filter(trial => trial.status !== 'RUNNING').length;
+  const max = typeof study.tuning.max_trials === 'number' ? study.tuning.max_trials : null;
+  return { done, max };
+}
+
+/** Replicas of a job that are running, of all its replicas. */
+export function replicaProgress(job: Job): { running: number; total: number } {
+  const running = job.replicas.filter(replica => replica.status === 'RUNNING').length;
+  return { running, total: job.replicas.length };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise(resolve => {
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done);
+  });
+}

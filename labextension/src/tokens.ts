@@ -1,0 +1,284 @@
+/**
+ * Types of the jupyter-cloudml REST API (jupyter_cloudml/server/openapi.yaml) and the
+ * status groups the UI derives from them. No runtime dependencies.
+ */
+
+/** State of a job or a study. */
+export type JobStatus =
+  | 'QUEUED'
+  | 'STARTING'
+  | 'RUNNING'
+  | 'RETRYING'
+  | 'SUCCEEDED'
+  | 'FAILED'
+  | 'CANCELLED';
+
+/** Every job status, in lifecycle order. */
+export const JOB_STATUSES: readonly JobStatus[] = [
+  'QUEUED',
+  'STARTING',
+  'RUNNING',
+  'RETRYING',
+  'SUCCEEDED',
+  'FAILED',
+  'CANCELLED'
+];
+
+/** Statuses of jobs that have not finished yet. */
+export const ACTIVE_STATUSES: readonly JobStatus[] = [
+  'QUEUED',
+  'STARTING',
+  'RUNNING',
+  'RETRYING'
+];
+
+/** Statuses of jobs that have finished, whatever the outcome. */
+export const FINISHED_STATUSES: readonly JobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
+
+/** Whether a job or study in this status may still change. */
+export function isActive(status: string): boolean {
+  return (ACTIVE_STATUSES as readonly string[]).includes(status);
+}
+
+/** Status of one replica (process or pod) of a job. */
+export type ReplicaStatus = 'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'STOPPED';
+
+/** Status of one trial of a tuning study. */
+export type TrialStatus = 'RUNNING' | 'SUCCEEDED' | 'PRUNED' | 'FAILED' | 'CANCELLED';
+
+/** What a job is: a standalone job, a trial of a study, or a study's driver. */
+export type JobKind = 'job' | 'trial' | 'study';
+
+/** Machine-readable error kinds of the API, plus the client's own `network`. */
+export type ApiErrorCode =
+  | 'invalid'
+  | 'not_authenticated'
+  | 'not_found'
+  | 'conflict'
+  | 'quota_exceeded'
+  | 'unsupported'
+  | 'unavailable'
+  | 'error'
+  | 'network';
+
+/** The JSON body of every error answer. */
+export interface ApiError {
+  code: ApiErrorCode;
+  message: string;
+}
+
+/** What the configured backend offers. */
+export interface Capabilities {
+  backend: string;
+  frameworks: string[];
+  cpus: number;
+  gpus: number;
+  images: boolean;
+  studies: boolean;
+  tensorboard: boolean;
+  deployments: boolean;
+}
+
+/** One replica of a job. */
+export interface Replica {
+  name: string;
+  status: ReplicaStatus;
+  exit_code?: number | null;
+  gpus?: number[];
+}
+
+/** A training job (or a trial, or a study's driver). Times are Unix seconds. */
+export interface Job {
+  id: string;
+  name: string;
+  status: JobStatus;
+  reason: string;
+  created: number;
+  started?: number | null;
+  finished?: number | null;
+  elapsed: number | null;
+  attempt?: number;
+  kind: JobKind;
+  study?: string | null;
+  replicas: Replica[];
+  spec?: Record<string, unknown> | null;
+}
+
+/** One page of jobs, newest first. */
+export interface JobPage {
+  jobs: Job[];
+  total: number;
+  limit: number;
+  offset: number;
+}
+
+/** A lifecycle event of a job (scheduled, started, retried, ...). */
+export interface JobEvent {
+  time: number;
+  reason: string;
+  message: string;
+  type: 'Normal' | 'Warning';
+}
+
+/** A job with its events and the notebook cell that submits it again. */
+export interface JobDetail extends Job {
+  events: JobEvent[];
+  magic: string;
+}
+
+/** One line a replica wrote. */
+export interface LogLine {
+  time: number;
+  replica: string;
+  text: string;
+}
+
+/** Log lines sent together; `end` marks the last batch of a stream. */
+export interface LogBatch {
+  lines: LogLine[];
+  end?: boolean;
+  status?: JobStatus;
+}
+
+/** One reported value of a metric. */
+export interface Scalar {
+  step: number;
+  wall_time: number;
+  value: number;
+}
+
+/** Scalars by tag that are new since the previous cursor. */
+export interface MetricsUpdate {
+  scalars: Record<string, Scalar[]>;
+  cursor: string;
+}
+
+/** One trial of a tuning study. */
+export interface Trial {
+  number: number;
+  status: TrialStatus;
+  params: Record<string, number | string>;
+  value?: number | null;
+  job_id?: string | null;
+  steps?: number;
+  reason?: string;
+  started?: number | null;
+  finished?: number | null;
+}
+
+/** The tuning spec of a study (a subset; the server sends the whole TuningSpec). */
+export interface TuningSpec {
+  metric?: string;
+  goal?: 'MAXIMIZE' | 'MINIMIZE' | string;
+  max_trials?: number;
+  parallel_trials?: number;
+  algorithm?: string;
+  params?: unknown;
+  [key: string]: unknown;
+}
+
+/** A hyperparameter tuning study with its trials. */
+export interface Study {
+  id: string;
+  name: string;
+  status: JobStatus;
+  reason?: string;
+  created?: number;
+  started?: number | null;
+  finished?: number | null;
+  elapsed: number | null;
+  tuning: TuningSpec;
+  trials: Trial[];
+  best_trial?: Trial | null;
+  counts: Record<string, number>;
+}
+
+/** One page of studies, newest first. */
+export interface StudyPage {
+  studies: Study[];
+  total: number;
+  limit: number;
+  offset: number;
+}
+
+/** A running TensorBoard; `url` is a path under the server's base URL. */
+export interface TensorBoard {
+  id: string;
+  jobs: string[];
+  url: string;
+  status: 'launched' | 'reused';
+}
+
+/**
+ * A model deployment. The server's schema is still open (`/deployments` answers 501 until
+ * the backend serves models), so only the fields the UI shows are typed.
+ */
+export interface Deployment {
+  id?: string;
+  name: string;
+  status: string;
+  replicas?: number | { ready?: number; total?: number };
+  url?: string | null;
+  [key: string]: unknown;
+}
+
+/** Filters of the jobs list. */
+export interface JobQuery {
+  status?: readonly JobStatus[];
+  name?: string;
+  label?: readonly string[];
+  kind?: 'job' | 'trial' | 'any';
+  study?: string;
+  limit?: number;
+  offset?: number;
+}
+
+/** Filters of the studies list. */
+export interface StudyQuery {
+  status?: readonly JobStatus[];
+  name?: string;
+  limit?: number;
+  offset?: number;
+}
+
+/** Options of a log stream. */
+export interface LogStreamOptions {
+  replica?: string;
+  tail?: number;
+  interval?: number;
+}
+
+/** Options of a log snapshot. */
+export interface LogQuery {
+  replica?: string;
+  tail?: number;
+  since?: number;
+}
+
+/**
+ * Every call the UI makes to the server. `api.ts` implements it; models take one so that
+ * tests can hand them a fake.
+ */
+export interface ICloudMLApi {
+  getCapabilities(): Promise<Capabilities>;
+  listJobs(query?: JobQuery): Promise<JobPage>;
+  getJob(jobId: string): Promise<JobDetail>;
+  cancelJob(jobId: string): Promise<Job>;
+  deleteJob(jobId: string): Promise<void>;
+  getLogs(jobId: string, query?: LogQuery): Promise<LogBatch>;
+  streamLogs(
+    jobId: string,
+    options: LogStreamOptions,
+    onBatch: (batch: LogBatch) => void,
+    signal?: AbortSignal
+  ): Promise<LogBatch | null>;
+  getMetrics(jobId: string, cursor?: string): Promise<MetricsUpdate>;
+  listStudies(query?: StudyQuery): Promise<StudyPage>;
+  getStudy(studyId: string): Promise<Study>;
+  cancelStudy(studyId: string): Promise<Study>;
+  deleteStudy(studyId: string): Promise<void>;
+  listDeployments(): Promise<Deployment[]>;
+  listTensorBoards(): Promise<TensorBoard[]>;
+  startTensorBoard(jobIds: string[]): Promise<TensorBoard>;
+  stopTensorBoard(id: string): Promise<void>;
+}

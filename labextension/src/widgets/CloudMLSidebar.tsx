@@ -1,0 +1,447 @@
+import { ReactWidget } from '@jupyterlab/ui-components';
+import { Message } from '@lumino/messaging';
+import React, { useEffect, useState } from 'react';
+
+import { ElapsedTime } from '../components/ElapsedTime';
+import { ErrorMessage } from '../components/ErrorMessage';
+import { StatusBadge } from '../components/StatusBadge';
+import { useModel } from '../components/useModel';
+import { pageLabel } from '../format';
+import {
+  DeploymentListModel,
+  JobListModel,
+  ListModel,
+  STATUS_PRESETS,
+  StatusPreset,
+  StudyListModel,
+  replicaProgress,
+  studyProgress
+} from '../model';
+import { Deployment, ICloudMLApi, Job, Study, isActive } from '../tokens';
+
+/** The sidebar's tabs. */
+export type SidebarTab = 'jobs' | 'studies' | 'deployments';
+
+const TABS: { id: SidebarTab; label: string }[] = [
+  { id: 'jobs', label: 'Jobs' },
+  { id: 'studies', label: 'Studies' },
+  { id: 'deployments', label: 'Deployments' }
+];
+
+/** Options of the sidebar. */
+export interface ICloudMLSidebarOptions {
+  api: ICloudMLApi;
+  openJob: (jobId: string) => void;
+  openStudy: (studyId: string) => void;
+}
+
+/**
+ * The CloudML sidebar: jobs, studies and deployments. Only the visible tab polls, and
+ * nothing polls while the sidebar is collapsed.
+ */
+export class CloudMLSidebar extends ReactWidget {
+  constructor(options: ICloudMLSidebarOptions) {
+    super();
+    this.addClass('jp-cloudml-sidebar');
+    this._options = options;
+    this.jobs = new JobListModel({ api: options.api, filters: { kind: 'job' } });
+    this.studies = new StudyListModel({ api: options.api });
+    this.deployments = new DeploymentListModel({ api: options.api, interval: 5000 });
+    for (const model of this._models()) {
+      model.pause();
+      model.start();
+    }
+  }
+
+  readonly jobs: JobListModel;
+  readonly studies: StudyListModel;
+  readonly deployments: DeploymentListModel;
+
+  get tab(): SidebarTab {
+    return this._tab;
+  }
+
+  /** Show a tab; only its model polls. */
+  setTab(tab: SidebarTab): void {
+    this._tab = tab;
+    this._syncPolling();
+    this.update();
+  }
+
+  /** Refresh every list now (e.g. after a job was deleted elsewhere). */
+  refresh(): Promise<void> {
+    return Promise.all(this._models().map(model => model.refresh())).then(() => undefined);
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    for (const model of this._models()) {
+      model.dispose();
+    }
+    super.dispose();
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    this._syncPolling();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this._syncPolling();
+  }
+
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this._syncPolling();
+  }
+
+  protected onBeforeDetach(msg: Message): void {
+    for (const model of this._models()) {
+      model.pause();
+    }
+    super.onBeforeDetach(msg);
+  }
+
+  protected render(): JSX.Element {
+    return (
+      <SidebarView
+        tab={this._tab}
+        onTab={tab => this.setTab(tab)}
+        jobs={this.jobs}
+        studies={this.studies}
+        deployments={this.deployments}
+        openJob={this._options.openJob}
+        openStudy={this._options.openStudy}
+      />
+    );
+  }
+
+  private _models(): (JobListModel | StudyListModel | DeploymentListModel)[] {
+    return [this.jobs, this.studies, this.deployments];
+  }
+
+  private _syncPolling(): void {
+    const shown = this.isAttached && this.isVisible;
+    const active = { jobs: this.jobs, studies: this.studies, deployments: this.deployments }[
+      this._tab
+    ];
+    for (const model of this._models()) {
+      if (shown && model === active) {
+        if (model.isPaused) {
+          model.resume();
+        }
+      } else {
+        model.pause();
+      }
+    }
+  }
+
+  private _tab: SidebarTab = 'jobs';
+  private _options: ICloudMLSidebarOptions;
+}
+
+function SidebarView(props: {
+  tab: SidebarTab;
+  onTab: (tab: SidebarTab) => void;
+  jobs: JobListModel;
+  studies: StudyListModel;
+  deployments: DeploymentListModel;
+  openJob: (id: string) => void;
+  openStudy: (id: string) => void;
+}) {
+  return (
+    <div className="jp-cloudml-sidebar-body">
+      <div className="jp-cloudml-sidebar-header">CloudML</div>
+      <div className="jp-cloudml-tabs" role="tablist">
+        {TABS.map(tab => (
+          <button
+            key={tab.id}
+            role="tab"
+            data-tab={tab.id}
+            aria-selected={props.tab === tab.id}
+            className={`jp-cloudml-tab${props.tab === tab.id ? ' jp-mod-active' : ''}`}
+            onClick={() => props.onTab(tab.id)}
+          >
+            {tab.label}
+          </button>
+        ))}
+      </div>
+      {props.tab === 'jobs' && <JobsTab model={props.jobs} onOpen={props.openJob} />}
+      {props.tab === 'studies' && <StudiesTab model={props.studies} onOpen={props.openStudy} />}
+      {props.tab === 'deployments' && <DeploymentsTab model={props.deployments} />}
+    </div>
+  );
+}
+
+/** The search box, status filter and refresh button over a list. */
+function ListToolbar<T>(props: { model: ListModel<T>; extra?: React.ReactNode }) {
+  const { model } = props;
+  const [name, setName] = useState(model.filters.name);
+  useEffect(() => {
+    if (name === model.filters.name) {
+      return;
+    }
+    const timer = setTimeout(() => void model.setFilters({ name }), 300);
+    return () => clearTimeout(timer);
+  }, [name, model]);
+  const preset =
+    (Object.keys(STATUS_PRESETS) as StatusPreset[]).find(
+      key => STATUS_PRESETS[key].join() === model.filters.statuses.join()
+    ) ?? 'all';
+  return (
+    <div className="jp-cloudml-toolbar">
+      <input
+        className="jp-cloudml-search"
+        type="search"
+        placeholder="Filter by name"
+        aria-label="Filter by name"
+        value={name}
+        onChange={event => setName(event.target.value)}
+      />
+      <select
+        className="jp-cloudml-select"
+        aria-label="Status"
+        value={preset}
+        onChange={event =>
+          void model.setFilters({ statuses: STATUS_PRESETS[event.target.value as StatusPreset] })
+        }
+      >
+        <option value="all">All</option>
+        <option value="active">Active</option>
+        <option value="finished">Finished</option>
+        <option value="failed">Failed</option>
+      </select>
+      {props.extra}
+      <button
+        className="jp-cloudml-button"
+        data-action="refresh"
+        title="Refresh"
+        onClick={() => void model.refresh()}
+      >
+        ⟳
+      </button>
+    </div>
+  );
+}
+
+/** Previous / next page with "1–50 of N". */
+function Pager<T>(props: { model: ListModel<T> }) {
+  const { model } = props;
+  return (
+    <div className="jp-cloudml-pager">
+      <button
+        className="jp-cloudml-button"
+        data-action="previous-page"
+        disabled={!model.hasPrevious}
+        onClick={() => void model.previousPage()}
+      >
+        ‹ Prev
+      </button>
+      <span className="jp-cloudml-muted">
+        {pageLabel(model.offset, model.items.length, model.total)}
+      </span>
+      <button
+        className="jp-cloudml-button"
+        data-action="next-page"
+        disabled={!model.hasNext}
+        onClick={() => void model.nextPage()}
+      >
+        Next ›
+      </button>
+    </div>
+  );
+}
+
+function JobsTab(props: { model: JobListModel; onOpen: (id: string) => void }) {
+  const model = useModel(props.model);
+  const kindSelect = (
+    <select
+      className="jp-cloudml-select"
+      aria-label="Kind"
+      value={model.filters.kind}
+      onChange={event => void model.setFilters({ kind: event.target.value as 'job' })}
+    >
+      <option value="job">Jobs</option>
+      <option value="trial">Trials</option>
+      <option value="any">All kinds</option>
+    </select>
+  );
+  return (
+    <div className="jp-cloudml-tabpanel" data-panel="jobs">
+      <ListToolbar model={model} extra={kindSelect} />
+      <ErrorMessage message={model.error} title="Cannot list jobs" onRetry={() => void model.refresh()} />
+      <div className="jp-cloudml-list">
+        {model.items.map(job => (
+          <JobRow key={job.id} job={job} onOpen={props.onOpen} />
+        ))}
+        {model.loaded && !model.error && model.items.length === 0 && (
+          <div className="jp-cloudml-empty">
+            No jobs here. Run a cell with <code>%%cloudml_train</code> to start one.
+          </div>
+        )}
+        {!model.loaded && <div className="jp-cloudml-empty">Loading…</div>}
+      </div>
+      <Pager model={model} />
+    </div>
+  );
+}
+
+function JobRow(props: { job: Job; onOpen: (id: string) => void }) {
+  const { job } = props;
+  const { running, total } = replicaProgress(job);
+  return (
+    <div
+      className="jp-cloudml-row"
+      data-job-id={job.id}
+      role="button"
+      tabIndex={0}
+      title={job.reason || job.name}
+      onClick={() => props.onOpen(job.id)}
+      onKeyDown={event => event.key === 'Enter' && props.onOpen(job.id)}
+    >
+      <div className="jp-cloudml-row-main">
+        <span className="jp-cloudml-name">{job.name}</span>
+        <span className="jp-cloudml-id">{job.id}</span>
+      </div>
+      <div className="jp-cloudml-row-side">
+        <StatusBadge status={job.status} />
+        <span className="jp-cloudml-progress" title="Replicas running / total">
+          {running}/{total}
+        </span>
+        <ElapsedTime elapsed={job.elapsed} running={isActive(job.status)} />
+      </div>
+    </div>
+  );
+}
+
+function StudiesTab(props: { model: StudyListModel; onOpen: (id: string) => void }) {
+  const model = useModel(props.model);
+  return (
+    <div className="jp-cloudml-tabpanel" data-panel="studies">
+      <ListToolbar model={model} />
+      <ErrorMessage
+        message={model.error}
+        title="Cannot list studies"
+        onRetry={() => void model.refresh()}
+      />
+      <div className="jp-cloudml-list">
+        {model.items.map(study => (
+          <StudyRow key={study.id} study={study} onOpen={props.onOpen} />
+        ))}
+        {model.loaded && !model.error && model.items.length === 0 && (
+          <div className="jp-cloudml-empty">
+            No studies here. Add <code>--tune</code> options to <code>%%cloudml_train</code> to
+            start one.
+          </div>
+        )}
+        {!model.loaded && <div className="jp-cloudml-empty">Loading…</div>}
+      </div>
+      <Pager model={model} />
+    </div>
+  );
+}
+
+function StudyRow(props: { study: Study; onOpen: (id: string) => void }) {
+  const { study } = props;
+  const { done, max } = studyProgress(study);
+  return (
+    <div
+      className="jp-cloudml-row"
+      data-study-id={study.id}
+      role="button"
+      tabIndex={0}
+      title={study.reason || study.name}
+      onClick={() => props.onOpen(study.id)}
+      onKeyDown={event => event.key === 'Enter' && props.onOpen(study.id)}
+    >
+      <div className="jp-cloudml-row-main">
+        <span className="jp-cloudml-name">{study.name}</span>
+        <span className="jp-cloudml-id">{study.id}</span>
+      </div>
+      <div className="jp-cloudml-row-side">
+        <StatusBadge status={study.status} />
+        <span className="jp-cloudml-progress" title="Trials done / max">
+          {done}/{max ?? '?'}
+        </span>
+        <ElapsedTime elapsed={study.elapsed} running={isActive(study.status)} />
+      </div>
+    </div>
+  );
+}
+
+function DeploymentsTab(props: { model: DeploymentListModel }) {
+  const model = useModel(props.model);
+  const body = (): React.ReactNode => {
+    if (!model.loaded) {
+      return <div className="jp-cloudml-empty">Loading…</div>;
+    }
+    if (model.capabilities && !model.capabilities.deployments) {
+      return (
+        <div className="jp-cloudml-empty jp-cloudml-deployments-off">
+          Deployments appear here once the backend serves models (<code>%cloudml_deploy</code>).
+        </div>
+      );
+    }
+    if (!model.items.length) {
+      return model.error ? null : <div className="jp-cloudml-empty">No deployments yet.</div>;
+    }
+    return model.items.map((deployment, i) => (
+      <DeploymentRow key={deployment.id ?? `${deployment.name}-${i}`} deployment={deployment} />
+    ));
+  };
+  return (
+    <div className="jp-cloudml-tabpanel" data-panel="deployments">
+      <div className="jp-cloudml-toolbar">
+        <span className="jp-cloudml-muted">
+          {model.capabilities ? `Backend: ${model.capabilities.backend}` : ''}
+        </span>
+        <button
+          className="jp-cloudml-button"
+          data-action="refresh"
+          title="Refresh"
+          onClick={() => void model.refresh()}
+        >
+          ⟳
+        </button>
+      </div>
+      <ErrorMessage
+        message={model.error}
+        title="Cannot list deployments"
+        onRetry={() => void model.refresh()}
+      />
+      <div className="jp-cloudml-list">{body()}</div>
+    </div>
+  );
+}
+
+/** Replicas of a deployment as text: a count, or ready/total. */
+function replicasText(replicas: Deployment['replicas']): string {
+  if (typeof replicas === 'number') {
+    return String(replicas);
+  }
+  if (replicas && typeof replicas === 'object') {
+    return `${replicas.ready ?? '?'}/${replicas.total ?? '?'}`;
+  }
+  return '—';
+}
+
+function DeploymentRow(props: { deployment: Deployment }) {
+  const { deployment } = props;
+  return (
+    <div className="jp-cloudml-row" data-deployment-id={deployment.id ?? deployment.name}>
+      <div className="jp-cloudml-row-main">
+        <span className="jp-cloudml-name">{deployment.name}</span>
+        {deployment.url && <span className="jp-cloudml-id">{deployment.url}</span>}
+      </div>
+      <div className="jp-cloudml-row-side">
+        <StatusBadge status={deployment.status} />
+        <span className="jp-cloudml-progress" title="Replicas">
+          {replicasText(deployment.replicas)}
+        </span>
+      </div>
+    </div>
+  );
+}
