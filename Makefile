@@ -4,14 +4,30 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck jstest pytest bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# Installing builds the lab extension from labextension/ (npm) when it is not built yet.
 $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+# The lab extension, rebuilt when its sources change, and linked into the venv's JupyterLab.
+LABEXT := jupyter_cloudml/labextension/package.json
+LABEXT_SOURCES := $(shell find labextension/src labextension/style -type f) \
+	labextension/package.json labextension/package-lock.json labextension/tsconfig.json
+NODE_MODULES := labextension/node_modules/.package-lock.json
+
+$(NODE_MODULES): labextension/package-lock.json
+	cd labextension && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(LABEXT): $(LABEXT_SOURCES) $(NODE_MODULES) $(VENV)/.installed
+	cd labextension && PATH="$(abspath $(BIN)):$$PATH" npm run --silent build:prod
+	PATH="$(abspath $(BIN)):$$PATH" jupyter labextension develop --overwrite . >/dev/null
 	touch $@
 
 # torch (CPU) for the distributed PyTorch tests, torch + scipy for --algorithm gp; users install their own.
@@ -19,20 +35,24 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet "torch==2.13.0" numpy scipy
 	touch $@
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed $(LABEXT)
 	$(BIN)/jupyter lab --ip=127.0.0.1 $(ROOT_FLAG) --notebook-dir=examples examples/demo.ipynb
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed $(NODE_MODULES)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cd labextension && npm run --silent lint:check
+
+jstest: $(NODE_MODULES)
+	cd labextension && npm test --silent
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
-pytest: $(VENV)/.installed-test
+pytest: $(VENV)/.installed-test $(LABEXT)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-test: lint typecheck pytest
+test: lint typecheck jstest pytest
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run_all.py

@@ -17,6 +17,7 @@ BENCHES = [
     "bench_concurrency.py",
     "bench_metrics.py",
     "bench_tuning.py",
+    "bench_server.py",
 ]
 
 

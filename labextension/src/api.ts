@@ -91,7 +91,7 @@ export function apiUrl(path: readonly string[], query: Record<string, QueryValue
 export async function errorFromResponse(response: Response): Promise<CloudMLApiError> {
   const fallbackCode = CODE_BY_STATUS[response.status] ?? 'error';
   const fallbackMessage = response.statusText || `HTTP ${response.status}`;
-  let text = '';
+  let text: string;
   try {
     text = await response.text();
   } catch {
@@ -138,7 +138,11 @@ async function requestJson<T>(url: string, init: RequestInit = {}): Promise<T> {
   try {
     return JSON.parse(text) as T;
   } catch {
-    throw new CloudMLApiError(response.status, 'error', 'The server sent an answer that is not JSON');
+    throw new CloudMLApiError(
+      response.status,
+      'error',
+      'The server sent an answer that is not JSON'
+    );
   }
 }
 

@@ -2,7 +2,11 @@
  * Geometry of the SVG line charts, kept apart from React so that it can be tested: data
  * ranges, projection into the plot box, downsampling and the point nearest the pointer.
  */
-import type { IPoint } from './model';
+/** A point of a chart, in data coordinates. */
+export interface IPoint {
+  x: number;
+  y: number;
+}
 
 /** The drawing box of a chart, in SVG user units. */
 export interface IChartBox {

@@ -3,16 +3,13 @@
  * metrics and live logs, a study's detail. Errors become an `error` message, never a throw,
  * so that a view always has something to show.
  */
-import { IDisposable } from '@lumino/disposable';
-import { Poll } from '@lumino/polling';
-import { ISignal, Signal } from '@lumino/signaling';
-
+import { ILogEntry, LogBuffer } from './logbuffer';
+import { IPollingOptions, PollingModel, errorMessage } from './polling';
 import {
   ACTIVE_STATUSES,
   Capabilities,
   Deployment,
   FINISHED_STATUSES,
-  ICloudMLApi,
   Job,
   JobDetail,
   JobStatus,
@@ -22,9 +19,6 @@ import {
   Study,
   isActive
 } from './tokens';
-
-/** How often views refresh, in ms. */
-export const DEFAULT_INTERVAL = 2000;
 
 /** Log lines a job view keeps; older lines are dropped. */
 export const DEFAULT_LOG_CAP = 5000;
@@ -39,114 +33,11 @@ export const STATUS_PRESETS: Record<StatusPreset, readonly JobStatus[]> = {
   failed: ['FAILED']
 };
 
-/** The text of an error for people. */
-export function errorMessage(error: unknown): string {
-  if (error instanceof Error) {
-    return error.message || error.name;
-  }
-  return String(error);
-}
-
-/** Options of every polling model. */
-export interface IPollingOptions {
-  /** The API to call (the real one in the app, a fake in tests). */
-  api: ICloudMLApi;
-  /** Refresh interval in ms. */
-  interval?: number;
-}
-
-/**
- * A model refreshed by a lumino Poll: it stands by while the browser tab is hidden, and
- * while paused (its view is hidden). Failed refreshes back off.
- */
-export abstract class PollingModel implements IDisposable {
-  constructor(options: IPollingOptions) {
-    this.api = options.api;
-    this._poll = new Poll({
-      auto: false,
-      factory: async () => {
-        await this.refresh();
-        if (this.error) {
-          throw new Error(this.error);
-        }
-      },
-      frequency: { interval: options.interval ?? DEFAULT_INTERVAL, backoff: true, max: 30000 },
-      standby: () => this._paused || 'when-hidden'
-    });
-  }
-
-  /** Emitted whenever anything a view shows changed. */
-  get changed(): ISignal<this, void> {
-    return this._changed;
-  }
-
-  /** The last refresh's error, for people; null when it went well. */
-  error: string | null = null;
-
-  /** Whether the first refresh has answered (well or not). */
-  loaded = false;
-
-  /** Fetch the state now; never throws. */
-  abstract refresh(): Promise<void>;
-
-  /** Begin polling (the first refresh runs at once). */
-  start(): void {
-    void this._poll.start();
-  }
-
-  /** Stop polling for good, e.g. once the object observed has finished. */
-  stop(): void {
-    void this._poll.stop();
-  }
-
-  /** Stand by until `resume`, e.g. while the view is hidden. */
-  pause(): void {
-    this._paused = true;
-  }
-
-  /** Leave standby and refresh now. */
-  resume(): void {
-    this._paused = false;
-    if (this._poll.state.phase !== 'stopped' && this._poll.state.phase !== 'constructed') {
-      void this._poll.refresh();
-    }
-  }
-
-  get isPaused(): boolean {
-    return this._paused;
-  }
-
-  get isDisposed(): boolean {
-    return this._isDisposed;
-  }
-
-  dispose(): void {
-    if (this._isDisposed) {
-      return;
-    }
-    this._isDisposed = true;
-    this._poll.dispose();
-    Signal.clearData(this);
-  }
-
-  protected emitChanged(): void {
-    if (!this._isDisposed) {
-      this._changed.emit();
-    }
-  }
-
-  protected readonly api: ICloudMLApi;
-  private _poll: Poll;
-  private _paused = false;
-  private _isDisposed = false;
-  private _changed = new Signal<this, void>(this);
-}
-
 /** Filters of a list. An empty `statuses` means every status. */
 export interface IListFilters {
   statuses: readonly JobStatus[];
   name: string;
-  kind: 'job' | 'trial' | 'any';
+  kind: 'job' | 'any';
 }
 
 /** A list page query handed to `fetchPage`. */
@@ -291,11 +182,6 @@ export class DeploymentListModel extends PollingModel {
   }
 }
 
-/** A log line with a sequence number, a stable key for views. */
-export interface ILogEntry extends LogLine {
-  seq: number;
-}
-
 /** Options of a job's detail model. */
 export interface IJobDetailOptions extends IPollingOptions {
   jobId: string;
@@ -316,6 +202,7 @@ export class JobDetailModel extends PollingModel {
     super(options);
     this.jobId = options.jobId;
     this.logCap = options.logCap ?? DEFAULT_LOG_CAP;
+    this._logs = new LogBuffer(this.logCap);
     this._tail = options.tail ?? 1000;
     this._reconnectDelay = options.reconnectDelay ?? 1000;
   }
@@ -342,22 +229,22 @@ export class JobDetailModel extends PollingModel {
 
   /** All kept log lines, oldest first. */
   get logs(): readonly ILogEntry[] {
-    return this._logs;
+    return this._logs.lines;
   }
 
   /** The replica whose lines are shown; null for all. */
   get replica(): string | null {
-    return this._replica;
+    return this._logs.replica;
   }
 
   /** The text shown lines must contain (case-insensitive); empty for all. */
   get search(): string {
-    return this._search;
+    return this._logs.search;
   }
 
   /** Replica names known from the job and its lines. */
   get replicaNames(): string[] {
-    const names = new Set(this._seenReplicas);
+    const names = new Set(this._logs.replicas);
     for (const replica of this.job?.replicas ?? []) {
       names.add(replica.name);
     }
@@ -366,27 +253,16 @@ export class JobDetailModel extends PollingModel {
 
   /** The kept lines that pass the replica filter and the search. */
   get visibleLogs(): readonly ILogEntry[] {
-    const key = [this._logs, this._replica, this._search] as const;
-    if (this._visible && this._visibleKey.every((part, i) => part === key[i])) {
-      return this._visible;
-    }
-    const needle = this._search.toLowerCase();
-    this._visible = this._logs.filter(
-      line =>
-        (this._replica === null || line.replica === this._replica) &&
-        (!needle || line.text.toLowerCase().includes(needle))
-    );
-    this._visibleKey = key;
-    return this._visible;
+    return this._logs.visible;
   }
 
   setReplica(replica: string | null): void {
-    this._replica = replica || null;
+    this._logs.replica = replica;
     this.emitChanged();
   }
 
   setSearch(search: string): void {
-    this._search = search;
+    this._logs.search = search;
     this.emitChanged();
   }
 
@@ -412,6 +288,7 @@ export class JobDetailModel extends PollingModel {
       this.error = null;
     } catch (error) {
       this.error = errorMessage(error);
+      stopIfGone(this, error);
     }
     if (this.isDisposed) {
       return;
@@ -456,30 +333,9 @@ export class JobDetailModel extends PollingModel {
 
   /** Add lines, dropping the oldest beyond the cap and those a reconnect sent again. */
   appendLogs(lines: readonly LogLine[]): void {
-    const fresh: ILogEntry[] = [];
-    for (const line of lines) {
-      const key = `${line.replica}\u0000${line.text}`;
-      if (line.time < this._lastTime) {
-        continue;
-      }
-      if (line.time === this._lastTime) {
-        if (this._keysAtLastTime.has(key)) {
-          continue;
-        }
-      } else {
-        this._lastTime = line.time;
-        this._keysAtLastTime.clear();
-      }
-      this._keysAtLastTime.add(key);
-      this._seenReplicas.add(line.replica);
-      fresh.push({ ...line, seq: this._seq++ });
+    if (this._logs.append(lines)) {
+      this.emitChanged();
     }
-    if (!fresh.length) {
-      return;
-    }
-    const all = this._logs.concat(fresh);
-    this._logs = all.length > this.logCap ? all.slice(all.length - this.logCap) : all;
-    this.emitChanged();
   }
 
   /**
@@ -540,15 +396,7 @@ export class JobDetailModel extends PollingModel {
 
   private _metrics = new Map<string, readonly Scalar[]>();
   private _cursor: string | undefined;
-  private _logs: readonly ILogEntry[] = [];
-  private _seq = 0;
-  private _lastTime = -Infinity;
-  private _keysAtLastTime = new Set<string>();
-  private _seenReplicas = new Set<string>();
-  private _replica: string | null = null;
-  private _search = '';
-  private _visible: readonly ILogEntry[] | null = null;
-  private _visibleKey: readonly unknown[] = [];
+  private _logs: LogBuffer;
   private _abort = new AbortController();
   private _following: Promise<void> | null = null;
   private _tail: number;
@@ -571,6 +419,7 @@ export class StudyDetailModel extends PollingModel {
       this.error = null;
     } catch (error) {
       this.error = errorMessage(error);
+      stopIfGone(this, error);
     }
     if (this.isDisposed) {
       return;
@@ -583,41 +432,11 @@ export class StudyDetailModel extends PollingModel {
   }
 }
 
-/** A point of a chart. */
-export interface IPoint {
-  x: number;
-  y: number;
-}
-
-/**
- * The objective value per trial number of a study, and the best value so far (lowest when
- * the goal is to minimize, else highest).
- */
-export function objectiveSeries(study: Study): { values: IPoint[]; best: IPoint[] } {
-  const minimize = String(study.tuning.goal ?? '').toUpperCase().startsWith('MIN');
-  const values = study.trials
-    .filter(trial => typeof trial.value === 'number' && Number.isFinite(trial.value))
-    .map(trial => ({ x: trial.number, y: trial.value as number }))
-    .sort((a, b) => a.x - b.x);
-  const best: IPoint[] = [];
-  for (const point of values) {
-    const previous = best.length ? best[best.length - 1].y : point.y;
-    best.push({ x: point.x, y: minimize ? Math.min(previous, point.y) : Math.max(previous, point.y) });
+/** Stop polling an object the server does not know (deleted, or a wrong id). */
+function stopIfGone(model: PollingModel, error: unknown): void {
+  if ((error as { status?: number }).status === 404) {
+    model.stop();
   }
-  return { values, best };
-}
-
-/** Trials of a study that have finished, and how many it may run at most. */
-export function studyProgress(study: Study): { done: number; max: number | null } {
-  const done = study.trials.filter(trial => trial.status !== 'RUNNING').length;
-  const max = typeof study.tuning.max_trials === 'number' ? study.tuning.max_trials : null;
-  return { done, max };
-}
-
-/** Replicas of a job that are running, of all its replicas. */
-export function replicaProgress(job: Job): { running: number; total: number } {
-  const running = job.replicas.filter(replica => replica.status === 'RUNNING').length;
-  return { running, total: job.replicas.length };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

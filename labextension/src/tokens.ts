@@ -5,13 +5,7 @@
 
 /** State of a job or a study. */
 export type JobStatus =
-  | 'QUEUED'
-  | 'STARTING'
-  | 'RUNNING'
-  | 'RETRYING'
-  | 'SUCCEEDED'
-  | 'FAILED'
-  | 'CANCELLED';
+  'QUEUED' | 'STARTING' | 'RUNNING' | 'RETRYING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
 
 /** Every job status, in lifecycle order. */
 export const JOB_STATUSES: readonly JobStatus[] = [
@@ -25,12 +19,7 @@ export const JOB_STATUSES: readonly JobStatus[] = [
 ];
 
 /** Statuses of jobs that have not finished yet. */
-export const ACTIVE_STATUSES: readonly JobStatus[] = [
-  'QUEUED',
-  'STARTING',
-  'RUNNING',
-  'RETRYING'
-];
+export const ACTIVE_STATUSES: readonly JobStatus[] = ['QUEUED', 'STARTING', 'RUNNING', 'RETRYING'];
 
 /** Statuses of jobs that have finished, whatever the outcome. */
 export const FINISHED_STATUSES: readonly JobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
@@ -227,7 +216,7 @@ export interface JobQuery {
   status?: readonly JobStatus[];
   name?: string;
   label?: readonly string[];
-  kind?: 'job' | 'trial' | 'any';
+  kind?: 'job' | 'any';
   study?: string;
   limit?: number;
   offset?: number;

@@ -9,7 +9,7 @@ import {
   polylinePoints,
   projector
 } from '../chart';
-import type { IPoint } from '../model';
+import type { IPoint } from '../chart';
 
 /** One line of a chart. */
 export interface ISeries {
@@ -122,11 +122,20 @@ export function LineChart(props: {
             >
               {xLabel}
             </text>
-            <text className="jp-cloudml-axis-label" x={plotRight} y={box.height - 6} textAnchor="end">
+            <text
+              className="jp-cloudml-axis-label"
+              x={plotRight}
+              y={box.height - 6}
+              textAnchor="end"
+            >
               {formatNumber(geometry.range.xMax)}
             </text>
             {geometry.lines.map((points, i) => (
-              <polyline key={i} className={`jp-cloudml-line jp-cloudml-series-${i}`} points={points} />
+              <polyline
+                key={i}
+                className={`jp-cloudml-line jp-cloudml-series-${i}`}
+                points={points}
+              />
             ))}
             {hovered.map(h => {
               const p = geometry.project(h.point!);

@@ -1,6 +1,6 @@
 import React, { useLayoutEffect, useRef } from 'react';
 
-import type { ILogEntry } from '../model';
+import type { ILogEntry } from '../logbuffer';
 import { ErrorMessage } from './ErrorMessage';
 
 /** How close to the bottom (px) still counts as "at the newest line". */

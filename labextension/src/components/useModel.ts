@@ -1,6 +1,6 @@
 import { useEffect, useReducer } from 'react';
 
-import type { PollingModel } from '../model';
+import type { PollingModel } from '../polling';
 
 /** Re-render the calling component whenever the model says it changed. */
 export function useModel<T extends PollingModel>(model: T): T {

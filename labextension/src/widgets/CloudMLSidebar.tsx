@@ -4,6 +4,7 @@ import React, { useEffect, useState } from 'react';
 
 import { ElapsedTime } from '../components/ElapsedTime';
 import { ErrorMessage } from '../components/ErrorMessage';
+import { RefreshButton } from '../components/RefreshButton';
 import { StatusBadge } from '../components/StatusBadge';
 import { useModel } from '../components/useModel';
 import { pageLabel } from '../format';
@@ -13,10 +14,9 @@ import {
   ListModel,
   STATUS_PRESETS,
   StatusPreset,
-  StudyListModel,
-  replicaProgress,
-  studyProgress
+  StudyListModel
 } from '../model';
+import { replicaProgress, studyProgress } from '../summaries';
 import { Deployment, ICloudMLApi, Job, Study, isActive } from '../tokens';
 
 /** The sidebar's tabs. */
@@ -44,7 +44,8 @@ export class CloudMLSidebar extends ReactWidget {
     super();
     this.addClass('jp-cloudml-sidebar');
     this._options = options;
-    this.jobs = new JobListModel({ api: options.api, filters: { kind: 'job' } });
+    // Jobs poll every second so that a job submitted from a cell shows up at once.
+    this.jobs = new JobListModel({ api: options.api, interval: 1000, filters: { kind: 'job' } });
     this.studies = new StudyListModel({ api: options.api });
     this.deployments = new DeploymentListModel({ api: options.api, interval: 5000 });
     for (const model of this._models()) {
@@ -215,14 +216,7 @@ function ListToolbar<T>(props: { model: ListModel<T>; extra?: React.ReactNode })
         <option value="failed">Failed</option>
       </select>
       {props.extra}
-      <button
-        className="jp-cloudml-button"
-        data-action="refresh"
-        title="Refresh"
-        onClick={() => void model.refresh()}
-      >
-        ⟳
-      </button>
+      <RefreshButton onClick={() => void model.refresh()} label="⟳" />
     </div>
   );
 }
@@ -265,14 +259,17 @@ function JobsTab(props: { model: JobListModel; onOpen: (id: string) => void }) {
       onChange={event => void model.setFilters({ kind: event.target.value as 'job' })}
     >
       <option value="job">Jobs</option>
-      <option value="trial">Trials</option>
-      <option value="any">All kinds</option>
+      <option value="any">With trials</option>
     </select>
   );
   return (
     <div className="jp-cloudml-tabpanel" data-panel="jobs">
       <ListToolbar model={model} extra={kindSelect} />
-      <ErrorMessage message={model.error} title="Cannot list jobs" onRetry={() => void model.refresh()} />
+      <ErrorMessage
+        message={model.error}
+        title="Cannot list jobs"
+        onRetry={() => void model.refresh()}
+      />
       <div className="jp-cloudml-list">
         {model.items.map(job => (
           <JobRow key={job.id} job={job} onOpen={props.onOpen} />
@@ -308,9 +305,11 @@ function JobRow(props: { job: Job; onOpen: (id: string) => void }) {
       </div>
       <div className="jp-cloudml-row-side">
         <StatusBadge status={job.status} />
-        <span className="jp-cloudml-progress" title="Replicas running / total">
-          {running}/{total}
-        </span>
+        {isActive(job.status) && (
+          <span className="jp-cloudml-progress" title="Replicas running / total">
+            {running}/{total}
+          </span>
+        )}
         <ElapsedTime elapsed={job.elapsed} running={isActive(job.status)} />
       </div>
     </div>
@@ -333,8 +332,8 @@ function StudiesTab(props: { model: StudyListModel; onOpen: (id: string) => void
         ))}
         {model.loaded && !model.error && model.items.length === 0 && (
           <div className="jp-cloudml-empty">
-            No studies here. Add <code>--tune</code> options to <code>%%cloudml_train</code> to
-            start one.
+            No studies here. Add <code>--param</code> and <code>--metric</code> to{' '}
+            <code>%%cloudml_train</code> to start one.
           </div>
         )}
         {!model.loaded && <div className="jp-cloudml-empty">Loading…</div>}
@@ -398,14 +397,7 @@ function DeploymentsTab(props: { model: DeploymentListModel }) {
         <span className="jp-cloudml-muted">
           {model.capabilities ? `Backend: ${model.capabilities.backend}` : ''}
         </span>
-        <button
-          className="jp-cloudml-button"
-          data-action="refresh"
-          title="Refresh"
-          onClick={() => void model.refresh()}
-        >
-          ⟳
-        </button>
+        <RefreshButton onClick={() => void model.refresh()} label="⟳" />
       </div>
       <ErrorMessage
         message={model.error}

@@ -1,0 +1,195 @@
+/**
+ * The CloudML JupyterLab extension: a sidebar with jobs, studies and deployments, detail
+ * panels for jobs and studies, TensorBoard panels, and the commands that open them.
+ */
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import {
+  ICommandPalette,
+  InputDialog,
+  MainAreaWidget,
+  WidgetTracker,
+  showErrorMessage
+} from '@jupyterlab/apputils';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
+
+import { cloudmlApi, setServerSettings } from './api';
+import { cloudIcon } from './icons';
+import { ICloudMLApi } from './tokens';
+import { CloudMLSidebar } from './widgets/CloudMLSidebar';
+import { IDetailActions, JobDetailPanel } from './widgets/JobDetailPanel';
+import { StudyDetailPanel } from './widgets/StudyDetailPanel';
+import { TensorBoardPanel } from './widgets/TensorBoardPanel';
+
+/** The command ids of the extension. */
+export namespace CommandIDs {
+  export const openJob = 'cloudml:open-job';
+  export const openStudy = 'cloudml:open-study';
+  export const openTensorBoard = 'cloudml:open-tensorboard';
+  export const refresh = 'cloudml:refresh';
+}
+
+const CATEGORY = 'CloudML';
+
+/** Ask for an id when a command came without one (from the palette). */
+async function askId(title: string, label: string): Promise<string | null> {
+  const result = await InputDialog.getText({ title, label });
+  const value = result.button.accept ? (result.value ?? '').trim() : '';
+  return value || null;
+}
+
+function stringArg(args: ReadonlyPartialJSONObject, name: string): string | null {
+  const value = args[name];
+  return typeof value === 'string' && value ? value : null;
+}
+
+function activate(
+  app: JupyterFrontEnd,
+  palette: ICommandPalette | null,
+  restorer: ILayoutRestorer | null
+): void {
+  const { commands, shell } = app;
+  setServerSettings(app.serviceManager.serverSettings);
+  const api: ICloudMLApi = cloudmlApi;
+
+  const sidebar = new CloudMLSidebar({
+    api,
+    openJob: id => void commands.execute(CommandIDs.openJob, { id }),
+    openStudy: id => void commands.execute(CommandIDs.openStudy, { id })
+  });
+  sidebar.id = 'cloudml-sidebar';
+  sidebar.title.icon = cloudIcon;
+  sidebar.title.caption = 'CloudML';
+  shell.add(sidebar, 'left', { rank: 650 });
+
+  const jobs = new WidgetTracker<JobDetailPanel>({ namespace: 'cloudml-job' });
+  const studies = new WidgetTracker<StudyDetailPanel>({ namespace: 'cloudml-study' });
+  const tensorboards = new WidgetTracker<TensorBoardPanel>({ namespace: 'cloudml-tensorboard' });
+
+  /** Start (or reuse) a TensorBoard and show it; throws what the server answered. */
+  const openTensorBoard = async (ids: string[]): Promise<TensorBoardPanel> => {
+    const tensorboard = await api.startTensorBoard(ids);
+    const existing = tensorboards.find(
+      panel => panel.id === TensorBoardPanel.widgetId(tensorboard.id)
+    );
+    if (existing) {
+      shell.activateById(existing.id);
+      return existing;
+    }
+    const panel = new TensorBoardPanel({ tensorboard, stop: id => api.stopTensorBoard(id) });
+    void tensorboards.add(panel);
+    shell.add(panel, 'main');
+    shell.activateById(panel.id);
+    return panel;
+  };
+
+  const actions: IDetailActions = {
+    api,
+    openTensorBoard,
+    onDeleted: () => void sidebar.refresh(),
+    openJob: id => void commands.execute(CommandIDs.openJob, { id })
+  };
+
+  /** Activate the panel with this id if it is open. */
+  const activateExisting = (id: string): boolean => {
+    const found: MainAreaWidget | undefined =
+      jobs.find(widget => widget.id === id) ?? studies.find(widget => widget.id === id);
+    if (found) {
+      shell.activateById(found.id);
+      return true;
+    }
+    return false;
+  };
+
+  commands.addCommand(CommandIDs.openJob, {
+    label: args => (args.id ? `Open CloudML Job ${args.id}` : 'Open CloudML Job…'),
+    caption: 'Show a job with its logs and metrics',
+    execute: async args => {
+      const id = stringArg(args, 'id') ?? (await askId('Open CloudML job', 'Job id'));
+      if (!id || activateExisting(JobDetailPanel.widgetId(id))) {
+        return;
+      }
+      const panel = new JobDetailPanel({ jobId: id, actions });
+      void jobs.add(panel);
+      shell.add(panel, 'main');
+      shell.activateById(panel.id);
+      return panel;
+    }
+  });
+
+  commands.addCommand(CommandIDs.openStudy, {
+    label: args => (args.id ? `Open CloudML Study ${args.id}` : 'Open CloudML Study…'),
+    caption: 'Show a tuning study with its trials',
+    execute: async args => {
+      const id = stringArg(args, 'id') ?? (await askId('Open CloudML study', 'Study id'));
+      if (!id || activateExisting(StudyDetailPanel.widgetId(id))) {
+        return;
+      }
+      const panel = new StudyDetailPanel({ studyId: id, actions });
+      void studies.add(panel);
+      shell.add(panel, 'main');
+      shell.activateById(panel.id);
+      return panel;
+    }
+  });
+
+  commands.addCommand(CommandIDs.openTensorBoard, {
+    label: 'Open TensorBoard for CloudML Jobs…',
+    caption: 'Start (or reuse) a TensorBoard over jobs or studies',
+    execute: async args => {
+      let ids = Array.isArray(args.jobs)
+        ? (args.jobs as unknown[]).filter((id): id is string => typeof id === 'string' && !!id)
+        : [];
+      if (!ids.length) {
+        const answer = await askId('Open TensorBoard', 'Job or study ids (comma separated)');
+        ids = (answer ?? '')
+          .split(',')
+          .map(id => id.trim())
+          .filter(Boolean);
+      }
+      if (!ids.length) {
+        return;
+      }
+      try {
+        await openTensorBoard(ids);
+      } catch (error) {
+        await showErrorMessage('Cannot open TensorBoard', error as Error);
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.refresh, {
+    label: 'Refresh CloudML Jobs',
+    caption: 'Refresh the jobs, studies and deployments lists',
+    execute: () => sidebar.refresh()
+  });
+
+  if (palette) {
+    for (const command of Object.values(CommandIDs)) {
+      palette.addItem({ command, category: CATEGORY });
+    }
+  }
+
+  if (restorer) {
+    restorer.add(sidebar, 'cloudml-sidebar');
+    void restorer.restore(jobs, {
+      command: CommandIDs.openJob,
+      args: panel => ({ id: panel.content.model.jobId }),
+      name: panel => panel.content.model.jobId
+    });
+    void restorer.restore(studies, {
+      command: CommandIDs.openStudy,
+      args: panel => ({ id: panel.content.model.studyId }),
+      name: panel => panel.content.model.studyId
+    });
+  }
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter-cloudml:plugin',
+  description: 'CloudML jobs, studies, logs, metrics and TensorBoard in JupyterLab.',
+  autoStart: true,
+  optional: [ICommandPalette, ILayoutRestorer],
+  activate
+};
+
+export default plugin;
