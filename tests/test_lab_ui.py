@@ -193,8 +193,14 @@ def open_sidebar(page) -> None:
     page.wait_for_selector("#cloudml-sidebar", state="visible")
 
 
-def status_of(page, job_id: str) -> str:
-    return page.locator(f'#cloudml-sidebar [data-job-id="{job_id}"] .jp-cloudml-status').inner_text()
+def wait_sidebar_status(page, job_id: str, status: str, timeout: float = 60) -> None:
+    page.wait_for_function(
+        "([id, status]) => { const el = document.querySelector("
+        '`#cloudml-sidebar [data-job-id="${id}"] .jp-cloudml-status`);'
+        " return el && el.textContent.trim() === status; }",
+        arg=[job_id, status],
+        timeout=timeout * 1000,
+    )
 
 
 def submit(lab: Lab, code: str, name: str) -> str:
@@ -218,13 +224,7 @@ def test_a_job_from_a_cell_appears_in_the_sidebar_and_opens(page, lab: Lab):
     row.wait_for(state="visible", timeout=10_000)
     appeared = time.monotonic() - submitted
     assert appeared <= 2.0, f"the job appeared in the sidebar after {appeared:.2f} s"
-    page.wait_for_function(
-        "id => { const el = document.querySelector("
-        "`#cloudml-sidebar [data-job-id=\"${id}\"] .jp-cloudml-status`);"
-        " return el && el.textContent.trim() === 'SUCCEEDED'; }",
-        arg=job_id,
-        timeout=60_000,
-    )
+    wait_sidebar_status(page, job_id, "SUCCEEDED")
 
     row.click()
     panel = page.locator(f"#cloudml-job-{job_id}")
@@ -256,17 +256,11 @@ def test_cancel_a_running_job_from_its_panel(page, lab: Lab):
         dialog_accept.click()
     panel.locator(".jp-cloudml-status", has_text="CANCELLED").first.wait_for(timeout=30_000)
     assert lab.client.get(job_id).status is JobStatus.CANCELLED
-    page.wait_for_function(
-        "id => { const el = document.querySelector("
-        "`#cloudml-sidebar [data-job-id=\"${id}\"] .jp-cloudml-status`);"
-        " return el && el.textContent.trim() === 'CANCELLED'; }",
-        arg=job_id,
-        timeout=15_000,
-    )
+    wait_sidebar_status(page, job_id, "CANCELLED", timeout=15)
 
 
 def test_tensorboard_opens_in_a_lab_tab_and_inline(page, lab: Lab):
-    code = "import jupyter_cloudml\nfor s in range(3):\n    jupyter_cloudml.report(step=s, acc=s / 3)\n"
+    code = "import jupyter_cloudml\nfor s in range(3):\n    jupyter_cloudml.report(step=s, acc=s)\n"
     job_id = submit(lab, code, "tb-source")
     lab.client.wait(job_id, timeout=60, poll=0.1)
     open_lab(page, lab)
