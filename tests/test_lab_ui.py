@@ -23,7 +23,7 @@ import pytest
 
 from jupyter_cloudml.backends.local import LocalBackend
 from jupyter_cloudml.client import Client
-from jupyter_cloudml.models import JobStatus, TrainSpec
+from jupyter_cloudml.models import JobStatus, ParamSpec, ParamType, TrainSpec, TuningSpec
 from jupyter_cloudml.packaging import package_cell
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -329,6 +329,28 @@ def test_status_filter_and_name_search(page, lab: Lab):
     )
     assert rows.first.get_attribute("data-job-id") == running
     lab.client.cancel(running)
+
+
+def test_a_study_shows_its_trials_best_first_and_a_chart(page, lab: Lab):
+    code = "import jupyter_cloudml\np = jupyter_cloudml.params(x=0.0)\n"
+    code += "jupyter_cloudml.report(step=0, score=-(p['x'] - 0.5) ** 2)\n"
+    tuning = TuningSpec((ParamSpec("x", ParamType.DOUBLE, 0.0, 1.0),), "score", max_trials=3)
+    package = package_cell(code, source_dir=lab.root)
+    study = lab.client.submit_study(TrainSpec(name="ui-study", package=package), tuning)
+    lab.client.wait(study.id, timeout=120, poll=0.2)
+    best = lab.client.get_study(study.id).best_trial
+    assert best is not None
+    open_lab(page, lab)
+    open_sidebar(page)
+    page.locator('#cloudml-sidebar [data-tab="studies"]').click()
+    page.locator(f'#cloudml-sidebar [data-study-id="{study.id}"]').click()
+    panel = page.locator(f"#cloudml-study-{study.id}")
+    panel.locator("tr[data-trial]").nth(2).wait_for(timeout=20_000)
+    assert panel.locator("tr[data-trial]").count() == 3
+    assert panel.locator("tr.jp-cloudml-best").get_attribute("data-trial") == str(best.number)
+    assert panel.locator("svg").count() >= 1
+    if SCREENSHOTS:
+        page.screenshot(path=f"{SCREENSHOTS}/study.png")
 
 
 def test_the_rest_api_answers_through_the_lab_server(lab: Lab):
