@@ -156,7 +156,8 @@ def fill_store(home: str, records: int, seed: int = 7) -> dict[str, int]:
                 "cpu_demand": spec.resources.cpu * spec.replicas.total,
                 "gpu_demand": spec.resources.gpus * spec.replicas.total,
                 "python": python,
-            }
+            },
+            spec.labels,
         )
         for when, reason_, message in (
             (created, "Queued", f"{len(names)} replica(s): {', '.join(names)}"),

@@ -359,6 +359,24 @@ def test_list_filters_and_pages(backend, make_spec):
     assert backend.list(JobQuery(name="job1")).total == 2
     assert backend.list(JobQuery(labels={"team": "0"})).total == 2
     assert backend.list(JobQuery(status=(JobStatus.FAILED,))).total == 0
+    assert backend.list(JobQuery(without_labels=("team",))).total == 0
+    backend.delete(ids[0])
+    assert backend.list(JobQuery(labels={"team": "0"})).total == 1
+
+
+def test_a_store_from_before_the_label_index_is_migrated(backend, make_spec, isolated_home):
+    import sqlite3
+
+    from jupyter_cloudml.backends.local import LocalBackend
+
+    job = backend.submit(make_spec("pass", labels={"team": "cv"}))
+    wait(backend, job.id)
+    with sqlite3.connect(backend.settings.db_path) as db:  # as version 0 left it
+        db.execute("DROP TABLE labels")
+        db.execute("PRAGMA user_version = 0")
+    reopened = LocalBackend(home=str(isolated_home))
+    assert [j.id for j in reopened.list(JobQuery(labels={"team": "cv"})).jobs] == [job.id]
+    assert reopened.list(JobQuery(without_labels=("team",))).total == 0
 
 
 def test_logs_follow_tail_and_since(backend, make_spec):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -101,15 +102,14 @@ def study_info(client: Client, job: JobInfo) -> StudyInfo:
     """Combine the driver job's state with the summary the driver wrote."""
     if job.spec is None or not is_study(job):
         raise NotFound(f"no study {job.id!r}: it is a training job (see `cloudml jobs describe`)")
-    tuning = from_dict(TuningSpec, json.loads(job.spec.env[TUNING_ENV]))
-    summary: dict[str, Any] = {}
+    tuning = _parse_tuning(job.spec.env[TUNING_ENV])
+    raw = b"{}"
     with contextlib.suppress(NotFound):  # until the driver has written one
-        summary = json.loads(client.backend.read_output(job.id, SUMMARY_FILE))
-    trials = tuple(from_dict(TrialInfo, t) for t in summary.get("trials", ()))
-    best = next((t for t in trials if t.number == summary.get("best")), None)
+        raw = client.backend.read_output(job.id, SUMMARY_FILE)
+    trials, best, failed = _parse_summary(raw)
     status, reason = job.status, job.reason
-    if summary.get("failed"):  # the driver ended the study on purpose (too many failures...)
-        status, reason = JobStatus.FAILED, summary["failed"]
+    if failed:  # the driver ended the study on purpose (too many failures...)
+        status, reason = JobStatus.FAILED, failed
     return StudyInfo(
         id=job.id,
         name=job.name,
@@ -122,6 +122,20 @@ def study_info(client: Client, job: JobInfo) -> StudyInfo:
         trials=trials,
         best_trial=best,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_tuning(text: str) -> TuningSpec:
+    return from_dict(TuningSpec, json.loads(text))
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_summary(raw: bytes) -> tuple[tuple[TrialInfo, ...], TrialInfo | None, str | None]:
+    """Trials, best trial and failure of a driver's summary (cached: lists re-read them often)."""
+    summary: dict[str, Any] = json.loads(raw)
+    trials = tuple(from_dict(TrialInfo, t) for t in summary.get("trials", ()))
+    best = next((t for t in trials if t.number == summary.get("best")), None)
+    return trials, best, summary.get("failed")
 
 
 def page_studies(client: Client, query: JobQuery | None = None) -> tuple[list[StudyInfo], int]:

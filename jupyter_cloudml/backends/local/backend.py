@@ -225,7 +225,8 @@ class LocalBackend(Backend):
                     "cpu_demand": spec.resources.cpu * total,
                     "gpu_demand": gpu_demand,
                     "python": python,
-                }
+                },
+                spec.labels,
             )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
@@ -302,9 +303,18 @@ class LocalBackend(Backend):
         first: builtins.list[LogLine],
     ) -> Iterator[LogLine]:
         yield from first
-        yield from logfiles.follow(
-            log_dir, replica, offsets, lambda: self.get(job_id).status.terminal
-        )
+        yield from logfiles.follow(log_dir, replica, offsets, lambda: self._ended(job_id))
+
+    def _ended(self, job_id: str) -> bool:
+        """Whether the job can print no more: cheaper than `get`, for polling loops."""
+        row = self.store.status_row(job_id)
+        if row is None:  # deleted meanwhile
+            return True
+        if row["status"] in ACTIVE and not supervisor_alive(
+            row["supervisor_pid"], row["supervisor_started"]
+        ):
+            return self.get(job_id).status.terminal  # reaps the dead supervisor's job
+        return JobStatus(row["status"]).terminal
 
     def metrics(self, job_id: str, cursor: str | None = None) -> MetricsUpdate:
         from ...metrics import ScalarReader

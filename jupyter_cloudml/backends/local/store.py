@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,21 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_job ON events (job_id, time);
+CREATE TABLE IF NOT EXISTS labels (
+    job_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (job_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS labels_key ON labels (key, value);
+"""
+
+#: `PRAGMA user_version` of the current schema; older stores are brought up to it on open.
+SCHEMA_VERSION = 1
+#: Version 1 indexes labels in their own table; fill it from the specs of older stores.
+FILL_LABELS = """
+INSERT OR IGNORE INTO labels (job_id, key, value)
+SELECT jobs.id, each.key, each.value FROM jobs, json_each(jobs.spec, '$.labels') AS each
 """
 
 ACTIVE = (JobStatus.STARTING.value, JobStatus.RUNNING.value, JobStatus.RETRYING.value)
@@ -71,9 +86,21 @@ class JobStore:
         self.path = str(path)
         self._local = threading.local()
         try:
-            self._conn().executescript(SCHEMA)
+            self._migrate()
         except sqlite3.Error as e:
             raise BackendUnavailable(f"cannot open the job store {self.path}: {e}") from e
+
+    def _migrate(self) -> None:
+        conn = self._conn()
+        if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        with self.transaction() as db:
+            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(FILL_LABELS)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -103,14 +130,25 @@ class JobStore:
 
     # --- jobs ----------------------------------------------------------------------------------
 
-    def insert(self, row: dict[str, Any]) -> None:
-        """Add a job record; `sqlite3.IntegrityError` if the id is taken."""
+    def insert(self, row: dict[str, Any], labels: Mapping[str, str]) -> None:
+        """Add a job record and its labels; `sqlite3.IntegrityError` if the id is taken."""
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        self._conn().execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", list(row.values()))
+        with self.transaction() as db:
+            db.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", list(row.values()))
+            db.executemany(
+                "INSERT INTO labels (job_id, key, value) VALUES (?, ?, ?)",
+                [(row["id"], key, value) for key, value in labels.items()],
+            )
 
     def row(self, job_id: str) -> sqlite3.Row | None:
         return self._conn().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+
+    def status_row(self, job_id: str) -> sqlite3.Row | None:
+        """Just the status and supervisor of a job (no spec to decode)."""
+        return self._conn().execute(
+            "SELECT status, supervisor_pid, supervisor_started FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
 
     def update(self, job_id: str, db: sqlite3.Connection | None = None, **fields: Any) -> None:
         """Set columns of one job (JSON-encoding lists and dicts)."""
@@ -158,11 +196,11 @@ class JobStore:
             pattern = "%" + query.name.replace("\\", "\\\\").replace("%", "\\%") + "%"
             params += [pattern, pattern]
         for key, value in query.labels.items():
-            where.append("json_extract(spec, ?) = ?")
-            params += [f'$.labels."{key}"', value]
+            where.append("id IN (SELECT job_id FROM labels WHERE key = ? AND value = ?)")
+            params += [key, value]
         for key in query.without_labels:
-            where.append("json_extract(spec, ?) IS NULL")
-            params.append(f'$.labels."{key}"')
+            where.append("id NOT IN (SELECT job_id FROM labels WHERE key = ?)")
+            params.append(key)
         clause = ("WHERE " + " AND ".join(where)) if where else ""
         conn = self._conn()
         total = conn.execute(f"SELECT COUNT(*) FROM jobs {clause}", params).fetchone()[0]
@@ -176,6 +214,7 @@ class JobStore:
         with self.transaction() as db:
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
             db.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
+            db.execute("DELETE FROM labels WHERE job_id = ?", (job_id,))
 
     # --- events --------------------------------------------------------------------------------
 

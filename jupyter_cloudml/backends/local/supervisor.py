@@ -33,6 +33,10 @@ from .scheduler import Settings, dispatch
 from .store import JobStore
 
 POLL_SECONDS = 0.2
+#: After reading output, wait this long before the next read so that lines printed one by one
+#: are handled in groups (a supervisor wake per line costs more CPU than the replica's print).
+COALESCE_SECONDS = 0.03
+READ_SIZE = 65536
 SETUP_LOG = "setup"
 
 
@@ -349,8 +353,12 @@ class Supervisor:
         needed = set(success_replicas(spec.framework, spec.replicas))
         last_cancel_check = time.monotonic()
         while True:
-            for key, _ in sel.select(timeout=POLL_SECONDS):
-                self._read(sel, key.data)
+            ready = sel.select(timeout=POLL_SECONDS)
+            full = False
+            for key, _ in ready:
+                full = self._read(sel, key.data) or full
+            if ready and not full:
+                time.sleep(COALESCE_SECONDS)
             changed = False
             for r in self.replicas:
                 if r.exit_code is None and (code := r.proc.poll()) is not None:
@@ -380,18 +388,20 @@ class Supervisor:
             if needed <= done:
                 return Outcome(JobStatus.SUCCEEDED)
 
-    def _read(self, sel: selectors.BaseSelector, replica: Replica) -> None:
+    def _read(self, sel: selectors.BaseSelector, replica: Replica) -> bool:
+        """Tee what the replica printed; True if more may be waiting (a full read)."""
         stdout = replica.proc.stdout
         assert stdout is not None
         try:
-            chunk = os.read(stdout.fileno(), 65536)
+            chunk = os.read(stdout.fileno(), READ_SIZE)
         except BlockingIOError:
-            return
+            return False
         if chunk:
             replica.writer.feed(chunk)
         else:
             sel.unregister(stdout)
             replica.open_pipe = False
+        return len(chunk) == READ_SIZE
 
     def _drain(self, sel: selectors.BaseSelector, replica: Replica, wait: float = 0.5) -> None:
         """Read what an exited replica left in its pipe (children may hold it open: bounded)."""
