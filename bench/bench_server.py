@@ -158,6 +158,7 @@ def fill_store(home: str, records: int, seed: int = 7) -> dict[str, int]:
                 "python": python,
             },
             spec.labels,
+            backend.store._conn(),  # inside fill_store's transaction
         )
         for when, reason_, message in (
             (created, "Queued", f"{len(names)} replica(s): {', '.join(names)}"),

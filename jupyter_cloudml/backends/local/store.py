@@ -130,16 +130,21 @@ class JobStore:
 
     # --- jobs ----------------------------------------------------------------------------------
 
-    def insert(self, row: dict[str, Any], labels: Mapping[str, str]) -> None:
-        """Add a job record and its labels; `sqlite3.IntegrityError` if the id is taken."""
+    def insert(
+        self, row: dict[str, Any], labels: Mapping[str, str], db: sqlite3.Connection | None = None
+    ) -> None:
+        """Add a job record and its labels (in `db`'s transaction, else in one of its own);
+        `sqlite3.IntegrityError` if the id is taken."""
+        if db is None:
+            with self.transaction() as own:
+                return self.insert(row, labels, own)
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        with self.transaction() as db:
-            db.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", list(row.values()))
-            db.executemany(
-                "INSERT INTO labels (job_id, key, value) VALUES (?, ?, ?)",
-                [(row["id"], key, value) for key, value in labels.items()],
-            )
+        db.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", list(row.values()))
+        db.executemany(
+            "INSERT INTO labels (job_id, key, value) VALUES (?, ?, ?)",
+            [(row["id"], key, value) for key, value in labels.items()],
+        )
 
     def row(self, job_id: str) -> sqlite3.Row | None:
         return self._conn().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
