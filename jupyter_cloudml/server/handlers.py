@@ -67,6 +67,11 @@ class CloudMLHandler(ExtensionHandlerMixin, APIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(data))
 
+    def reply_done(self) -> None:
+        """204: done, nothing to say (delete, stop)."""
+        self.set_status(204)
+        self.finish()
+
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, exceptions.CloudMLError):  # an answer, not a server fault
             self.log.info("cloudml: %s %s: %s", self.request.method, self.request.path, value)
@@ -194,8 +199,7 @@ class JobHandler(CloudMLHandler):
     @web.authenticated
     async def delete(self, job_id: str) -> None:
         await self.client_call("delete", job_id)
-        self.set_status(204)
-        self.finish()
+        self.reply_done()
 
 
 class JobCancelHandler(CloudMLHandler):
@@ -285,8 +289,7 @@ class StudyHandler(CloudMLHandler):
     @web.authenticated
     async def delete(self, study_id: str) -> None:
         await self.client_call("delete_study", study_id)
-        self.set_status(204)
-        self.finish()
+        self.reply_done()
 
 
 class StudyCancelHandler(CloudMLHandler):
@@ -327,8 +330,7 @@ class TensorBoardHandler(CloudMLHandler):
     @web.authenticated
     async def delete(self, tensorboard_id: str) -> None:
         await self.client_call("stop_tensorboard", tensorboard_id)
-        self.set_status(204)
-        self.finish()
+        self.reply_done()
 
 
 def _route(path: str) -> str:

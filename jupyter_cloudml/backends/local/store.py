@@ -151,9 +151,8 @@ class JobStore:
 
     def status_row(self, job_id: str) -> sqlite3.Row | None:
         """Just the status and supervisor of a job (no spec to decode)."""
-        return self._conn().execute(
-            "SELECT status, supervisor_pid, supervisor_started FROM jobs WHERE id = ?", (job_id,)
-        ).fetchone()
+        sql = "SELECT status, supervisor_pid, supervisor_started FROM jobs WHERE id = ?"
+        return self._conn().execute(sql, (job_id,)).fetchone()
 
     def update(self, job_id: str, db: sqlite3.Connection | None = None, **fields: Any) -> None:
         """Set columns of one job (JSON-encoding lists and dicts)."""
