@@ -14,6 +14,8 @@ import pytest
 from jupyter_client.manager import start_new_kernel
 from nbclient import NotebookClient
 
+from jupyter_cloudml.tensorboard import MIME_TYPE
+
 ROOT = Path(__file__).resolve().parent.parent
 CLOUDML = [sys.executable, "-m", "jupyter_cloudml.cli"]
 
@@ -58,6 +60,14 @@ def test_demo_notebook_runs_top_to_bottom(tmp_path: Path) -> None:
     assert abs(w["w"] - 3.0) < 0.3 and abs(w["b"] - 1.0) < 0.3
     assert text.count("SUCCEEDED") >= 3
     assert "best trial" in text and "sgd-tuning" in text  # the study cell and its listing
+    board_cell = next(
+        c for c in notebook.cells if c.cell_type == "code" and "%cloudml tensorboard" in c.source
+    )
+    (frame,) = [o["data"] for o in board_cell.outputs if o.get("output_type") == "display_data"]
+    assert frame[MIME_TYPE]["url"].startswith("proxy/")
+    boards = json.loads(cloudml("tensorboard", "--list", "--output", "json").stdout)
+    assert [b["id"] for b in boards] == [frame[MIME_TYPE]["id"]]
+    cloudml("tensorboard", "--stop", boards[0]["id"])
     listing = cloudml("jobs", "list", "--output", "json")
     names = {job["name"] for job in json.loads(listing.stdout)["jobs"]}
     assert {"linear-regression", "tf-cluster", "ddp"} <= names
