@@ -333,6 +333,9 @@ async def test_tensorboard_launch_reuse_proxy_and_stop(api, jp_fetch, client, ma
     assert status == 204
     status, error = await api("DELETE", f"/tensorboards/{board['id']}")
     assert status == 404 and error["code"] == "not_found"
+    forged = "tb-..%2F..%2F" + board["id"]
+    status, _ = await api("DELETE", f"/tensorboards/{forged}", check=False)
+    assert status == 404
 
 
 @pytest.mark.parametrize("body", [{}, {"jobs": []}, {"jobs": "x"}, {"jobs": [1]}])

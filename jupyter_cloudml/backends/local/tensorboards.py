@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from ...exceptions import BackendUnavailable, InvalidSpec, NotFound
 from ...models import TensorBoardInfo
 
 STARTUP_TIMEOUT = 60.0
+ID_RE = re.compile(r"^tb-[0-9a-f]{12}$")
 
 
 def tensorboard_id(job_ids: Sequence[str]) -> str:
@@ -93,7 +95,7 @@ class LocalTensorBoards:
 
     def stop(self, tb_id: str) -> None:
         """Stop one TensorBoard; `NotFound` when none with that id runs."""
-        record = self._alive(tb_id) if tb_id.startswith("tb-") and tb_id.isascii() else None
+        record = self._alive(tb_id) if ID_RE.match(tb_id) else None  # no path tricks
         if record is None:
             raise NotFound(f"no running TensorBoard {tb_id!r}")
         with contextlib.suppress(ProcessLookupError):
