@@ -16,7 +16,8 @@ import { cloudmlApi, setServerSettings } from './api';
 import { cloudIcon } from './icons';
 import { ICloudMLApi } from './tokens';
 import { CloudMLSidebar } from './widgets/CloudMLSidebar';
-import { IDetailActions, JobDetailPanel } from './widgets/JobDetailPanel';
+import { IDetailActions } from './widgets/DetailPanel';
+import { JobDetailPanel } from './widgets/JobDetailPanel';
 import { StudyDetailPanel } from './widgets/StudyDetailPanel';
 import { TensorBoardPanel } from './widgets/TensorBoardPanel';
 

@@ -17,6 +17,7 @@ import {
   LogLine,
   Scalar,
   Study,
+  StudyQuery,
   isActive
 } from './tokens';
 
@@ -132,16 +133,15 @@ export abstract class ListModel<T> extends PollingModel {
   private _seq = 0;
 }
 
+/** The status, name and paging arguments that `listJobs` and `listStudies` both take. */
+function listQuery(query: IPageQuery): StudyQuery {
+  return { status: query.statuses, name: query.name, limit: query.limit, offset: query.offset };
+}
+
 /** The jobs list of the sidebar. */
 export class JobListModel extends ListModel<Job> {
   protected async fetchPage(query: IPageQuery): Promise<{ items: Job[]; total: number }> {
-    const page = await this.api.listJobs({
-      status: query.statuses,
-      name: query.name,
-      kind: query.kind,
-      limit: query.limit,
-      offset: query.offset
-    });
+    const page = await this.api.listJobs({ ...listQuery(query), kind: query.kind });
     return { items: page.jobs, total: page.total };
   }
 }
@@ -149,12 +149,7 @@ export class JobListModel extends ListModel<Job> {
 /** The studies list of the sidebar. */
 export class StudyListModel extends ListModel<Study> {
   protected async fetchPage(query: IPageQuery): Promise<{ items: Study[]; total: number }> {
-    const page = await this.api.listStudies({
-      status: query.statuses,
-      name: query.name,
-      limit: query.limit,
-      offset: query.offset
-    });
+    const page = await this.api.listStudies(listQuery(query));
     return { items: page.studies, total: page.total };
   }
 }
@@ -182,6 +177,62 @@ export class DeploymentListModel extends PollingModel {
   }
 }
 
+/** What a job and a study share, as their detail models and panels show it. */
+export interface IDetailObject {
+  id: string;
+  name: string;
+  status: JobStatus;
+  elapsed: number | null;
+  reason?: string;
+}
+
+/**
+ * One job or study, fetched by id and polled until it has finished. Polling stops too when
+ * the server does not know the id (the object was deleted, or the id is wrong).
+ */
+export abstract class DetailModel<T extends IDetailObject> extends PollingModel {
+  constructor(options: IPollingOptions & { id: string }) {
+    super(options);
+    this.id = options.id;
+  }
+
+  /** The id of the object shown. */
+  readonly id: string;
+
+  /** The object as last fetched; null until the first answer. */
+  current: T | null = null;
+
+  /** Fetch the object, then what goes with it; stops polling once the object has finished. */
+  async refresh(): Promise<void> {
+    try {
+      this.current = await this.fetch();
+      this.error = null;
+    } catch (error) {
+      this.error = errorMessage(error);
+      if ((error as { status?: number }).status === 404) {
+        this.stop();
+      }
+    }
+    if (this.isDisposed) {
+      return;
+    }
+    this.loaded = true;
+    if (!this.error) {
+      await this.refreshRelated();
+      if (this.current && !isActive(this.current.status)) {
+        this.stop();
+      }
+    }
+    this.emitChanged();
+  }
+
+  /** Fetch the object itself. */
+  protected abstract fetch(): Promise<T>;
+
+  /** Fetch what goes with the object, after it (none by default). */
+  protected async refreshRelated(): Promise<void> {}
+}
+
 /** Options of a job's detail model. */
 export interface IJobDetailOptions extends IPollingOptions {
   jobId: string;
@@ -197,25 +248,32 @@ export interface IJobDetailOptions extends IPollingOptions {
  * One job: its detail and events, its metrics fetched incrementally through the server's
  * cursor, and its log lines followed live (at most `logCap`, filtered by replica and search).
  */
-export class JobDetailModel extends PollingModel {
+export class JobDetailModel extends DetailModel<JobDetail> {
   constructor(options: IJobDetailOptions) {
-    super(options);
-    this.jobId = options.jobId;
+    super({ ...options, id: options.jobId });
     this.logCap = options.logCap ?? DEFAULT_LOG_CAP;
     this._logs = new LogBuffer(this.logCap);
     this._tail = options.tail ?? 1000;
     this._reconnectDelay = options.reconnectDelay ?? 1000;
   }
 
-  readonly jobId: string;
   readonly logCap: number;
-  job: JobDetail | null = null;
   metricsError: string | null = null;
   logsError: string | null = null;
   /** Whether the log stream is connected. */
   streaming = false;
   /** Whether the log view keeps scrolling to the newest line. */
   following = true;
+
+  /** The id of the job (the model's `id`). */
+  get jobId(): string {
+    return this.id;
+  }
+
+  /** The job as last fetched; null until the first answer. */
+  get job(): JobDetail | null {
+    return this.current;
+  }
 
   /** Scalars by tag, in the order they were reported. */
   get metrics(): ReadonlyMap<string, readonly Scalar[]> {
@@ -281,27 +339,13 @@ export class JobDetailModel extends PollingModel {
     }
   }
 
-  /** Fetch the job, then its new metrics; stops polling once the job has finished. */
-  async refresh(): Promise<void> {
-    try {
-      this.job = await this.api.getJob(this.jobId);
-      this.error = null;
-    } catch (error) {
-      this.error = errorMessage(error);
-      stopIfGone(this, error);
-    }
-    if (this.isDisposed) {
-      return;
-    }
-    this.loaded = true;
-    if (!this.error) {
-      await this.refreshMetrics();
-      if (this.job && !isActive(this.job.status)) {
-        // The metrics fetched after the job finished are its last ones.
-        this.stop();
-      }
-    }
-    this.emitChanged();
+  protected fetch(): Promise<JobDetail> {
+    return this.api.getJob(this.jobId);
+  }
+
+  /** The job's new metrics; those fetched after the job finished are its last ones. */
+  protected refreshRelated(): Promise<void> {
+    return this.refreshMetrics();
   }
 
   /** Fetch the scalars reported since the last cursor and append them per tag. */
@@ -370,8 +414,8 @@ export class JobDetailModel extends PollingModel {
         return;
       }
       if (end) {
-        if (this.job && end.status) {
-          this.job = { ...this.job, status: end.status };
+        if (this.current && end.status) {
+          this.current = { ...this.current, status: end.status };
         }
         this.emitChanged();
         // Catch the final state, events and metrics at once.
@@ -404,38 +448,23 @@ export class JobDetailModel extends PollingModel {
 }
 
 /** One study with its trials, polled until it has finished. */
-export class StudyDetailModel extends PollingModel {
+export class StudyDetailModel extends DetailModel<Study> {
   constructor(options: IPollingOptions & { studyId: string }) {
-    super(options);
-    this.studyId = options.studyId;
+    super({ ...options, id: options.studyId });
   }
 
-  readonly studyId: string;
-  study: Study | null = null;
-
-  async refresh(): Promise<void> {
-    try {
-      this.study = await this.api.getStudy(this.studyId);
-      this.error = null;
-    } catch (error) {
-      this.error = errorMessage(error);
-      stopIfGone(this, error);
-    }
-    if (this.isDisposed) {
-      return;
-    }
-    this.loaded = true;
-    if (this.study && !this.error && !isActive(this.study.status)) {
-      this.stop();
-    }
-    this.emitChanged();
+  /** The id of the study (the model's `id`). */
+  get studyId(): string {
+    return this.id;
   }
-}
 
-/** Stop polling an object the server does not know (deleted, or a wrong id). */
-function stopIfGone(model: PollingModel, error: unknown): void {
-  if ((error as { status?: number }).status === 404) {
-    model.stop();
+  /** The study as last fetched; null until the first answer. */
+  get study(): Study | null {
+    return this.current;
+  }
+
+  protected fetch(): Promise<Study> {
+    return this.api.getStudy(this.studyId);
   }
 }
 

@@ -10,6 +10,7 @@ import { useModel } from '../components/useModel';
 import { pageLabel } from '../format';
 import {
   DeploymentListModel,
+  IDetailObject,
   JobListModel,
   ListModel,
   STATUS_PRESETS,
@@ -249,6 +250,78 @@ function Pager<T>(props: { model: ListModel<T> }) {
   );
 }
 
+/**
+ * A paged list tab: toolbar, error, one row per item, a hint when the filters match nothing,
+ * and the pager.
+ */
+function ListTab<T>(props: {
+  /** The `data-panel` of the tab. */
+  panel: SidebarTab;
+  model: ListModel<T>;
+  /** Controls of this list in the toolbar, before refresh. */
+  toolbar?: React.ReactNode;
+  /** What the error box says the list cannot do, e.g. "Cannot list jobs". */
+  errorTitle: string;
+  /** What shows when the list has no items. */
+  empty: React.ReactNode;
+  row: (item: T) => React.ReactNode;
+}) {
+  const model = useModel(props.model);
+  return (
+    <div className="jp-cloudml-tabpanel" data-panel={props.panel}>
+      <ListToolbar model={model} extra={props.toolbar} />
+      <ErrorMessage
+        message={model.error}
+        title={props.errorTitle}
+        onRetry={() => void model.refresh()}
+      />
+      <div className="jp-cloudml-list">
+        {model.items.map(props.row)}
+        {model.loaded && !model.error && model.items.length === 0 && (
+          <div className="jp-cloudml-empty">{props.empty}</div>
+        )}
+        {!model.loaded && <div className="jp-cloudml-empty">Loading…</div>}
+      </div>
+      <Pager model={model} />
+    </div>
+  );
+}
+
+/**
+ * A row of the jobs or studies list that opens its object on click or Enter: name and id,
+ * then status, the list's own progress (`children`) and the elapsed time.
+ */
+function ListRow(props: {
+  object: IDetailObject;
+  /** The row's test hook, e.g. `{ 'data-job-id': id }`. */
+  hook: Record<string, string>;
+  onOpen: (id: string) => void;
+  children?: React.ReactNode;
+}) {
+  const { object, onOpen } = props;
+  return (
+    <div
+      className="jp-cloudml-row"
+      {...props.hook}
+      role="button"
+      tabIndex={0}
+      title={object.reason || object.name}
+      onClick={() => onOpen(object.id)}
+      onKeyDown={event => event.key === 'Enter' && onOpen(object.id)}
+    >
+      <div className="jp-cloudml-row-main">
+        <span className="jp-cloudml-name">{object.name}</span>
+        <span className="jp-cloudml-id">{object.id}</span>
+      </div>
+      <div className="jp-cloudml-row-side">
+        <StatusBadge status={object.status} />
+        {props.children}
+        <ElapsedTime elapsed={object.elapsed} running={isActive(object.status)} />
+      </div>
+    </div>
+  );
+}
+
 function JobsTab(props: { model: JobListModel; onOpen: (id: string) => void }) {
   const model = useModel(props.model);
   const kindSelect = (
@@ -263,26 +336,18 @@ function JobsTab(props: { model: JobListModel; onOpen: (id: string) => void }) {
     </select>
   );
   return (
-    <div className="jp-cloudml-tabpanel" data-panel="jobs">
-      <ListToolbar model={model} extra={kindSelect} />
-      <ErrorMessage
-        message={model.error}
-        title="Cannot list jobs"
-        onRetry={() => void model.refresh()}
-      />
-      <div className="jp-cloudml-list">
-        {model.items.map(job => (
-          <JobRow key={job.id} job={job} onOpen={props.onOpen} />
-        ))}
-        {model.loaded && !model.error && model.items.length === 0 && (
-          <div className="jp-cloudml-empty">
-            No jobs here. Run a cell with <code>%%cloudml_train</code> to start one.
-          </div>
-        )}
-        {!model.loaded && <div className="jp-cloudml-empty">Loading…</div>}
-      </div>
-      <Pager model={model} />
-    </div>
+    <ListTab
+      panel="jobs"
+      model={model}
+      toolbar={kindSelect}
+      errorTitle="Cannot list jobs"
+      empty={
+        <>
+          No jobs here. Run a cell with <code>%%cloudml_train</code> to start one.
+        </>
+      }
+      row={job => <JobRow key={job.id} job={job} onOpen={props.onOpen} />}
+    />
   );
 }
 
@@ -290,56 +355,30 @@ function JobRow(props: { job: Job; onOpen: (id: string) => void }) {
   const { job } = props;
   const { running, total } = replicaProgress(job);
   return (
-    <div
-      className="jp-cloudml-row"
-      data-job-id={job.id}
-      role="button"
-      tabIndex={0}
-      title={job.reason || job.name}
-      onClick={() => props.onOpen(job.id)}
-      onKeyDown={event => event.key === 'Enter' && props.onOpen(job.id)}
-    >
-      <div className="jp-cloudml-row-main">
-        <span className="jp-cloudml-name">{job.name}</span>
-        <span className="jp-cloudml-id">{job.id}</span>
-      </div>
-      <div className="jp-cloudml-row-side">
-        <StatusBadge status={job.status} />
-        {isActive(job.status) && (
-          <span className="jp-cloudml-progress" title="Replicas running / total">
-            {running}/{total}
-          </span>
-        )}
-        <ElapsedTime elapsed={job.elapsed} running={isActive(job.status)} />
-      </div>
-    </div>
+    <ListRow object={job} hook={{ 'data-job-id': job.id }} onOpen={props.onOpen}>
+      {isActive(job.status) && (
+        <span className="jp-cloudml-progress" title="Replicas running / total">
+          {running}/{total}
+        </span>
+      )}
+    </ListRow>
   );
 }
 
 function StudiesTab(props: { model: StudyListModel; onOpen: (id: string) => void }) {
-  const model = useModel(props.model);
   return (
-    <div className="jp-cloudml-tabpanel" data-panel="studies">
-      <ListToolbar model={model} />
-      <ErrorMessage
-        message={model.error}
-        title="Cannot list studies"
-        onRetry={() => void model.refresh()}
-      />
-      <div className="jp-cloudml-list">
-        {model.items.map(study => (
-          <StudyRow key={study.id} study={study} onOpen={props.onOpen} />
-        ))}
-        {model.loaded && !model.error && model.items.length === 0 && (
-          <div className="jp-cloudml-empty">
-            No studies here. Add <code>--param</code> and <code>--metric</code> to{' '}
-            <code>%%cloudml_train</code> to start one.
-          </div>
-        )}
-        {!model.loaded && <div className="jp-cloudml-empty">Loading…</div>}
-      </div>
-      <Pager model={model} />
-    </div>
+    <ListTab
+      panel="studies"
+      model={props.model}
+      errorTitle="Cannot list studies"
+      empty={
+        <>
+          No studies here. Add <code>--param</code> and <code>--metric</code> to{' '}
+          <code>%%cloudml_train</code> to start one.
+        </>
+      }
+      row={study => <StudyRow key={study.id} study={study} onOpen={props.onOpen} />}
+    />
   );
 }
 
@@ -347,27 +386,11 @@ function StudyRow(props: { study: Study; onOpen: (id: string) => void }) {
   const { study } = props;
   const { done, max } = studyProgress(study);
   return (
-    <div
-      className="jp-cloudml-row"
-      data-study-id={study.id}
-      role="button"
-      tabIndex={0}
-      title={study.reason || study.name}
-      onClick={() => props.onOpen(study.id)}
-      onKeyDown={event => event.key === 'Enter' && props.onOpen(study.id)}
-    >
-      <div className="jp-cloudml-row-main">
-        <span className="jp-cloudml-name">{study.name}</span>
-        <span className="jp-cloudml-id">{study.id}</span>
-      </div>
-      <div className="jp-cloudml-row-side">
-        <StatusBadge status={study.status} />
-        <span className="jp-cloudml-progress" title="Trials done / max">
-          {done}/{max ?? '?'}
-        </span>
-        <ElapsedTime elapsed={study.elapsed} running={isActive(study.status)} />
-      </div>
-    </div>
+    <ListRow object={study} hook={{ 'data-study-id': study.id }} onOpen={props.onOpen}>
+      <span className="jp-cloudml-progress" title="Trials done / max">
+        {done}/{max ?? '?'}
+      </span>
+    </ListRow>
   );
 }
 
