@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Point every Jupyter and cloudml location at a temp dir."""
     home = tmp_path / "cloudml-home"
     monkeypatch.setenv("CLOUDML_HOME", str(home))
@@ -22,7 +23,13 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.setenv(var, str(tmp_path / sub))
     monkeypatch.delenv("CLOUDML_BACKEND", raising=False)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    return home
+    yield home
+    # TensorBoards outlive their starter by design; a test's must not outlive the test.
+    from jupyter_cloudml.backends.local.tensorboards import LocalTensorBoards
+
+    boards = LocalTensorBoards(home / "tensorboards")
+    for board in boards.list():
+        boards.stop(board.id)
 
 
 @pytest.fixture
