@@ -22,6 +22,16 @@ export const DEFAULT_BOX: IChartBox = {
   margin: { left: 52, right: 12, top: 10, bottom: 24 }
 };
 
+/** Approximate width of one character of an axis label, in SVG user units. */
+const LABEL_CHAR_WIDTH = 6.5;
+
+/** `box` with a left margin wide enough for the y-axis labels (e.g. "-0.004912"). */
+export function fitLabels(box: IChartBox, yLabels: readonly string[]): IChartBox {
+  const longest = Math.max(0, ...yLabels.map(label => label.length));
+  const left = Math.max(box.margin.left, Math.ceil(8 + longest * LABEL_CHAR_WIDTH));
+  return left === box.margin.left ? box : { ...box, margin: { ...box.margin, left } };
+}
+
 /** The data range a chart shows. */
 export interface IRange {
   xMin: number;

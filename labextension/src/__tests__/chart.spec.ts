@@ -3,6 +3,7 @@ import {
   DEFAULT_BOX,
   dataRange,
   downsample,
+  fitLabels,
   formatNumber,
   nearestPoint,
   polylinePoints,
@@ -79,5 +80,15 @@ describe('formats', () => {
     expect(pageLabel(0, 50, 120)).toBe('1–50 of 120');
     expect(pageLabel(100, 20, 120)).toBe('101–120 of 120');
     expect(pageLabel(0, 0, 0)).toBe('0 of 0');
+  });
+});
+
+describe('fitLabels', () => {
+  it('widens the left margin for long y labels only', () => {
+    expect(fitLabels(DEFAULT_BOX, ['1', '2'])).toBe(DEFAULT_BOX);
+    const wide = fitLabels(DEFAULT_BOX, ['-0.004912', '-0.008899']);
+    expect(wide.margin.left).toBeGreaterThan(DEFAULT_BOX.margin.left);
+    expect(wide.margin.left).toBeGreaterThanOrEqual(8 + 9 * 6.5);
+    expect(wide.width).toBe(DEFAULT_BOX.width);
   });
 });

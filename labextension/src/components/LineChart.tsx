@@ -4,6 +4,7 @@ import {
   DEFAULT_BOX,
   dataRange,
   downsample,
+  fitLabels,
   formatNumber,
   nearestPoint,
   polylinePoints,
@@ -31,7 +32,6 @@ export function LineChart(props: {
   metric?: string;
   xLabel?: string;
 }) {
-  const box = DEFAULT_BOX;
   const xLabel = props.xLabel ?? 'step';
   const [hoverX, setHoverX] = useState<number | null>(null);
   const geometry = useMemo(() => {
@@ -39,12 +39,14 @@ export function LineChart(props: {
     if (!range) {
       return null;
     }
+    const box = fitLabels(DEFAULT_BOX, [formatNumber(range.yMin), formatNumber(range.yMax)]);
     const project = projector(range, box);
     const lines = props.series.map(s =>
       polylinePoints(downsample(s.points, MAX_DRAWN_POINTS), project)
     );
-    return { range, project, lines };
-  }, [props.series, box]);
+    return { range, project, lines, box };
+  }, [props.series]);
+  const box = geometry?.box ?? DEFAULT_BOX;
 
   const { left, right, top, bottom } = box.margin;
   const plotRight = box.width - right;
