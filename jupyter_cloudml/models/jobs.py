@@ -1,0 +1,277 @@
+"""Training jobs: their specification, state, logs, events and metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import time
+from collections.abc import Mapping
+
+from ..exceptions import InvalidSpec
+from .common import ENV_KEY_RE, MODULE_RE, Resources, check_label, check_name
+
+
+class JobStatus(str, enum.Enum):
+    """Lifecycle of a job, the same for every backend."""
+
+    QUEUED = "QUEUED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    RETRYING = "RETRYING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        """True once the job can change no more."""
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class ReplicaStatus(str, enum.Enum):
+    """State of one replica (process or pod) of a job."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    STOPPED = "STOPPED"
+
+
+class Framework(str, enum.Enum):
+    """Which distributed convention the replicas follow."""
+
+    TENSORFLOW = "tensorflow"
+    PYTORCH = "pytorch"
+    GENERIC = "generic"
+
+
+@dataclasses.dataclass(frozen=True)
+class Replicas:
+    """How many replicas of each role: chief (0 or 1), workers (>= 1), parameter servers."""
+
+    chief: int = 0
+    workers: int = 1
+    ps: int = 0
+
+    def __post_init__(self) -> None:
+        if self.chief not in (0, 1):
+            raise InvalidSpec(f"a job has at most one chief, got {self.chief}")
+        if self.workers < 1:
+            raise InvalidSpec(f"--workers must be at least 1, got {self.workers}")
+        if self.ps < 0:
+            raise InvalidSpec(f"--ps must be >= 0, got {self.ps}")
+
+    @property
+    def total(self) -> int:
+        return self.chief + self.workers + self.ps
+
+    def names(self) -> list[str]:
+        """Replica names in launch order: chief-0, worker-0.., ps-0.."""
+        return (
+            [f"chief-{i}" for i in range(self.chief)]
+            + [f"worker-{i}" for i in range(self.workers)]
+            + [f"ps-{i}" for i in range(self.ps)]
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class CodePackage:
+    """A standard Python package to run: a gzipped tar of files and the module to run with -m."""
+
+    archive: bytes
+    module: str
+    files: tuple[str, ...] = ()
+    requirements: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not MODULE_RE.match(self.module):
+            raise InvalidSpec(f"entry module {self.module!r} is not a dotted Python module name")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSpec:
+    """Everything a backend needs to run a training job."""
+
+    name: str
+    package: CodePackage
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    framework: Framework = Framework.GENERIC
+    replicas: Replicas = Replicas()
+    resources: Resources = Resources()  # noqa: RUF009 - frozen, so sharing it is safe
+    image: str | None = None
+    python: str | None = None
+    retries: int = 0
+    timeout: float | None = None
+    job_dir: str | None = None
+    pre_command: str | None = None
+    post_command: str | None = None
+    node_selector: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    returns: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_name(self.name, "job name")
+        object.__setattr__(self, "framework", Framework(self.framework))
+        for key in self.env:
+            if not ENV_KEY_RE.match(key):
+                raise InvalidSpec(f"environment variable name {key!r} is not valid")
+        for key, value in self.labels.items():
+            check_label(key, value)
+        if self.retries < 0:
+            raise InvalidSpec(f"--retries must be >= 0, got {self.retries}")
+        if self.timeout is not None and not self.timeout > 0:
+            raise InvalidSpec(f"--timeout must be > 0 seconds, got {self.timeout}")
+        if self.framework is not Framework.TENSORFLOW and (self.replicas.ps or self.replicas.chief):
+            raise InvalidSpec(
+                f"--ps and --chief are TensorFlow roles; framework {self.framework.value!r} "
+                "has workers only (add --framework tensorflow)"
+            )
+        for name in self.returns:
+            if not name.isidentifier():
+                raise InvalidSpec(f"--return name {name!r} is not a Python identifier")
+
+    @property
+    def primary_replica(self) -> str:
+        """The replica whose success (and outputs) stand for the job's: the chief or worker 0."""
+        return "chief-0" if self.replicas.chief else "worker-0"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplicaInfo:
+    """What a backend reports about one replica."""
+
+    name: str
+    status: ReplicaStatus = ReplicaStatus.PENDING
+    exit_code: int | None = None
+    gpus: tuple[int, ...] = ()
+
+    @property
+    def role(self) -> str:
+        return self.name.rsplit("-", 1)[0]
+
+    @property
+    def index(self) -> int:
+        return int(self.name.rsplit("-", 1)[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class JobInfo:
+    """What a backend reports about a job."""
+
+    id: str
+    name: str
+    status: JobStatus
+    reason: str = ""
+    created: float = 0.0
+    started: float | None = None
+    finished: float | None = None
+    attempt: int = 0
+    replicas: tuple[ReplicaInfo, ...] = ()
+    spec: TrainSpec | None = None
+
+    @property
+    def elapsed(self) -> float | None:
+        """Seconds the job has been (or was) running, None before it started."""
+        if self.started is None:
+            return None
+        return (self.finished or time.time()) - self.started
+
+
+@dataclasses.dataclass(frozen=True)
+class JobQuery:
+    """Filters and page of a job listing; newest first."""
+
+    status: tuple[JobStatus, ...] = ()
+    name: str | None = None
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: Label keys the jobs must not carry (e.g. leave out study drivers and trials).
+    without_labels: tuple[str, ...] = ()
+    limit: int = 100
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= 10_000:
+            raise InvalidSpec(f"limit must be 1..10000, got {self.limit}")
+        if self.offset < 0:
+            raise InvalidSpec(f"offset must be >= 0, got {self.offset}")
+        for key, value in self.labels.items():
+            check_label(key, value)
+        for key in self.without_labels:
+            check_label(key)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobPage:
+    """One page of a listing and how many jobs match in all."""
+
+    jobs: tuple[JobInfo, ...]
+    total: int
+
+
+@dataclasses.dataclass(frozen=True)
+class LogLine:
+    """One line a replica printed; time is seconds since the epoch."""
+
+    time: float
+    replica: str
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """Something the backend did or saw (scheduled, retrying, killed), like a Kubernetes event."""
+
+    time: float
+    reason: str
+    message: str
+    type: str = "Normal"
+
+
+@dataclasses.dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, so that UIs can adapt."""
+
+    backend: str
+    frameworks: tuple[Framework, ...] = tuple(Framework)
+    cpus: float = 0.0
+    gpus: int = 0
+    images: bool = False
+    tensorboard: bool = False
+    deployments: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorBoardInfo:
+    """A TensorBoard serving the event files of some jobs.
+
+    `url` is where the backend serves it (reachable from the Jupyter server, not necessarily
+    from the browser: UIs go through the server's proxy, see `jupyter_cloudml.tensorboard`).
+    """
+
+    id: str
+    jobs: tuple[str, ...]
+    url: str
+    started: float
+    reused: bool = False
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Scalar:
+    """One value of a metric at a training step."""
+
+    step: int
+    wall_time: float
+    value: float
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricsUpdate:
+    """Scalars by tag, and an opaque cursor: pass it back to get only what came after."""
+
+    scalars: Mapping[str, tuple[Scalar, ...]]
+    cursor: str = ""
