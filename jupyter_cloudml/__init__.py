@@ -39,6 +39,10 @@ def __getattr__(name: str) -> Any:
         from .metrics import report
 
         return report
+    if name == "predict":
+        from .client import Client
+
+        return lambda deployment, instances, **kw: Client().predict(deployment, instances, **kw)
     if name == "Client":
         from .client import Client
 

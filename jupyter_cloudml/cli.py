@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -214,7 +215,45 @@ def run(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) -> in
         return run_study_command(client(), ns, out)
     if ns.verb == "tensorboard":
         return run_tensorboard_command(client(), ns, out)
+    if ns.verb == "models":
+        return run_models_command(client(), ns, out)
     return run_job_command(client(), ns, out)
+
+
+def run_models_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
+    """`models list|describe|deploy|predict|update|rollback|undeploy`."""
+    from . import render_deployments as show
+    from .deploy_options import build_deploy_spec
+
+    verb = ns.model_verb
+    as_json = getattr(ns, "output", "text") == "json"
+    if verb == "list":
+        found = client.deployments()
+        _say(
+            out,
+            render.dumps([show.deployment_dict(d) for d in found])
+            if as_json
+            else show.format_deployment_table(found),
+        )
+        return 0
+    if verb == "undeploy":
+        client.undeploy(ns.name, ns.version)
+        _say(out, f"removed {ns.name}" + (f" version {ns.version}" if ns.version else ""))
+        return 0
+    if verb == "predict":
+        predictions = client.predict(ns.name, ns.data, version=ns.version)
+        _say(out, json.dumps(predictions) if as_json else "\n".join(map(str, predictions)))
+        return 0
+    if verb == "deploy":
+        info = client.deploy(build_deploy_spec(ns))
+    elif verb == "update":
+        info = client.set_traffic(ns.name, ns.traffic)
+    elif verb == "rollback":
+        info = client.rollback(ns.name)
+    else:
+        info = client.get_deployment(ns.name)
+    _say(out, render.dumps(show.deployment_dict(info)) if as_json else show.format_deployment(info))
+    return 0
 
 
 def run_tensorboard_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import pickle
 import time
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from .config import CloudML, load_config
 from .exceptions import Conflict, InvalidSpec
 from .models import (
     Capabilities,
+    DeploymentInfo,
+    DeploySpec,
     Event,
     JobInfo,
     JobPage,
@@ -173,6 +176,57 @@ class Client:
 
     def stop_tensorboard(self, tensorboard_id: str) -> None:
         self.backend.stop_tensorboard(tensorboard_id)
+
+    # --- deployments --------------------------------------------------------------------------
+
+    def deploy(self, spec: DeploySpec) -> DeploymentInfo:
+        """Serve a model; `--model job:STUDY_ID[/path]` means the study's best trial."""
+        from .tuning.study import is_study
+
+        if spec.model.startswith("job:"):
+            ref, _, sub = spec.model[len("job:") :].partition("/")
+            job = self.backend.get(ref)
+            if is_study(job):
+                best = self.get_study(ref).best_trial
+                if best is None or best.job_id is None:
+                    raise Conflict(f"study {ref} has no best trial yet")
+                model = f"job:{best.job_id}" + (f"/{sub}" if sub else "")
+                spec = dataclasses.replace(spec, model=model)
+        return self.backend.deploy(spec)
+
+    def deployments(self) -> builtins.list[DeploymentInfo]:
+        return self.backend.deployments()
+
+    def get_deployment(self, name: str) -> DeploymentInfo:
+        return self.backend.get_deployment(name)
+
+    def set_traffic(self, name: str, traffic: dict[str, int]) -> DeploymentInfo:
+        return self.backend.set_traffic(name, traffic)
+
+    def rollback(self, name: str) -> DeploymentInfo:
+        """Send every request back to the version deployed before the one serving most now."""
+        deployed = self.backend.get_deployment(name).versions
+        versions = [v.version for v in deployed]
+        current = max(deployed, key=lambda v: v.traffic)
+        index = versions.index(current.version)
+        if index == 0:
+            raise Conflict(
+                f"{name} {current.version} is its first version: nothing to roll back to"
+            )
+        return self.backend.set_traffic(name, {versions[index - 1]: 100})
+
+    def undeploy(self, name: str, version: str | None = None) -> None:
+        self.backend.undeploy(name, version)
+
+    def predict(
+        self, name: str, instances: Any, version: str | None = None, timeout: float = 60.0
+    ) -> builtins.list[Any]:
+        """Predictions of a deployment for `instances` (a list of rows, or an array), through
+        its endpoint and the KServe v1 protocol, as any HTTP client would call it."""
+        from .serving.client import post_predict
+
+        url = self.backend.get_deployment(name).url
+        return post_predict(url, name, instances, version=version, timeout=timeout)
 
     def fetch(self, job_id: str) -> dict[str, Any]:
         """The variables a job named with `--return`, once it SUCCEEDED."""

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .deploy_options import MODEL_SUMMARIES, MODEL_VERBS, add_model_verb_options
 from .exceptions import InvalidSpec
 from .flag_types import (
     finite_number,
@@ -252,6 +253,11 @@ def verb_parser(verb: str, prog: str) -> Parser:
         return _train_parser(prog)
     if verb.startswith("studies "):
         return _study_verb_parser(verb.split(" ", 1)[1], prog)
+    if verb.startswith("models "):
+        sub = verb.split(" ", 1)[1]
+        parser = Parser(prog=prog, description=MODEL_SUMMARIES[sub])
+        add_model_verb_options(sub, parser)
+        return parser
     return _verb_parser(verb, prog)
 
 
@@ -268,6 +274,9 @@ def command_help(prog: str = "cloudml") -> str:
         "",
         "tuning studies ('studies VERB'):",
         *(f"  {verb:<{width}}{STUDY_SUMMARIES[verb]}" for verb in STUDY_VERBS),
+        "",
+        "online models ('models VERB'; %cloudml_deploy NAME ... is 'models deploy NAME ...'):",
+        *(f"  {verb:<{width}}{MODEL_SUMMARIES[verb]}" for verb in MODEL_VERBS),
         "",
         f"'{prog} jobs VERB ...' is the same as '{prog} VERB ...' (e.g. {prog} jobs logs JOB -f).",
         f"Run '{prog} COMMAND --help' for the options of a command.",
@@ -343,9 +352,25 @@ def parse_command(argv: Sequence[str], prog: str = "cloudml") -> argparse.Namesp
         prog = f"{prog} jobs"
     elif verb == "studies":
         return _parse_study_command(rest, prog)
+    elif verb == "models":
+        return _parse_models_command(rest, prog)
     elif verb not in VERBS:
-        raise _unknown_command(verb, (*VERBS, "jobs", "studies"), prog)
+        raise _unknown_command(verb, (*VERBS, "jobs", "studies", "models"), prog)
     return parse_verb(verb, rest, f"{prog} {verb}")
+
+
+def _parse_models_command(rest: list[str], prog: str) -> argparse.Namespace:
+    """`models [VERB] ...` (alone: list); sets `ns.verb` to "models" and `ns.model_verb`."""
+    if rest and rest[0] in HELP_FLAGS:
+        raise HelpRequested(command_help(prog))
+    sub = "list"
+    if rest and not rest[0].startswith("-"):
+        if rest[0] not in MODEL_VERBS:
+            raise _unknown_command(rest[0], MODEL_VERBS, f"{prog} models")
+        sub, rest = rest[0], rest[1:]
+    ns = parse_verb(f"models {sub}", rest, f"{prog} models {sub}")
+    ns.verb, ns.model_verb = "models", sub
+    return ns
 
 
 def _parse_study_command(rest: list[str], prog: str) -> argparse.Namespace:

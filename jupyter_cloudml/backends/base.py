@@ -15,6 +15,8 @@ from traitlets.config import LoggingConfigurable
 from ..exceptions import Unsupported
 from ..models import (
     Capabilities,
+    DeploymentInfo,
+    DeploySpec,
     Event,
     JobInfo,
     JobPage,
@@ -99,3 +101,25 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
     def stop_tensorboard(self, tensorboard_id: str) -> None:
         """Stop one TensorBoard; `NotFound` for an unknown id."""
         raise Unsupported(f"the {type(self).__name__} does not run TensorBoard")
+
+    def deploy(self, spec: DeploySpec) -> DeploymentInfo:
+        """Serve a model as a version of an endpoint; returns once it answers (or raises why
+        not: a model that does not load is `InvalidSpec`). `spec.model` may be `job:ID[/path]`,
+        a path inside that job's job dir."""
+        raise Unsupported(f"the {type(self).__name__} does not serve models")
+
+    def deployments(self) -> builtins.list[DeploymentInfo]:
+        """Every deployment, by name."""
+        return []
+
+    def get_deployment(self, name: str) -> DeploymentInfo:
+        """One deployment; `NotFound` for an unknown name."""
+        raise Unsupported(f"the {type(self).__name__} does not serve models")
+
+    def set_traffic(self, name: str, traffic: dict[str, int]) -> DeploymentInfo:
+        """Split the requests that name no version between versions (percent, summing to 100)."""
+        raise Unsupported(f"the {type(self).__name__} does not serve models")
+
+    def undeploy(self, name: str, version: str | None = None) -> None:
+        """Remove a deployment, or one of its versions (which must get no traffic)."""
+        raise Unsupported(f"the {type(self).__name__} does not serve models")

@@ -112,6 +112,24 @@ class CloudMLMagics(Magics):
             self._train(ns, cell)
 
     @line_magic
+    def cloudml_deploy(self, line: str) -> None:
+        """Serve a model as an online endpoint with replicas: `%cloudml_deploy iris --model
+        job:iris-3f9a1c/model.joblib --framework sklearn --replicas 2`; `--help` lists every
+        option. The same as `%cloudml models deploy ...`."""
+        from ..options import parse_verb
+
+        ns = _parse(lambda tokens: parse_verb("models deploy", tokens, "%cloudml_deploy"), line)
+        if ns is not None:
+            ns.verb, ns.model_verb = "models", "deploy"
+            self._models(ns)
+
+    def _models(self, ns: argparse.Namespace) -> None:
+        from ..cli import run_models_command
+
+        with _usage_errors():
+            run_models_command(self.client, ns, sys.stdout)
+
+    @line_magic
     def cloudml(self, line: str) -> None:
         """Inspect jobs: `%cloudml jobs`, `describe JOB`, `logs JOB -f`, `cancel JOB`,
         `delete JOB`, `wait JOB`, `fetch JOB`, `tensorboard JOB...`. `%cloudml --help` lists
@@ -131,6 +149,8 @@ class CloudMLMagics(Magics):
                 run_study_command(self.client, ns, sys.stdout)
         elif ns.verb == "fetch":
             self._fetch(ns.job)
+        elif ns.verb == "models":
+            self._models(ns)
         elif ns.verb == "tensorboard" and ns.job and ns.output == "text":
             self._tensorboard(ns.job)
         elif ns.verb == "tensorboard":

@@ -27,6 +27,8 @@ from traitlets import Dict, Float, List, Unicode, default
 from ...exceptions import BackendUnavailable, Conflict, InvalidSpec, NotFound, QuotaExceeded
 from ...models import (
     Capabilities,
+    DeploymentInfo,
+    DeploySpec,
     Event,
     JobInfo,
     JobPage,
@@ -42,6 +44,7 @@ from ...models import (
 from ..base import Backend
 from ..launch import HYPERTUNE_DIR
 from . import logfiles
+from .deployments import LocalDeployments
 from .scheduler import Settings, dispatch, kill_process_group, reap, supervisor_alive
 from .store import ACTIVE, JobStore, row_to_info, spec_to_json
 from .tensorboards import LocalTensorBoards
@@ -142,6 +145,13 @@ class LocalBackend(Backend):
     retry_backoff_max_seconds = Float(
         60.0, config=True, help="Longest delay between retries. Example: ... = 300"
     )
+    serving_python = Unicode(
+        config=True,
+        help="""Interpreter of the model servers (it needs kserve). Default:
+        $CLOUDML_SERVING_PYTHON, else a virtualenv made on the first deploy in the home's
+        `serving-env`, layered over this environment so its frameworks (scikit-learn, torch...)
+        load. Example: c.LocalBackend.serving_python = "/opt/serving/bin/python" """,
+    )
     tensorboard_idle_seconds = Float(
         1800.0,
         config=True,
@@ -179,6 +189,9 @@ class LocalBackend(Backend):
         )
         self.store = JobStore(self.settings.db_path)
         self.boards = LocalTensorBoards(Path(self.settings.home) / "tensorboards", sys.executable)
+        self.endpoints = LocalDeployments(
+            Path(self.settings.home) / "deployments", self.serving_interpreter
+        )
 
     # --- submit --------------------------------------------------------------------------------
 
@@ -360,7 +373,61 @@ class LocalBackend(Backend):
             gpus=len(self.settings.gpu_ids),
             images=bool(self.image_interpreters),
             tensorboard=True,
+            deployments=True,
         )
+
+    # --- deployments ---------------------------------------------------------------------------
+
+    def serving_interpreter(self) -> str:
+        """The model servers' Python (made on first use when none is configured)."""
+        given = self.serving_python or os.environ.get("CLOUDML_SERVING_PYTHON")
+        if given:
+            return given
+        from ...serving.env import ServingEnvError, create_serving_env
+
+        try:
+            return create_serving_env(Path(self.settings.home) / "serving-env")
+        except ServingEnvError as e:
+            raise BackendUnavailable(f"cannot set up the model-serving environment: {e}") from e
+
+    def model_path(self, model: str) -> str:
+        """A model reference as a path: `job:ID[/sub/path]` is inside that job's job dir."""
+        if not model.startswith("job:"):
+            path = os.path.abspath(os.path.expanduser(model))
+            if not os.path.exists(path):
+                raise InvalidSpec(f"model {model!r} does not exist")
+            return path
+        job_id, _, sub = model[len("job:") :].partition("/")
+        job = self.get(job_id)
+        if job.status is not JobStatus.SUCCEEDED:
+            raise Conflict(f"job {job_id} is {job.status.value}; deploy it once it SUCCEEDED")
+        assert job.spec is not None
+        root = os.path.realpath(self.settings.job_dir(job_id, job.spec.job_dir))
+        path = os.path.realpath(os.path.join(root, sub))
+        if os.path.commonpath([root, path]) != root:
+            raise InvalidSpec(f"model {model!r} points outside the job's job dir")
+        if not os.path.exists(path):
+            listing = ", ".join(sorted(os.listdir(root))[:10]) if os.path.isdir(root) else ""
+            raise InvalidSpec(
+                f"job {job_id} left no {sub or 'job dir'} "
+                f"(its job dir holds: {listing or 'nothing'})"
+            )
+        return path
+
+    def deploy(self, spec: DeploySpec) -> DeploymentInfo:
+        return self.endpoints.deploy(spec, self.model_path(spec.model))
+
+    def deployments(self) -> builtins.list[DeploymentInfo]:
+        return self.endpoints.list()
+
+    def get_deployment(self, name: str) -> DeploymentInfo:
+        return self.endpoints.get(name)
+
+    def set_traffic(self, name: str, traffic: dict[str, int]) -> DeploymentInfo:
+        return self.endpoints.set_traffic(name, traffic)
+
+    def undeploy(self, name: str, version: str | None = None) -> None:
+        self.endpoints.undeploy(name, version)
 
     # --- TensorBoard ---------------------------------------------------------------------------
 

@@ -1,0 +1,348 @@
+"""Deployments of the local backend: records under `<home>/deployments/<name>/`.
+
+The backend writes the desired state (`desired.json`) and starts the deployment's endpoint
+process (`endpoint.py`), which makes it so and reports in `status.json`. Records outlive
+kernels and servers; an endpoint whose process is gone is started again when it is looked at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from ...exceptions import BackendUnavailable, Conflict, InvalidSpec, NotFound
+from ...models import (
+    DeploymentInfo,
+    DeploymentStatus,
+    DeploySpec,
+    ModelFramework,
+    ServingReplicaInfo,
+    ServingReplicaStatus,
+    VersionInfo,
+    check_name,
+    check_traffic,
+)
+from .endpoint import DESIRED_FILE, STATUS_FILE, write_json
+
+PROCESS_FILE = "endpoint.json"
+READY_TIMEOUT = 180.0
+#: An endpoint process that died is started again at most this often within RESPAWN_WINDOW s.
+RESPAWN_LIMIT = 3
+RESPAWN_WINDOW = 600.0
+
+
+class LocalDeployments:
+    """Deploy, inspect, re-route and remove the deployments kept in `folder`."""
+
+    def __init__(self, folder: Path, serving_python: Callable[[], str]) -> None:
+        self.folder = folder
+        self.serving_python = serving_python
+
+    # --- commands --------------------------------------------------------------------------
+
+    def deploy(self, spec: DeploySpec, model: str) -> DeploymentInfo:
+        """Serve `model` (a resolved path) as `spec.version` of `spec.name`; returns once its
+        replicas are ready and the traffic moved, or raises with the reason they are not."""
+        folder = self.folder / spec.name
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with self._lock(spec.name):
+            desired = self._desired(spec.name)
+            new = desired is None
+            if desired is None:
+                port = spec.port or _free_port()
+                _check_port(port)
+                if folder.exists():
+                    shutil.rmtree(folder)
+                folder.mkdir()
+                desired = {
+                    "name": spec.name,
+                    "port": port,
+                    "created": time.time(),
+                    "generation": 0,
+                    "versions": {},
+                    "traffic": {},
+                }
+            elif spec.version in desired["versions"]:
+                raise Conflict(
+                    f"{spec.name} already serves version {spec.version}: deploy a new --version "
+                    f"(e.g. --version v{len(desired['versions']) + 1}) or undeploy it first"
+                )
+            elif spec.port is not None and spec.port != desired["port"]:
+                raise Conflict(f"{spec.name} is served on port {desired['port']}, not {spec.port}")
+            desired["versions"][spec.version] = {
+                "model": model,
+                "framework": spec.framework.value,
+                "predictor": spec.predictor,
+                "replicas": spec.replicas,
+                "added": time.time(),
+            }
+            if new:
+                desired["traffic"] = dict(spec.traffic) or {spec.version: 100}
+            self._write(desired)
+            if new or not self._running(spec.name):
+                self._spawn(spec.name)
+            try:
+                self._await_version(spec.name, spec.version, spec.replicas)
+            except InvalidSpec:
+                self._forget_version(spec.name, spec.version, drop_all=new)
+                raise
+            if not new:
+                traffic = dict(spec.traffic) or {v: 0 for v in desired["versions"]}
+                if not spec.traffic:
+                    traffic[spec.version] = 100
+                self._set_traffic(desired, traffic)
+        return self.get(spec.name)
+
+    def set_traffic(self, name: str, traffic: Mapping[str, int]) -> DeploymentInfo:
+        """Split the unversioned requests: `{version: percent}` summing to 100."""
+        check_traffic(traffic)
+        if not traffic:
+            raise InvalidSpec("give the split, e.g. --traffic v1=90,v2=10")
+        with self._lock(name):
+            desired = self._require(name)
+            unknown = sorted(set(traffic) - set(desired["versions"]))
+            if unknown:
+                known = ", ".join(desired["versions"])
+                raise NotFound(f"{name} has no version {', '.join(unknown)} (versions: {known})")
+            full = {v: traffic.get(v, 0) for v in desired["versions"]}
+            self._set_traffic(desired, full)
+        return self.get(name)
+
+    def undeploy(self, name: str, version: str | None = None) -> None:
+        """Remove one version (it must carry no traffic), or the whole deployment."""
+        with self._lock(name):
+            desired = self._require(name)
+            if version is not None:
+                if version not in desired["versions"]:
+                    raise NotFound(f"{name} has no version {version!r}")
+                if desired["traffic"].get(version, 0) > 0:
+                    raise Conflict(
+                        f"version {version} of {name} still gets {desired['traffic'][version]}% "
+                        "of the traffic: move it first (models update NAME --traffic ...)"
+                    )
+                self._forget_version(name, version, drop_all=False)
+                return
+            self._stop(name)
+            shutil.rmtree(self.folder / name, ignore_errors=True)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def get(self, name: str) -> DeploymentInfo:
+        desired = self._require(name)
+        if not self._running(name):
+            self._respawn(name)
+        return _info(desired, self._status(name), self._running(name))
+
+    def list(self) -> list[DeploymentInfo]:
+        names = sorted(p.parent.name for p in self.folder.glob(f"*/{DESIRED_FILE}"))
+        found = []
+        for name in names:
+            with contextlib.suppress(NotFound):
+                found.append(self.get(name))
+        return found
+
+    # --- records and processes -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _lock(self, name: str) -> Iterator[None]:
+        check_name(name, "deployment name")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / f".{name}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _desired(self, name: str) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads((self.folder / name / DESIRED_FILE).read_text())
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return data
+
+    def _require(self, name: str) -> dict[str, Any]:
+        check_name(name, "deployment name")
+        desired = self._desired(name)
+        if desired is None:
+            raise NotFound(f"no deployment {name!r} (see `cloudml models list`)")
+        return desired
+
+    def _write(self, desired: dict[str, Any]) -> int:
+        desired["generation"] = desired.get("generation", 0) + 1
+        write_json(self.folder / desired["name"] / DESIRED_FILE, desired)
+        return int(desired["generation"])
+
+    def _status(self, name: str) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads((self.folder / name / STATUS_FILE).read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return data
+
+    def _process(self, name: str) -> psutil.Process | None:
+        try:
+            record = json.loads((self.folder / name / PROCESS_FILE).read_text())
+            proc = psutil.Process(record["pid"])
+            if abs(proc.create_time() - record["started"]) < 1.0 and proc.status() != "zombie":
+                return proc
+        except (OSError, ValueError, KeyError, psutil.Error):
+            pass
+        return None
+
+    def _running(self, name: str) -> bool:
+        return self._process(name) is not None
+
+    def _spawn(self, name: str, respawns: list[float] | None = None) -> None:
+        folder = self.folder / name
+        (folder / STATUS_FILE).unlink(missing_ok=True)
+        with open(folder / "endpoint.log", "ab") as out:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "jupyter_cloudml.backends.local.endpoint",
+                    str(folder),
+                    self.serving_python(),
+                ],
+                cwd=folder,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        started = psutil.Process(proc.pid).create_time()
+        record = {"pid": proc.pid, "started": started, "respawns": respawns or []}
+        write_json(folder / PROCESS_FILE, record)
+
+    def _respawn(self, name: str) -> None:
+        """Bring back the endpoint of a deployment whose process is gone (a reboot, a kill)."""
+        with self._lock(name):
+            try:
+                record = json.loads((self.folder / name / PROCESS_FILE).read_text())
+            except (OSError, ValueError):
+                record = {}
+            recent = [t for t in record.get("respawns", []) if time.time() - t < RESPAWN_WINDOW]
+            if self._running(name) or len(recent) >= RESPAWN_LIMIT:
+                return
+            desired = self._require(name)
+            with contextlib.suppress(Conflict):
+                _check_port(desired["port"])
+                self._spawn(name, [*recent, time.time()])
+
+    def _stop(self, name: str) -> None:
+        proc = self._process(name)
+        if proc is None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(psutil.TimeoutExpired):
+            proc.wait(30)
+            return
+        proc.kill()
+
+    def _await(self, name: str, done: Callable[[dict[str, Any]], bool], what: str) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            status = self._status(name)
+            if status.get("status") == "FAILED":  # the endpoint itself could not start
+                raise Conflict(f"deployment {name}: {status.get('reason', 'endpoint failed')}")
+            if status and done(status):
+                return
+            if not self._running(name) and status.get("status") != "FAILED":
+                log = (self.folder / name / "endpoint.log").read_text(errors="replace")
+                raise BackendUnavailable(
+                    f"the endpoint of {name} exited: {' | '.join(log.splitlines()[-3:])}"
+                )
+            time.sleep(0.1)
+        raise BackendUnavailable(f"{name}: {what} not within {READY_TIMEOUT:.0f} s")
+
+    def _await_version(self, name: str, version: str, replicas: int) -> None:
+        def ready(status: dict[str, Any]) -> bool:
+            mine = status.get("versions", {}).get(version, [])
+            failed = [r for r in mine if r["status"] == "FAILED"]
+            if failed:
+                raise InvalidSpec(
+                    f"the model of {name} {version} does not load: {failed[0]['reason']}"
+                )
+            return sum(r["status"] == "READY" for r in mine) >= replicas
+
+        self._await(name, ready, f"{replicas} ready replica(s) of {version}")
+
+    def _set_traffic(self, desired: dict[str, Any], traffic: dict[str, int]) -> None:
+        desired["traffic"] = traffic
+        generation = self._write(desired)
+        self._await(
+            desired["name"], lambda s: s.get("generation", 0) >= generation, "traffic switch"
+        )
+
+    def _forget_version(self, name: str, version: str, drop_all: bool) -> None:
+        if drop_all:
+            self._stop(name)
+            shutil.rmtree(self.folder / name, ignore_errors=True)
+            return
+        desired = self._require(name)
+        desired["versions"].pop(version, None)
+        desired["traffic"].pop(version, None)
+        self._write(desired)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _check_port(port: int) -> None:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as e:
+            raise Conflict(f"port {port} is in use ({e.strerror}): choose another --port") from None
+
+
+def _info(desired: Mapping[str, Any], status: Mapping[str, Any], running: bool) -> DeploymentInfo:
+    replicas = status.get("versions", {})
+    versions = tuple(
+        VersionInfo(
+            version=version,
+            model=spec["model"],
+            framework=ModelFramework(spec["framework"]),
+            traffic=int(desired["traffic"].get(version, 0)),
+            predictor=spec.get("predictor"),
+            replicas=tuple(
+                ServingReplicaInfo(
+                    name=r["name"],
+                    status=ServingReplicaStatus(r["status"]),
+                    restarts=r["restarts"],
+                    reason=r["reason"],
+                )
+                for r in replicas.get(version, [])
+            ),
+        )
+        for version, spec in desired["versions"].items()
+    )
+    if running:
+        state, reason = DeploymentStatus(status.get("status", "STARTING")), status.get("reason", "")
+    else:
+        state, reason = DeploymentStatus.STOPPED, "the endpoint process is not running"
+    return DeploymentInfo(
+        name=desired["name"],
+        status=state,
+        url=f"http://127.0.0.1:{desired['port']}",
+        versions=versions,
+        reason=reason,
+        created=desired["created"],
+    )

@@ -1,0 +1,78 @@
+"""Deployments as text and JSON: tables, details, and copy-pasteable curl and Python snippets."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Sequence
+from typing import Any
+
+from .models import DeploymentInfo, ServingReplicaStatus, VersionInfo, to_dict
+from .render import format_table, format_time
+
+
+def traffic_text(info: DeploymentInfo) -> str:
+    return ", ".join(f"{v.version}={v.traffic}%" for v in info.versions if v.traffic) or "-"
+
+
+def replicas_text(version: VersionInfo) -> str:
+    return f"{version.ready}/{len(version.replicas)} ready"
+
+
+def format_deployment_table(deployments: Sequence[DeploymentInfo]) -> str:
+    if not deployments:
+        return "no deployments (serve a model: %cloudml_deploy NAME --model PATH --framework F)"
+    rows = [
+        (
+            d.name,
+            d.status.value,
+            traffic_text(d),
+            ", ".join(f"{v.version} {replicas_text(v)}" for v in d.versions),
+            d.url,
+        )
+        for d in deployments
+    ]
+    return format_table(("NAME", "STATUS", "TRAFFIC", "REPLICAS", "ENDPOINT"), rows)
+
+
+def curl_snippet(info: DeploymentInfo, example: str = "[[1.0, 2.0]]") -> str:
+    body = json.dumps({"instances": json.loads(example)})
+    return (
+        f"curl -s -H 'Content-Type: application/json' -d {shlex.quote(body)} "
+        f"{info.url}/v1/models/{info.name}:predict"
+    )
+
+
+def python_snippet(info: DeploymentInfo) -> str:
+    return f'import jupyter_cloudml\njupyter_cloudml.predict("{info.name}", [[1.0, 2.0]])'
+
+
+def format_deployment(info: DeploymentInfo) -> str:
+    """Everything about one deployment, as `models describe` shows it."""
+    lines = [
+        f"{info.name}: {info.status.value}" + (f" ({info.reason})" if info.reason else ""),
+        f"endpoint:  {info.url}",
+        f"  v1 (KServe):  POST {info.url}/v1/models/{info.name}:predict",
+        f"  v2 (Open Inference Protocol):  POST {info.url}/v2/models/{info.name}/infer",
+        f"created:   {format_time(info.created)}",
+        "versions:",
+    ]
+    for v in info.versions:
+        lines.append(
+            f"  {v.version}: {v.traffic}% of traffic, {v.framework.value} model {v.model}, "
+            f"{replicas_text(v)}"
+        )
+        for r in v.replicas:
+            note = f", restarted {r.restarts}x" if r.restarts else ""
+            why = f": {r.reason}" if r.reason and r.status is not ServingReplicaStatus.READY else ""
+            lines.append(f"    {r.name}: {r.status.value}{note}{why}")
+    lines += ["", "curl:", f"  {curl_snippet(info)}", "python:"]
+    lines += [f"  {line}" for line in python_snippet(info).splitlines()]
+    return "\n".join(lines)
+
+
+def deployment_dict(info: DeploymentInfo) -> dict[str, Any]:
+    data: dict[str, Any] = to_dict(info)
+    for version, v in zip(data["versions"], info.versions, strict=True):
+        version["ready"] = v.ready
+    return data

@@ -1,0 +1,56 @@
+"""Calling a deployment's endpoint from Python, over the same HTTP any other client uses."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from ..exceptions import BackendUnavailable, CloudMLError, InvalidSpec, NotFound
+
+
+def as_instances(data: Any) -> list[Any]:
+    """Rows as JSON lists: a list as is, a NumPy array or a pandas DataFrame via `tolist`."""
+    values = getattr(data, "values", data)  # a DataFrame's array
+    if hasattr(values, "tolist"):
+        values = values.tolist()
+    if not isinstance(values, (list, tuple)):
+        raise InvalidSpec(
+            f"give instances as a list of rows or an array, not {type(data).__name__}"
+        )
+    return list(values)
+
+
+def post_predict(
+    url: str, name: str, data: Any, version: str | None = None, timeout: float = 60.0
+) -> list[Any]:
+    """POST `{"instances": [...]}` to `/v1/models/NAME[/versions/V]:predict`; the predictions."""
+    path = f"/v1/models/{name}" + (f"/versions/{version}" if version else "") + ":predict"
+    body = json.dumps({"instances": as_instances(data)}).encode()
+    request = urllib.request.Request(
+        url + path, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        raise _error(e.code, e.read(), name) from None
+    except OSError as e:
+        raise BackendUnavailable(f"the endpoint of {name} at {url} does not answer: {e}") from e
+    predictions: list[Any] = answer["predictions"]
+    return predictions
+
+
+def _error(status: int, body: bytes, name: str) -> CloudMLError:
+    try:
+        data = json.loads(body)
+        reason = data.get("error") or data.get("detail") or data
+    except ValueError:
+        reason = body.decode(errors="replace")[:500]
+    message = f"{name}: {reason}"
+    if status == 400:
+        return InvalidSpec(message)
+    if status == 404:
+        return NotFound(message)
+    return BackendUnavailable(f"{message} (HTTP {status})")

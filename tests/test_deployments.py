@@ -1,0 +1,259 @@
+"""Deployments on the local backend: a job's model served by real KServe replicas behind the
+endpoint proxy; v1 and v2 answers, a killed replica, a version rolled out under load."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+from cloudml_testkit import wait_for
+
+from jupyter_cloudml.backends.local import LocalBackend
+from jupyter_cloudml.client import Client
+from jupyter_cloudml.exceptions import Conflict, InvalidSpec, NotFound
+from jupyter_cloudml.models import DeploymentStatus, DeploySpec, ModelFramework
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TRAIN = """
+import os
+import joblib
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+rng = np.random.default_rng(0)
+X = rng.normal(size=(200, 4))
+y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int)
+model = LogisticRegression().fit(X, y)
+joblib.dump(model, os.path.join(os.environ["CLOUDML_JOB_DIR"], "model.joblib"))
+"""
+ROWS = [[0.5, 0.1, -0.3, 1.0], [-1.0, -0.2, 0.4, 0.0], [2.0, 1.0, 0.0, -1.0]]
+
+
+@pytest.fixture(scope="session")
+def serving_python() -> str:
+    """The model servers' interpreter, made once (kserve layered over this environment)."""
+    from jupyter_cloudml.serving.env import create_serving_env
+
+    return create_serving_env(ROOT / ".venv-serving")
+
+
+@pytest.fixture
+def client(isolated_home, serving_python):
+    backend = LocalBackend(home=str(isolated_home), serving_python=serving_python)
+    c = Client(backend=backend)
+    yield c
+    for deployment in c.deployments():
+        c.undeploy(deployment.name)
+
+
+@pytest.fixture
+def trained(client, make_spec):
+    """A SUCCEEDED job that left model.joblib in its job dir, and that model loaded here."""
+    import joblib
+
+    job = client.submit(make_spec(TRAIN, name="train-clf"))
+    done = client.wait(job.id, timeout=120, poll=0.1)
+    assert done.status.value == "SUCCEEDED", list(client.logs(job.id))
+    path = Path(client.backend.model_path(f"job:{job.id}/model.joblib"))
+    return job.id, joblib.load(path)
+
+
+def post(url: str, body: dict, timeout: float = 30) -> tuple[int, dict, dict]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, parse(response.read()), dict(response.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, parse(e.read()), dict(e.headers)
+    except OSError as e:
+        return 0, {"error": repr(e)}, {}
+
+
+def parse(body: bytes) -> dict:
+    try:
+        return json.loads(body or b"{}")
+    except ValueError:
+        return {"not json": body[:300].decode(errors="replace")}
+
+
+def v2_body(rows):
+    flat = [x for row in rows for x in row]
+    shape = [len(rows), len(rows[0])]
+    return {"inputs": [{"name": "input-0", "shape": shape, "datatype": "FP64", "data": flat}]}
+
+
+def replica_pids(client, name: str) -> list[int]:
+    record = json.loads((client.backend.endpoints.folder / name / "endpoint.json").read_text())
+    return [p.pid for p in psutil.Process(record["pid"]).children()]
+
+
+class Load:
+    """Requests in a loop from a thread; counts answers and failures."""
+
+    def __init__(self, url: str, body: dict) -> None:
+        self.url, self.body = url, body
+        self.ok = 0
+        self.failures: list[str] = []
+        self.versions: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            status, data, _ = post(self.url, self.body)
+            if status == 200:
+                self.ok += 1
+                self.versions.append(data.get("model_version", ""))
+            else:
+                self.failures.append(f"{status} {data}")
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def test_a_trained_job_is_served_by_two_replicas_and_survives_a_kill(client, trained):
+    job_id, model = trained
+    spec = DeploySpec("clf", f"job:{job_id}/model.joblib", ModelFramework.SKLEARN, replicas=2)
+    info = client.deploy(spec)
+    assert info.status is DeploymentStatus.READY
+    (version,) = info.versions
+    assert version.ready == 2 and version.traffic == 100
+    expected = model.predict(ROWS).tolist()
+    # KServe v1, through the endpoint and through the Python client
+    status, answer, _ = post(f"{info.url}/v1/models/clf:predict", {"instances": ROWS})
+    assert status == 200 and answer["predictions"] == expected
+    assert client.predict("clf", ROWS) == expected
+    # Open Inference Protocol (v2)
+    status, answer, _ = post(f"{info.url}/v2/models/clf/infer", v2_body(ROWS))
+    assert status == 200 and answer["outputs"][0]["data"] == expected
+    assert answer["model_version"] == "v1"
+    # Kill one replica under load: no request fails, the replica comes back.
+    with Load(f"{info.url}/v1/models/clf:predict", {"instances": ROWS}) as load:
+        wait_for(lambda: load.ok > 20, 30)
+        os.kill(replica_pids(client, "clf")[0], signal.SIGKILL)
+        wait_for(
+            lambda: any(r.restarts for r in client.get_deployment("clf").versions[0].replicas), 30
+        )
+        wait_for(lambda: client.get_deployment("clf").versions[0].ready == 2, 60)
+        before = load.ok
+        wait_for(lambda: load.ok > before + 20, 30)
+    assert load.failures == []
+
+
+def test_a_new_version_rolls_out_under_load_without_a_failed_request(client, trained):
+    job_id, _ = trained
+    first = client.deploy(DeploySpec("roll", f"job:{job_id}/model.joblib", "sklearn"))
+    with Load(f"{first.url}/v2/models/roll/infer", v2_body(ROWS)) as load:
+        wait_for(lambda: load.ok > 20, 30)
+        second = client.deploy(
+            DeploySpec("roll", f"job:{job_id}/model.joblib", "sklearn", version="v2")
+        )
+        after = len(load.versions)
+        wait_for(lambda: len(load.versions) > after + 20, 30)
+    assert load.failures == []
+    assert [v.traffic for v in second.versions] == [0, 100]
+    assert set(load.versions[after:]) == {"v2"} and "v1" in load.versions[:after]
+    # One command back, and both versions stay reachable by name.
+    back = client.rollback("roll")
+    assert [v.traffic for v in back.versions] == [100, 0]
+    status, answer, _ = post(f"{first.url}/v2/models/roll/versions/v2/infer", v2_body(ROWS))
+    assert status == 200 and answer["model_version"] == "v2"
+    split = client.set_traffic("roll", {"v1": 50, "v2": 50})
+    assert [v.traffic for v in split.versions] == [50, 50]
+
+
+def test_bad_payloads_are_400_and_unknown_names_404(client, trained):
+    job_id, _ = trained
+    info = client.deploy(DeploySpec("bad", f"job:{job_id}/model.joblib", "sklearn"))
+    for body in ({"instances": [[1, 2]]}, {"instances": [["a", "b", "c", "d"]]}, {"rows": []}):
+        status, answer, _ = post(f"{info.url}/v1/models/bad:predict", body)
+        assert status == 400, (body, answer)
+    status, _, _ = post(f"{info.url}/v1/models/bad:predict", {"instances": ROWS})
+    assert status == 200  # still up
+    assert post(f"{info.url}/v1/models/other:predict", {"instances": ROWS})[0] == 404
+    assert post(f"{info.url}/v2/models/bad/versions/v9/infer", v2_body(ROWS))[0] == 404
+    with pytest.raises(InvalidSpec, match="bad"):
+        client.predict("bad", [[1, 2]])
+
+
+def test_a_model_that_does_not_load_fails_the_deploy_with_the_reason(client, tmp_path):
+    broken = tmp_path / "model.joblib"
+    broken.write_bytes(b"not a pickle")
+    with pytest.raises(InvalidSpec, match="does not load"):
+        client.deploy(DeploySpec("broken", str(broken), "sklearn"))
+    with pytest.raises(NotFound):
+        client.get_deployment("broken")
+
+
+def test_clashes_port_in_use_and_records_after_restart(client, trained, isolated_home):
+    job_id, _ = trained
+    model = f"job:{job_id}/model.joblib"
+    info = client.deploy(DeploySpec("keep", model, "sklearn"))
+    with pytest.raises(Conflict, match="already serves version v1"):
+        client.deploy(DeploySpec("keep", model, "sklearn"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(Conflict, match=f"port {port} is in use"):
+            client.deploy(DeploySpec("other", model, "sklearn", port=port))
+    # Another process (a new kernel, the server) sees the same record.
+    again = Client(
+        backend=LocalBackend(home=str(isolated_home), serving_python=client.backend.serving_python)
+    )
+    assert [d.name for d in again.deployments()] == ["keep"]
+    # An endpoint whose process died comes back when it is looked at.
+    record = json.loads((client.backend.endpoints.folder / "keep" / "endpoint.json").read_text())
+    os.killpg(record["pid"], signal.SIGKILL)
+    wait_for(
+        lambda: (
+            not psutil.pid_exists(record["pid"])
+            or psutil.Process(record["pid"]).status() == "zombie"
+        ),
+        10,
+    )
+    client.get_deployment("keep")  # respawns
+    wait_for(lambda: client.get_deployment("keep").status is DeploymentStatus.READY, 60)
+    assert post(f"{info.url}/v1/models/keep:predict", {"instances": ROWS})[0] == 200
+    client.undeploy("keep")
+    assert client.deployments() == []
+
+
+def test_the_magics_deploy_list_predict_and_undeploy(
+    shell, trained, serving_python, capsys, monkeypatch
+):
+    job_id, model = trained
+    magics = shell.magics_manager.registry["CloudMLMagics"]
+    magics.client = Client(
+        backend=LocalBackend(home=os.environ["CLOUDML_HOME"], serving_python=serving_python)
+    )
+    shell.run_line_magic(
+        "cloudml_deploy", f"nb --model job:{job_id}/model.joblib --framework sklearn --replicas 2"
+    )
+    out = capsys.readouterr().out
+    assert "nb: READY" in out and "/v1/models/nb:predict" in out and "curl -s" in out
+    shell.run_line_magic("cloudml", f"models predict nb '{json.dumps(ROWS)}' --output json")
+    assert json.loads(capsys.readouterr().out) == model.predict(ROWS).tolist()
+    shell.run_line_magic("cloudml", "models list")
+    assert "nb" in capsys.readouterr().out
+    shell.run_line_magic("cloudml", "models undeploy nb")
+    assert "removed nb" in capsys.readouterr().out
