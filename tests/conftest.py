@@ -74,3 +74,11 @@ def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     shell.magics_manager.registry["CloudMLMagics"].client = Client()
     monkeypatch.chdir(tmp_path)
     return shell
+
+
+@pytest.fixture(scope="session")
+def serving_python() -> str:
+    """The model servers' interpreter, made once (kserve layered over this environment)."""
+    from jupyter_cloudml.serving.env import create_serving_env
+
+    return create_serving_env(Path(__file__).resolve().parent.parent / ".venv-serving")

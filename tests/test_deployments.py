@@ -24,8 +24,6 @@ from jupyter_cloudml.models import DeploymentStatus, DeploySpec, ModelFramework
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
-
 TRAIN = """
 import os
 import joblib
@@ -39,14 +37,6 @@ model = LogisticRegression().fit(X, y)
 joblib.dump(model, os.path.join(os.environ["CLOUDML_JOB_DIR"], "model.joblib"))
 """
 ROWS = [[0.5, 0.1, -0.3, 1.0], [-1.0, -0.2, 0.4, 0.0], [2.0, 1.0, 0.0, -1.0]]
-
-
-@pytest.fixture(scope="session")
-def serving_python() -> str:
-    """The model servers' interpreter, made once (kserve layered over this environment)."""
-    from jupyter_cloudml.serving.env import create_serving_env
-
-    return create_serving_env(ROOT / ".venv-serving")
 
 
 @pytest.fixture

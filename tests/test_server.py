@@ -105,7 +105,7 @@ async def test_capabilities(api):
     status, caps = await api("GET", "/capabilities")
     assert status == 200
     assert caps["backend"] == "local" and caps["tensorboard"] is True
-    assert caps["deployments"] is False and caps["studies"] is True
+    assert caps["deployments"] is True and caps["studies"] is True
 
 
 async def test_list_filters_and_pages(api, client, make_spec):
@@ -308,9 +308,29 @@ jupyter_cloudml.report(step=0, score=-p['x'] ** 2)
     assert everything["total"] == 0
 
 
-async def test_deployments_are_501_until_the_backend_serves_models(api):
-    status, error = await api("GET", "/deployments")
-    assert status == 501 and error["code"] == "unsupported"
+@pytest.mark.slow
+async def test_deployments_list_and_detail(api, isolated_home, serving_python, tmp_path):
+    import joblib
+    from sklearn.linear_model import LinearRegression
+
+    from jupyter_cloudml.backends.local import LocalBackend
+    from jupyter_cloudml.models import DeploySpec
+
+    joblib.dump(LinearRegression().fit([[0.0], [1.0]], [0.0, 2.0]), tmp_path / "m.joblib")
+    client = Client(backend=LocalBackend(home=str(isolated_home), serving_python=serving_python))
+    status, empty = await api("GET", "/deployments")
+    assert status == 200 and empty == {"deployments": []}
+    await asyncio.to_thread(client.deploy, DeploySpec("lin", str(tmp_path / "m.joblib"), "sklearn"))
+    try:
+        status, listed = await api("GET", "/deployments")
+        (one,) = listed["deployments"]
+        assert one["name"] == "lin" and one["status"] == "READY"
+        assert one["replicas"] == {"ready": 1, "total": 1}
+        status, detail = await api("GET", "/deployments/lin")
+        assert detail["versions"][0]["traffic"] == 100
+        assert (await api("GET", "/deployments/nope"))[0] == 404
+    finally:
+        await asyncio.to_thread(client.undeploy, "lin")
 
 
 async def test_tensorboard_launch_reuse_proxy_and_stop(api, jp_fetch, client, make_spec):

@@ -17,8 +17,9 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .. import exceptions
-from ..models import JobInfo, JobQuery, JobStatus, TensorBoardInfo, to_dict
+from ..models import DeploymentInfo, JobInfo, JobQuery, JobStatus, TensorBoardInfo, to_dict
 from ..render import job_dict, study_dict
+from ..render_deployments import deployment_dict
 from ..tensorboard import proxy_path
 from ..tuning.study import job_kind, narrow_query
 from .app import CloudMLServerApp
@@ -298,13 +299,27 @@ class StudyCancelHandler(CloudMLHandler):
         self.reply(study_dict(await self.client_call("cancel_study", study_id)))
 
 
+def deployment_json(info: DeploymentInfo) -> dict[str, Any]:
+    """A deployment as the API shows it, with its replicas counted over every version."""
+    data = deployment_dict(info)
+    data["replicas"] = {
+        "ready": sum(v.ready for v in info.versions),
+        "total": sum(len(v.replicas) for v in info.versions),
+    }
+    return data
+
+
 class DeploymentsHandler(CloudMLHandler):
     @web.authenticated
     async def get(self) -> None:
-        caps = await self.client_call("capabilities")
-        raise exceptions.Unsupported(
-            f"the {caps.backend} backend does not serve models yet (see capabilities.deployments)"
-        )
+        found = await self.client_call("deployments")
+        self.reply({"deployments": [deployment_json(d) for d in found]})
+
+
+class DeploymentHandler(CloudMLHandler):
+    @web.authenticated
+    async def get(self, name: str) -> None:
+        self.reply(deployment_json(await self.client_call("get_deployment", name)))
 
 
 class TensorBoardsHandler(CloudMLHandler):
@@ -335,7 +350,10 @@ class TensorBoardHandler(CloudMLHandler):
 
 def _route(path: str) -> str:
     return "/cloudml/api" + path.format(
-        job=ID.format("job_id"), study=ID.format("study_id"), tb=ID.format("tensorboard_id")
+        job=ID.format("job_id"),
+        study=ID.format("study_id"),
+        tb=ID.format("tensorboard_id"),
+        deployment=ID.format("name"),
     )
 
 
@@ -351,6 +369,7 @@ HANDLERS: list[tuple[str, type[CloudMLHandler]]] = [
     (_route("/studies/{study}"), StudyHandler),
     (_route("/studies/{study}/cancel"), StudyCancelHandler),
     (_route("/deployments"), DeploymentsHandler),
+    (_route("/deployments/{deployment}"), DeploymentHandler),
     (_route("/tensorboards"), TensorBoardsHandler),
     (_route("/tensorboards/{tb}"), TensorBoardHandler),
 ]
