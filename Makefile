@@ -35,6 +35,11 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet "torch==2.13.0" numpy scipy
 	touch $@
 
+# The model servers' interpreter: kserve in its own venv, layered over the main one.
+SERVING_VENV ?= .venv-serving
+$(SERVING_VENV)/.cloudml-serving-env: $(VENV)/.installed jupyter_cloudml/serving/env.py
+	$(BIN)/python -m jupyter_cloudml.serving.env $(SERVING_VENV)
+
 run: $(VENV)/.installed $(LABEXT)
 	$(BIN)/jupyter lab --ip=127.0.0.1 $(ROOT_FLAG) --notebook-dir=examples examples/demo.ipynb
 
@@ -49,7 +54,7 @@ jstest: $(NODE_MODULES)
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
-pytest: $(VENV)/.installed-test $(LABEXT)
+pytest: $(VENV)/.installed-test $(LABEXT) $(SERVING_VENV)/.cloudml-serving-env
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test: lint typecheck jstest pytest
@@ -58,4 +63,4 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SERVING_VENV) $(SERVING_VENV).lock .pytest_cache .mypy_cache .ruff_cache

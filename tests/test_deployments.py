@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -188,7 +187,7 @@ def test_bad_payloads_are_400_and_unknown_names_404(client, trained):
 def test_a_model_that_does_not_load_fails_the_deploy_with_the_reason(client, tmp_path):
     broken = tmp_path / "model.joblib"
     broken.write_bytes(b"not a pickle")
-    with pytest.raises(InvalidSpec, match="does not load"):
+    with pytest.raises(InvalidSpec, match="broken v1 cannot be served: cannot load model: "):
         client.deploy(DeploySpec("broken", str(broken), "sklearn"))
     with pytest.raises(NotFound):
         client.get_deployment("broken")

@@ -7,6 +7,7 @@ kernels and servers; an endpoint whose process is gone is started again when it 
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
 import json
@@ -205,7 +206,7 @@ class LocalDeployments:
     def _running(self, name: str) -> bool:
         return self._process(name) is not None
 
-    def _spawn(self, name: str, respawns: list[float] | None = None) -> None:
+    def _spawn(self, name: str, respawns: builtins.list[float] | None = None) -> None:
         folder = self.folder / name
         (folder / STATUS_FILE).unlink(missing_ok=True)
         with open(folder / "endpoint.log", "ab") as out:
@@ -274,9 +275,7 @@ class LocalDeployments:
             mine = status.get("versions", {}).get(version, [])
             failed = [r for r in mine if r["status"] == "FAILED"]
             if failed:
-                raise InvalidSpec(
-                    f"the model of {name} {version} does not load: {failed[0]['reason']}"
-                )
+                raise InvalidSpec(f"{name} {version} cannot be served: {failed[0]['reason']}")
             return sum(r["status"] == "READY" for r in mine) >= replicas
 
         self._await(name, ready, f"{replicas} ready replica(s) of {version}")

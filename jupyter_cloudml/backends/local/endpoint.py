@@ -29,16 +29,21 @@ from typing import Any
 from tornado import httpclient, web
 from tornado.httpserver import HTTPServer
 
-import jupyter_cloudml
+from ...serving.replica import (
+    LOAD_ERROR_EXIT,
+    NO_KSERVE_EXIT,
+    PACKAGE_PARENT,
+    replica_command,
+)
 
 DESIRED_FILE = "desired.json"
+FATAL_EXITS = (LOAD_ERROR_EXIT, NO_KSERVE_EXIT)
+#: Lines a replica prints on stderr when it cannot start, each with one reason.
+REASON_PREFIX = "cloudml-serving: "
 STATUS_FILE = "status.json"
-#: Exit code of a replica whose model cannot be loaded (it prints the reason on stderr).
-LOAD_FAILED = 3
 TICK_SECONDS = 0.25
 RESTART_BACKOFF_MAX = 30.0
 DRAIN_SECONDS = 30.0
-LOAD_ERROR_PREFIX = "cloudml-serving: cannot load model: "
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -126,7 +131,7 @@ class Endpoint:
         if proc is not None and proc.poll() is not None:
             code = proc.returncode
             replica.proc = None
-            if code == LOAD_FAILED:
+            if code in FATAL_EXITS:  # restarting would fail the same way
                 replica.status, replica.reason = "FAILED", self.load_error(replica)
                 return
             replica.restarts += 1
@@ -140,21 +145,16 @@ class Endpoint:
 
     def start(self, replica: Replica, spec: Mapping[str, Any]) -> None:
         replica.port = free_port()
-        command = [
+        command = replica_command(
             self.serving_python,
-            "-m",
-            "jupyter_cloudml.serving.replica",
-            f"--name={self.desired['name']}",
-            f"--version={replica.version}",
-            f"--framework={spec['framework']}",
-            f"--model={spec['model']}",
-            f"--port={replica.port}",
-            "--host=127.0.0.1",
-        ]
-        if spec.get("predictor"):
-            command.append(f"--predictor={spec['predictor']}")
-        package_root = str(Path(jupyter_cloudml.__file__).resolve().parent.parent)
-        env = dict(os.environ, PYTHONPATH=package_root, PYTHONUNBUFFERED="1")
+            name=self.desired["name"],
+            version=replica.version,
+            framework=spec["framework"],
+            model=spec["model"],
+            port=replica.port,
+            predictor=spec.get("predictor"),
+        )
+        env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT, PYTHONUNBUFFERED="1")
         with open(self.logs / f"{replica.name}.log", "ab") as out:
             replica.proc = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env
@@ -163,9 +163,9 @@ class Endpoint:
 
     def load_error(self, replica: Replica) -> str:
         text = (self.logs / f"{replica.name}.log").read_text(errors="replace")
-        lines = [line for line in text.splitlines() if line.startswith(LOAD_ERROR_PREFIX)]
+        lines = [line for line in text.splitlines() if line.startswith(REASON_PREFIX)]
         if lines:
-            return lines[-1][len(LOAD_ERROR_PREFIX) :]
+            return lines[-1][len(REASON_PREFIX) :]
         return "the model server exited while loading: " + " | ".join(text.splitlines()[-3:])
 
     def retire(self, replica: Replica) -> None:
