@@ -40,8 +40,8 @@ SERVING_VENV ?= .venv-serving
 $(SERVING_VENV)/.cloudml-serving-env: $(VENV)/.installed jupyter_cloudml/serving/env.py
 	$(BIN)/python -m jupyter_cloudml.serving.env $(SERVING_VENV)
 
-run: $(VENV)/.installed $(LABEXT)
-	$(BIN)/jupyter lab --ip=127.0.0.1 $(ROOT_FLAG) --notebook-dir=examples examples/demo.ipynb
+run: $(VENV)/.installed $(LABEXT) $(SERVING_VENV)/.cloudml-serving-env
+	CLOUDML_SERVING_PYTHON="$(abspath $(SERVING_VENV))/bin/python" $(BIN)/jupyter lab --ip=127.0.0.1 $(ROOT_FLAG) --notebook-dir=examples examples/demo.ipynb
 
 lint: $(VENV)/.installed $(NODE_MODULES)
 	$(BIN)/ruff check .

@@ -14,7 +14,7 @@ from traitlets.config import Config
 from ._cell_main import RETURNS_FILE
 from .backends.base import Backend
 from .config import CloudML, load_config
-from .exceptions import Conflict, InvalidSpec
+from .exceptions import Conflict, InvalidSpec, NotFound
 from .models import (
     Capabilities,
     DeploymentInfo,
@@ -185,14 +185,26 @@ class Client:
 
         if spec.model.startswith("job:"):
             ref, _, sub = spec.model[len("job:") :].partition("/")
-            job = self.backend.get(ref)
+            job = self._job_by_id_or_name(ref)
             if is_study(job):
-                best = self.get_study(ref).best_trial
+                best = self.get_study(job.id).best_trial
                 if best is None or best.job_id is None:
-                    raise Conflict(f"study {ref} has no best trial yet")
-                model = f"job:{best.job_id}" + (f"/{sub}" if sub else "")
-                spec = dataclasses.replace(spec, model=model)
+                    raise Conflict(f"study {job.id} has no best trial yet")
+                job = self.backend.get(best.job_id)
+            model = f"job:{job.id}" + (f"/{sub}" if sub else "")
+            spec = dataclasses.replace(spec, model=model)
         return self.backend.deploy(spec)
+
+    def _job_by_id_or_name(self, ref: str) -> JobInfo:
+        """The job with id `ref`, else the newest job that SUCCEEDED under the name `ref`."""
+        try:
+            return self.backend.get(ref)
+        except NotFound:
+            done = JobQuery(name=ref, status=(JobStatus.SUCCEEDED,), limit=100)
+            named = [job for job in self.backend.list(done).jobs if job.name == ref]
+            if not named:
+                raise NotFound(f"no job or study with id or name {ref!r} that SUCCEEDED") from None
+            return named[0]
 
     def deployments(self) -> builtins.list[DeploymentInfo]:
         return self.backend.deployments()

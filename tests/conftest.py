@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,12 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     boards = LocalTensorBoards(home / "tensorboards")
     for board in boards.list():
         boards.stop(board.id)
+    # Deployments too: their endpoint processes are detached.
+    from jupyter_cloudml.backends.local.deployments import LocalDeployments
+
+    endpoints = LocalDeployments(home / "deployments", serving_python=lambda: sys.executable)
+    for desired in sorted((home / "deployments").glob("*/desired.json")):
+        endpoints.undeploy(desired.parent.name)
 
 
 @pytest.fixture

@@ -172,7 +172,8 @@ def test_a_new_version_rolls_out_under_load_without_a_failed_request(client, tra
 
 def test_bad_payloads_are_400_and_unknown_names_404(client, trained):
     job_id, _ = trained
-    info = client.deploy(DeploySpec("bad", f"job:{job_id}/model.joblib", "sklearn"))
+    info = client.deploy(DeploySpec("bad", "job:train-clf/model.joblib", "sklearn"))  # by name
+    assert info.versions[0].model.startswith(str(client.backend.settings.job_folder(job_id)))
     for body in ({"instances": [[1, 2]]}, {"instances": [["a", "b", "c", "d"]]}, {"rows": []}):
         status, answer, _ = post(f"{info.url}/v1/models/bad:predict", body)
         assert status == 400, (body, answer)

@@ -39,7 +39,10 @@ def run_cell(client, code: str) -> str:
     return "".join(out)
 
 
-def test_demo_notebook_runs_top_to_bottom(tmp_path: Path) -> None:
+def test_demo_notebook_runs_top_to_bottom(
+    tmp_path: Path, serving_python: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOUDML_SERVING_PYTHON", serving_python)
     notebook = nbformat.read(ROOT / "examples" / "demo.ipynb", as_version=4)
     NotebookClient(
         notebook,
@@ -68,6 +71,9 @@ def test_demo_notebook_runs_top_to_bottom(tmp_path: Path) -> None:
     boards = json.loads(cloudml("tensorboard", "--list", "--output", "json").stdout)
     assert [b["id"] for b in boards] == [frame[MIME_TYPE]["id"]]
     cloudml("tensorboard", "--stop", boards[0]["id"])
+    predict_cell = next(c for c in notebook.cells if c.source.startswith("jupyter_cloudml.predict"))
+    assert predict_cell.outputs[0]["data"]["text/plain"] == "[0, 2]"  # setosa, virginica
+    assert "iris: READY" in text and "v1: 100% of traffic" in text
     listing = cloudml("jobs", "list", "--output", "json")
     names = {job["name"] for job in json.loads(listing.stdout)["jobs"]}
     assert {"linear-regression", "tf-cluster", "ddp"} <= names
