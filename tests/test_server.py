@@ -329,6 +329,12 @@ async def test_deployments_list_and_detail(api, isolated_home, serving_python, t
         status, detail = await api("GET", "/deployments/lin")
         assert detail["versions"][0]["traffic"] == 100
         assert (await api("GET", "/deployments/nope"))[0] == 404
+        status, answer = await api("POST", "/deployments/lin/predict", {}, {"instances": [[2.0]]})
+        assert status == 200 and answer["predictions"] == pytest.approx([4.0])
+        status, error = await api("POST", "/deployments/lin/predict", {}, {"instances": [[1, 2]]})
+        assert status == 400 and error["code"] == "invalid"
+        status, error = await api("POST", "/deployments/lin/predict", {}, {"rows": []})
+        assert status == 400 and "instances" in error["message"]
     finally:
         await asyncio.to_thread(client.undeploy, "lin")
 

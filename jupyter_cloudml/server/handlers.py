@@ -68,6 +68,16 @@ class CloudMLHandler(ExtensionHandlerMixin, APIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(data))
 
+    def json_body(self) -> dict[str, Any]:
+        """The request's JSON object; `InvalidSpec` for anything else."""
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise exceptions.InvalidSpec("the request body is not JSON") from None
+        if not isinstance(body, dict):
+            raise exceptions.InvalidSpec("the request body must be a JSON object")
+        return body
+
     def reply_done(self) -> None:
         """204: done, nothing to say (delete, stop)."""
         self.set_status(204)
@@ -322,6 +332,22 @@ class DeploymentHandler(CloudMLHandler):
         self.reply(deployment_json(await self.client_call("get_deployment", name)))
 
 
+class PredictHandler(CloudMLHandler):
+    """Predictions through the Jupyter server (the browser may not reach the endpoint)."""
+
+    @web.authenticated
+    async def post(self, name: str) -> None:
+        body = self.json_body()
+        instances = body.get("instances")
+        if not isinstance(instances, list) or not instances:
+            raise exceptions.InvalidSpec('give the rows as {"instances": [[...], ...]}')
+        version = body.get("version")
+        if version is not None and not isinstance(version, str):
+            raise exceptions.InvalidSpec("version must be a string")
+        predictions = await self.client_call("predict", name, instances, version=version)
+        self.reply({"predictions": predictions})
+
+
 class TensorBoardsHandler(CloudMLHandler):
     @web.authenticated
     async def get(self) -> None:
@@ -330,11 +356,7 @@ class TensorBoardsHandler(CloudMLHandler):
 
     @web.authenticated
     async def post(self) -> None:
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise exceptions.InvalidSpec("the request body is not JSON") from None
-        jobs = body.get("jobs") if isinstance(body, dict) else None
+        jobs = self.json_body().get("jobs")
         if not (isinstance(jobs, list) and jobs and all(isinstance(j, str) for j in jobs)):
             raise exceptions.InvalidSpec('give the jobs as {"jobs": ["JOB_ID", ...]}')
         board = await self.client_call("tensorboard", jobs)
@@ -370,6 +392,7 @@ HANDLERS: list[tuple[str, type[CloudMLHandler]]] = [
     (_route("/studies/{study}/cancel"), StudyCancelHandler),
     (_route("/deployments"), DeploymentsHandler),
     (_route("/deployments/{deployment}"), DeploymentHandler),
+    (_route("/deployments/{deployment}/predict"), PredictHandler),
     (_route("/tensorboards"), TensorBoardsHandler),
     (_route("/tensorboards/{tb}"), TensorBoardHandler),
 ]
