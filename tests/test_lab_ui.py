@@ -23,7 +23,14 @@ import pytest
 
 from jupyter_cloudml.backends.local import LocalBackend
 from jupyter_cloudml.client import Client
-from jupyter_cloudml.models import JobStatus, ParamSpec, ParamType, TrainSpec, TuningSpec
+from jupyter_cloudml.models import (
+    DeploySpec,
+    JobStatus,
+    ParamSpec,
+    ParamType,
+    TrainSpec,
+    TuningSpec,
+)
 from jupyter_cloudml.packaging import package_cell
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -84,11 +91,11 @@ class Lab:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def lab(tmp_path_factory: pytest.TempPathFactory, serving_python: str) -> Iterator[Lab]:
     base = tmp_path_factory.mktemp("lab")
     root, home = base / "notebooks", base / "cloudml-home"
     root.mkdir()
-    env = dict(os.environ, CLOUDML_HOME=str(home))
+    env = dict(os.environ, CLOUDML_HOME=str(home), CLOUDML_SERVING_PYTHON=serving_python)
     for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
         env[var] = str(base / var.lower())
     env.pop("CLOUDML_BACKEND", None)
@@ -356,3 +363,53 @@ def test_a_study_shows_its_trials_best_first_and_a_chart(page, lab: Lab):
 def test_the_rest_api_answers_through_the_lab_server(lab: Lab):
     with urllib.request.urlopen(lab.page_url("cloudml/api/capabilities")) as response:
         assert json.loads(response.read())["backend"] == "local"
+
+
+def test_a_deployment_opens_in_a_panel_and_answers_a_prediction(
+    page, lab: Lab, serving_python: str, tmp_path: Path
+):
+    import joblib
+    from sklearn.linear_model import LinearRegression
+
+    path = tmp_path / "lin.joblib"
+    joblib.dump(LinearRegression().fit([[0.0], [1.0]], [0.0, 2.0]), path)
+    client = Client(backend=LocalBackend(home=str(lab.home), serving_python=serving_python))
+    client.deploy(DeploySpec("lin", str(path), "sklearn"))
+    try:
+        open_lab(page, lab)
+        open_sidebar(page)
+        page.locator('#cloudml-sidebar [data-tab="deployments"]').click()
+        row = page.locator('#cloudml-sidebar [data-deployment-name="lin"]')
+        row.wait_for(state="visible", timeout=30_000)
+        assert row.locator(".jp-cloudml-status").count() == 1
+        row.click()
+        panel = page.locator("#cloudml-deployment-lin")
+        panel.wait_for(state="visible", timeout=10_000)
+        # The panel polls: the replicas turn READY without a click.
+        page.wait_for_function(
+            "() => { const badges = [...document.querySelectorAll("
+            "'#cloudml-deployment-lin tr[data-replica] .jp-cloudml-replica-status')];"
+            " return badges.length > 0 && badges.every(b => b.textContent.trim() === 'READY'); }",
+            timeout=120_000,
+        )
+        panel.locator(".jp-cloudml-status", has_text="READY").first.wait_for(timeout=30_000)
+        url = client.get_deployment("lin").url
+        text = panel.inner_text()
+        assert f"{url}/v1/models/lin:predict" in text
+        assert f"{url}/v2/models/lin/infer" in text
+        assert panel.locator('[data-action="copy-curl"]').count() == 1
+        assert panel.locator('[data-action="delete"]').count() == 0
+
+        tryit = panel.locator("textarea.jp-cloudml-tryit")
+        assert json.loads(tryit.input_value()) == [[1.0, 2.0]]
+        tryit.fill("[[2.0]]")
+        panel.locator('[data-action="predict"]').click()
+        answer = panel.locator(".jp-cloudml-predictions, .jp-cloudml-tryit-box .jp-cloudml-error")
+        answer.first.wait_for(timeout=60_000)
+        predictions = panel.locator(".jp-cloudml-predictions")
+        assert predictions.count() == 1, answer.first.inner_text()
+        assert json.loads(predictions.inner_text()) == [pytest.approx(4.0)]
+        if SCREENSHOTS:
+            page.screenshot(path=f"{SCREENSHOTS}/deployment.png")
+    finally:
+        client.undeploy("lin")

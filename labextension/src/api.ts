@@ -332,6 +332,34 @@ export async function listDeployments(): Promise<Deployment[]> {
   return body?.deployments ?? [];
 }
 
+/** One deployment with its versions, traffic and replicas. */
+export function getDeployment(name: string): Promise<Deployment> {
+  return requestJson(apiUrl(['deployments', name]));
+}
+
+/**
+ * The predictions of a deployment for `instances`, through the Jupyter server (the browser
+ * may not reach the endpoint); `version` picks one version instead of the traffic split.
+ */
+export async function predict(
+  name: string,
+  instances: readonly unknown[],
+  version?: string
+): Promise<unknown[]> {
+  const body = await requestJson<{ predictions: unknown[] }>(
+    apiUrl(['deployments', name, 'predict']),
+    {
+      method: 'POST',
+      body: JSON.stringify(version ? { instances, version } : { instances }),
+      headers: { 'Content-Type': 'application/json' }
+    }
+  );
+  if (!Array.isArray(body?.predictions)) {
+    throw new CloudMLApiError(200, 'error', 'The server answered without predictions');
+  }
+  return body.predictions;
+}
+
 /** The TensorBoards that are running. */
 export async function listTensorBoards(): Promise<TensorBoard[]> {
   const body = await requestJson<{ tensorboards: TensorBoard[] }>(apiUrl(['tensorboards']));
@@ -367,6 +395,8 @@ export const cloudmlApi: ICloudMLApi = {
   cancelStudy,
   deleteStudy,
   listDeployments,
+  getDeployment,
+  predict,
   listTensorBoards,
   startTensorBoard,
   stopTensorBoard

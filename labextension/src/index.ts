@@ -1,6 +1,7 @@
 /**
  * The CloudML JupyterLab extension: a sidebar with jobs, studies and deployments, detail
- * panels for jobs and studies, TensorBoard panels, and the commands that open them.
+ * panels for jobs, studies and deployments, TensorBoard panels, and the commands that open
+ * them.
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import {
@@ -16,6 +17,7 @@ import { cloudmlApi, setServerSettings } from './api';
 import { cloudIcon } from './icons';
 import { ICloudMLApi } from './tokens';
 import { CloudMLSidebar } from './widgets/CloudMLSidebar';
+import { DeploymentDetailPanel } from './widgets/DeploymentDetailPanel';
 import { IDetailActions } from './widgets/DetailPanel';
 import { JobDetailPanel } from './widgets/JobDetailPanel';
 import { StudyDetailPanel } from './widgets/StudyDetailPanel';
@@ -25,6 +27,7 @@ import { TensorBoardPanel } from './widgets/TensorBoardPanel';
 export namespace CommandIDs {
   export const openJob = 'cloudml:open-job';
   export const openStudy = 'cloudml:open-study';
+  export const openDeployment = 'cloudml:open-deployment';
   export const openTensorBoard = 'cloudml:open-tensorboard';
   export const refresh = 'cloudml:refresh';
 }
@@ -55,7 +58,8 @@ function activate(
   const sidebar = new CloudMLSidebar({
     api,
     openJob: id => void commands.execute(CommandIDs.openJob, { id }),
-    openStudy: id => void commands.execute(CommandIDs.openStudy, { id })
+    openStudy: id => void commands.execute(CommandIDs.openStudy, { id }),
+    openDeployment: name => void commands.execute(CommandIDs.openDeployment, { name })
   });
   sidebar.id = 'cloudml-sidebar';
   sidebar.title.icon = cloudIcon;
@@ -64,6 +68,9 @@ function activate(
 
   const jobs = new WidgetTracker<JobDetailPanel>({ namespace: 'cloudml-job' });
   const studies = new WidgetTracker<StudyDetailPanel>({ namespace: 'cloudml-study' });
+  const deployments = new WidgetTracker<DeploymentDetailPanel>({
+    namespace: 'cloudml-deployment'
+  });
   const tensorboards = new WidgetTracker<TensorBoardPanel>({ namespace: 'cloudml-tensorboard' });
 
   /** Start (or reuse) a TensorBoard and show it; throws what the server answered. */
@@ -93,7 +100,9 @@ function activate(
   /** Activate the panel with this id if it is open. */
   const activateExisting = (id: string): boolean => {
     const found: MainAreaWidget | undefined =
-      jobs.find(widget => widget.id === id) ?? studies.find(widget => widget.id === id);
+      jobs.find(widget => widget.id === id) ??
+      studies.find(widget => widget.id === id) ??
+      deployments.find(widget => widget.id === id);
     if (found) {
       shell.activateById(found.id);
       return true;
@@ -127,6 +136,24 @@ function activate(
       }
       const panel = new StudyDetailPanel({ studyId: id, actions });
       void studies.add(panel);
+      shell.add(panel, 'main');
+      shell.activateById(panel.id);
+      return panel;
+    }
+  });
+
+  commands.addCommand(CommandIDs.openDeployment, {
+    label: args =>
+      args.name ? `Open CloudML Deployment ${args.name}` : 'Open CloudML Deployment…',
+    caption: 'Show a deployment with its endpoint, versions and replicas, and try it',
+    execute: async args => {
+      const name =
+        stringArg(args, 'name') ?? (await askId('Open CloudML deployment', 'Deployment name'));
+      if (!name || activateExisting(DeploymentDetailPanel.widgetId(name))) {
+        return;
+      }
+      const panel = new DeploymentDetailPanel({ name, actions });
+      void deployments.add(panel);
       shell.add(panel, 'main');
       shell.activateById(panel.id);
       return panel;
@@ -181,6 +208,11 @@ function activate(
       command: CommandIDs.openStudy,
       args: panel => ({ id: panel.content.model.studyId }),
       name: panel => panel.content.model.studyId
+    });
+    void restorer.restore(deployments, {
+      command: CommandIDs.openDeployment,
+      args: panel => ({ name: panel.content.model.name }),
+      name: panel => panel.content.model.name
     });
   }
 }

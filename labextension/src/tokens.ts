@@ -198,17 +198,48 @@ export interface TensorBoard {
   status: 'launched' | 'reused';
 }
 
+/** Where a deployment stands: READY once every version serving traffic has a ready replica. */
+export type DeploymentStatus = 'STARTING' | 'READY' | 'DEGRADED' | 'FAILED' | 'STOPPED';
+
+/** Status of one serving replica (process or pod) of a deployment's version. */
+export type ServingReplicaStatus = 'STARTING' | 'READY' | 'RESTARTING' | 'FAILED';
+
+/** How a deployed model file is loaded and called. */
+export type ModelFramework = 'sklearn' | 'xgboost' | 'pytorch' | 'onnx' | 'custom';
+
+/** One serving replica of a deployment's version. */
+export interface ServingReplica {
+  name: string;
+  status: ServingReplicaStatus;
+  restarts: number;
+  reason?: string;
+}
+
+/** One version of a deployment: its model, its share of the traffic and its replicas. */
+export interface DeploymentVersion {
+  version: string;
+  model: string;
+  framework: ModelFramework;
+  predictor?: string | null;
+  /** Percent of the requests that name no version. */
+  traffic: number;
+  /** Replicas that are READY. */
+  ready: number;
+  replicas: ServingReplica[];
+}
+
 /**
- * A model deployment. The server's schema is still open (`/deployments` answers 501 until
- * the backend serves models), so only the fields the UI shows are typed.
+ * A model deployment: a named endpoint at `url` (KServe v1 and v2 paths below it) with its
+ * versions; `replicas` counts over every version. `created` is in Unix seconds.
  */
 export interface Deployment {
-  id?: string;
   name: string;
-  status: string;
-  replicas?: number | { ready?: number; total?: number };
-  url?: string | null;
-  [key: string]: unknown;
+  status: DeploymentStatus;
+  url: string;
+  reason?: string;
+  created?: number;
+  replicas: { ready: number; total: number };
+  versions: DeploymentVersion[];
 }
 
 /** Filters of the jobs list. */
@@ -267,6 +298,9 @@ export interface ICloudMLApi {
   cancelStudy(studyId: string): Promise<Study>;
   deleteStudy(studyId: string): Promise<void>;
   listDeployments(): Promise<Deployment[]>;
+  getDeployment(name: string): Promise<Deployment>;
+  /** The predictions of a deployment for `instances` (rows), from `version` if given. */
+  predict(name: string, instances: readonly unknown[], version?: string): Promise<unknown[]>;
   listTensorBoards(): Promise<TensorBoard[]>;
   startTensorBoard(jobIds: string[]): Promise<TensorBoard>;
   stopTensorBoard(id: string): Promise<void>;

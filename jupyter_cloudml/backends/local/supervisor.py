@@ -83,13 +83,22 @@ def free_ports(count: int) -> list[int]:
 
 
 def terminate_tree(pids: list[int], grace: float) -> None:
-    """SIGTERM these processes and their descendants; SIGKILL whatever outlives `grace`."""
+    """SIGTERM these processes and their descendants; SIGKILL whatever outlives `grace`.
+
+    Descendants in a session of their own are left alone: they detached on purpose (the job
+    supervisors of a study's trials, a TensorBoard, an endpoint) and have their own lifecycle.
+    """
     procs: list[psutil.Process] = []
     for pid in pids:
         try:
             parent = psutil.Process(pid)
-            procs += [parent, *parent.children(recursive=True)]
-        except psutil.NoSuchProcess:
+            session = os.getsid(pid)
+            procs.append(parent)
+            for child in parent.children(recursive=True):
+                with contextlib.suppress(OSError):
+                    if os.getsid(child.pid) == session:
+                        procs.append(child)
+        except (psutil.NoSuchProcess, ProcessLookupError):
             continue
     for p in procs:
         with contextlib.suppress(psutil.NoSuchProcess):

@@ -18,12 +18,14 @@ import {
   cancelJob,
   deleteJob,
   getCapabilities,
+  getDeployment,
   getJob,
   getMetrics,
   listDeployments,
   listJobs,
   listStudies,
   listTensorBoards,
+  predict,
   startTensorBoard,
   stopTensorBoard,
   streamLogs
@@ -307,5 +309,63 @@ describe('streamLogs', () => {
   it('throws a CloudMLApiError for a line that is not JSON', async () => {
     makeRequest.mockResolvedValue(chunked(['{"lines":[]}\n', 'not json\n']));
     await expect(streamLogs('x', {}, () => undefined)).rejects.toBeInstanceOf(CloudMLApiError);
+  });
+});
+
+describe('deployments', () => {
+  it('GETs one deployment by name, as one path segment', async () => {
+    makeRequest.mockImplementation(async () =>
+      json({ name: 'lin', status: 'READY', versions: [] })
+    );
+    const deployment = await getDeployment('lin');
+    expect(makeRequest.mock.calls[0][0]).toBe(`${BASE}cloudml/api/deployments/lin`);
+    expect(requestedInit().method ?? 'GET').toBe('GET');
+    expect(deployment.status).toBe('READY');
+    await getDeployment('a/b');
+    expect(makeRequest.mock.calls[1][0]).toBe(`${BASE}cloudml/api/deployments/a%2Fb`);
+  });
+
+  it('POSTs the rows, and the version only when given, and unwraps the predictions', async () => {
+    makeRequest.mockImplementation(async () => json({ predictions: [4.0, 6.0] }));
+    expect(await predict('lin', [[2.0], [3.0]])).toEqual([4, 6]);
+    await predict('lin', [[2.0]], 'v2');
+    expect(makeRequest.mock.calls[0][0]).toBe(`${BASE}cloudml/api/deployments/lin/predict`);
+    expect(requestedInit(0).method).toBe('POST');
+    expect(requestedInit(0).headers).toEqual({ 'Content-Type': 'application/json' });
+    expect(JSON.parse(requestedInit(0).body as string)).toEqual({ instances: [[2], [3]] });
+    expect(JSON.parse(requestedInit(1).body as string)).toEqual({
+      instances: [[2]],
+      version: 'v2'
+    });
+  });
+
+  it('maps a bad row to an invalid error with the server message', async () => {
+    makeRequest.mockResolvedValue(
+      json({ code: 'invalid', message: 'row 0 has 2 values, the model takes 1' }, 400, 'Bad')
+    );
+    const error = await predict('lin', [[1, 2]]).catch(e => e);
+    expect(error).toBeInstanceOf(CloudMLApiError);
+    expect(error).toMatchObject({
+      status: 400,
+      code: 'invalid',
+      message: 'row 0 has 2 values, the model takes 1'
+    });
+  });
+
+  it('maps an unknown deployment and an endpoint that is down by status', async () => {
+    makeRequest
+      .mockResolvedValueOnce(new Response('<html>', { status: 404, statusText: 'Not Found' }))
+      .mockResolvedValueOnce(new Response('', { status: 503, statusText: 'Unavailable' }));
+    await expect(getDeployment('nope')).rejects.toMatchObject({ status: 404, code: 'not_found' });
+    await expect(predict('lin', [[1]])).rejects.toMatchObject({
+      status: 503,
+      code: 'unavailable',
+      message: 'Unavailable'
+    });
+  });
+
+  it('rejects an answer without predictions', async () => {
+    makeRequest.mockResolvedValue(json({ outputs: [] }));
+    await expect(predict('lin', [[1]])).rejects.toBeInstanceOf(CloudMLApiError);
   });
 });

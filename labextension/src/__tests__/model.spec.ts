@@ -1,8 +1,11 @@
 /**
  * The models with an injected fake api: filters and paging, error state, metrics cursor,
- * log cap, search and replica filters, log stream end and reconnect, study polling.
+ * log cap, search and replica filters, log stream end and reconnect, study polling, deployment
+ * polling and predictions.
  */
+import { CloudMLApiError } from '../api';
 import {
+  DeploymentDetailModel,
   DeploymentListModel,
   JobDetailModel,
   JobListModel,
@@ -12,6 +15,7 @@ import {
 } from '../model';
 import { objectiveSeries, studyProgress } from '../summaries';
 import type {
+  Deployment,
   ICloudMLApi,
   Job,
   JobDetail,
@@ -41,6 +45,8 @@ function fakeApi(): FakeApi {
     cancelStudy: reject(),
     deleteStudy: reject(),
     listDeployments: reject(),
+    getDeployment: reject(),
+    predict: reject(),
     listTensorBoards: reject(),
     startTensorBoard: reject(),
     stopTensorBoard: reject()
@@ -537,5 +543,126 @@ describe('study helpers', () => {
   it('counts finished trials against max_trials', () => {
     const s = study('RUNNING', [trial(0, 1), trial(1, null, 'RUNNING'), trial(2, null, 'PRUNED')]);
     expect(studyProgress(s)).toEqual({ done: 2, max: 10 });
+  });
+});
+
+function deployment(status: Deployment['status']): Deployment {
+  return {
+    name: 'lin',
+    status,
+    url: 'http://127.0.0.1:9000',
+    replicas: { ready: 1, total: 1 },
+    versions: [
+      {
+        version: 'v1',
+        model: '/tmp/lin.joblib',
+        framework: 'sklearn',
+        traffic: 100,
+        ready: 1,
+        replicas: [{ name: 'lin-v1-0', status: 'READY', restarts: 0 }]
+      }
+    ]
+  };
+}
+
+describe('DeploymentDetailModel', () => {
+  it('polls through FAILED and DEGRADED and stops once STOPPED', async () => {
+    const api = fakeApi();
+    api.getDeployment
+      .mockResolvedValueOnce(deployment('READY'))
+      .mockResolvedValueOnce(deployment('FAILED'))
+      .mockResolvedValueOnce(deployment('DEGRADED'))
+      .mockResolvedValue(deployment('STOPPED'));
+    const model = track(new DeploymentDetailModel({ api, name: 'lin', interval: 60000 }));
+    model.start();
+    for (const status of ['READY', 'FAILED', 'DEGRADED']) {
+      await model.refresh();
+      expect(model.deployment?.status).toBe(status);
+      expect(model.isPolling).toBe(true);
+    }
+    await model.refresh();
+    expect(model.deployment?.status).toBe('STOPPED');
+    expect(model.isPolling).toBe(false);
+    expect(api.getDeployment).toHaveBeenCalledWith('lin');
+  });
+
+  it('polls every 2 s by default', async () => {
+    jest.useFakeTimers();
+    try {
+      const api = fakeApi();
+      api.getDeployment.mockResolvedValue(deployment('READY'));
+      const model = track(new DeploymentDetailModel({ api, name: 'lin' }));
+      model.start();
+      await jest.advanceTimersByTimeAsync(100);
+      const first = api.getDeployment.mock.calls.length;
+      expect(first).toBeGreaterThanOrEqual(1);
+      await jest.advanceTimersByTimeAsync(2000);
+      expect(api.getDeployment.mock.calls.length).toBe(first + 1);
+      api.getDeployment.mockResolvedValue(deployment('STOPPED'));
+      await jest.advanceTimersByTimeAsync(2000);
+      const stopped = api.getDeployment.mock.calls.length;
+      await jest.advanceTimersByTimeAsync(10000);
+      expect(api.getDeployment.mock.calls.length).toBe(stopped);
+      expect(model.isPolling).toBe(false);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('stops polling when the deployment is gone', async () => {
+    const api = fakeApi();
+    api.getDeployment.mockRejectedValue(new CloudMLApiError(404, 'not_found', 'no deployment lin'));
+    const model = track(new DeploymentDetailModel({ api, name: 'lin', interval: 60000 }));
+    model.start();
+    await model.refresh();
+    expect(model.error).toBe('no deployment lin');
+    expect(model.isPolling).toBe(false);
+  });
+
+  it('sends the typed rows and the chosen version and keeps the predictions', async () => {
+    const api = fakeApi();
+    api.predict.mockResolvedValue([4.0]);
+    const model = track(new DeploymentDetailModel({ api, name: 'lin' }));
+    expect(model.input).toBe('[[1.0, 2.0]]');
+    model.setInput('[[2.0]]');
+    await model.predict();
+    expect(api.predict).toHaveBeenLastCalledWith('lin', [[2]], undefined);
+    expect(model.predictions).toEqual([4]);
+    expect(model.predictError).toBeNull();
+    expect(model.predicting).toBe(false);
+    model.setVersion('v2');
+    await model.predict();
+    expect(api.predict).toHaveBeenLastCalledWith('lin', [[2]], 'v2');
+  });
+
+  it('keeps a failed prediction as a message, not as the deployment error', async () => {
+    const api = fakeApi();
+    api.predict
+      .mockResolvedValueOnce([4.0])
+      .mockRejectedValueOnce(
+        new CloudMLApiError(400, 'invalid', 'row 0 has 2 values, the model takes 1')
+      );
+    const model = track(new DeploymentDetailModel({ api, name: 'lin' }));
+    await model.predict();
+    await expect(model.predict()).resolves.toBeUndefined();
+    expect(model.predictError).toBe('row 0 has 2 values, the model takes 1');
+    expect(model.predictions).toBeNull();
+    expect(model.predicting).toBe(false);
+    expect(model.error).toBeNull();
+  });
+
+  it('says what is wrong with rows that are not a JSON list, without asking the server', async () => {
+    const api = fakeApi();
+    const model = track(new DeploymentDetailModel({ api, name: 'lin' }));
+    model.setInput('[[1.0, 2.0]');
+    await model.predict();
+    expect(model.predictError).toMatch(/^The rows are not JSON/);
+    model.setInput('[]');
+    await model.predict();
+    expect(model.predictError).toMatch(/^Give the rows as a JSON list/);
+    model.setInput('{"a": 1}');
+    await model.predict();
+    expect(model.predictError).toMatch(/^Give the rows as a JSON list/);
+    expect(api.predict).not.toHaveBeenCalled();
   });
 });

@@ -1,6 +1,6 @@
 import React from 'react';
 
-/** Colour family of each status (jobs, studies, replicas, trials). */
+/** Colour family of each status (jobs, studies, replicas, trials, deployments). */
 const TONES: Record<string, string> = {
   QUEUED: 'pending',
   STARTING: 'pending',
@@ -8,9 +8,12 @@ const TONES: Record<string, string> = {
   RUNNING: 'running',
   RETRYING: 'running',
   SUCCEEDED: 'succeeded',
+  READY: 'succeeded',
   FAILED: 'failed',
   CANCELLED: 'cancelled',
   STOPPED: 'cancelled',
+  DEGRADED: 'cancelled',
+  RESTARTING: 'cancelled',
   PRUNED: 'pending'
 };
 
@@ -20,8 +23,8 @@ export function toneClass(status: string): string {
 }
 
 /**
- * A coloured status label. Job and study statuses carry `jp-cloudml-status` (a test hook);
- * replicas and trials pass their own class so that they never match it.
+ * A coloured status label. Job, study and deployment statuses carry `jp-cloudml-status` (a
+ * test hook); replicas and trials pass their own class so that they never match it.
  */
 export function StatusBadge(props: { status: string; className?: string; title?: string }) {
   const kind = props.className ?? 'jp-cloudml-status';

@@ -34,6 +34,7 @@ export interface ICloudMLSidebarOptions {
   api: ICloudMLApi;
   openJob: (jobId: string) => void;
   openStudy: (studyId: string) => void;
+  openDeployment: (name: string) => void;
 }
 
 /**
@@ -117,6 +118,7 @@ export class CloudMLSidebar extends ReactWidget {
         deployments={this.deployments}
         openJob={this._options.openJob}
         openStudy={this._options.openStudy}
+        openDeployment={this._options.openDeployment}
       />
     );
   }
@@ -153,6 +155,7 @@ function SidebarView(props: {
   deployments: DeploymentListModel;
   openJob: (id: string) => void;
   openStudy: (id: string) => void;
+  openDeployment: (name: string) => void;
 }) {
   return (
     <div className="jp-cloudml-sidebar-body">
@@ -173,7 +176,9 @@ function SidebarView(props: {
       </div>
       {props.tab === 'jobs' && <JobsTab model={props.jobs} onOpen={props.openJob} />}
       {props.tab === 'studies' && <StudiesTab model={props.studies} onOpen={props.openStudy} />}
-      {props.tab === 'deployments' && <DeploymentsTab model={props.deployments} />}
+      {props.tab === 'deployments' && (
+        <DeploymentsTab model={props.deployments} onOpen={props.openDeployment} />
+      )}
     </div>
   );
 }
@@ -300,14 +305,10 @@ function ListRow(props: {
 }) {
   const { object, onOpen } = props;
   return (
-    <div
-      className="jp-cloudml-row"
-      {...props.hook}
-      role="button"
-      tabIndex={0}
+    <OpenableRow
+      hook={props.hook}
       title={object.reason || object.name}
-      onClick={() => onOpen(object.id)}
-      onKeyDown={event => event.key === 'Enter' && onOpen(object.id)}
+      onOpen={() => onOpen(object.id)}
     >
       <div className="jp-cloudml-row-main">
         <span className="jp-cloudml-name">{object.name}</span>
@@ -318,6 +319,29 @@ function ListRow(props: {
         {props.children}
         <ElapsedTime elapsed={object.elapsed} running={isActive(object.status)} />
       </div>
+    </OpenableRow>
+  );
+}
+
+/** A list row that opens what it shows on click or Enter. */
+function OpenableRow(props: {
+  hook: Record<string, string>;
+  title: string;
+  onOpen: () => void;
+  children: React.ReactNode;
+}) {
+  const { onOpen } = props;
+  return (
+    <div
+      className="jp-cloudml-row"
+      {...props.hook}
+      role="button"
+      tabIndex={0}
+      title={props.title}
+      onClick={onOpen}
+      onKeyDown={event => event.key === 'Enter' && onOpen()}
+    >
+      {props.children}
     </div>
   );
 }
@@ -394,7 +418,7 @@ function StudyRow(props: { study: Study; onOpen: (id: string) => void }) {
   );
 }
 
-function DeploymentsTab(props: { model: DeploymentListModel }) {
+function DeploymentsTab(props: { model: DeploymentListModel; onOpen: (name: string) => void }) {
   const model = useModel(props.model);
   const body = (): React.ReactNode => {
     if (!model.loaded) {
@@ -410,8 +434,8 @@ function DeploymentsTab(props: { model: DeploymentListModel }) {
     if (!model.items.length) {
       return model.error ? null : <div className="jp-cloudml-empty">No deployments yet.</div>;
     }
-    return model.items.map((deployment, i) => (
-      <DeploymentRow key={deployment.id ?? `${deployment.name}-${i}`} deployment={deployment} />
+    return model.items.map(deployment => (
+      <DeploymentRow key={deployment.name} deployment={deployment} onOpen={props.onOpen} />
     ));
   };
   return (
@@ -432,31 +456,26 @@ function DeploymentsTab(props: { model: DeploymentListModel }) {
   );
 }
 
-/** Replicas of a deployment as text: a count, or ready/total. */
-function replicasText(replicas: Deployment['replicas']): string {
-  if (typeof replicas === 'number') {
-    return String(replicas);
-  }
-  if (replicas && typeof replicas === 'object') {
-    return `${replicas.ready ?? '?'}/${replicas.total ?? '?'}`;
-  }
-  return '—';
-}
-
-function DeploymentRow(props: { deployment: Deployment }) {
-  const { deployment } = props;
+/** A row of the deployments list: name, endpoint, status and replicas ready. */
+function DeploymentRow(props: { deployment: Deployment; onOpen: (name: string) => void }) {
+  const { deployment, onOpen } = props;
+  const { ready, total } = deployment.replicas;
   return (
-    <div className="jp-cloudml-row" data-deployment-id={deployment.id ?? deployment.name}>
+    <OpenableRow
+      hook={{ 'data-deployment-name': deployment.name }}
+      title={deployment.reason || deployment.name}
+      onOpen={() => onOpen(deployment.name)}
+    >
       <div className="jp-cloudml-row-main">
         <span className="jp-cloudml-name">{deployment.name}</span>
         {deployment.url && <span className="jp-cloudml-id">{deployment.url}</span>}
       </div>
       <div className="jp-cloudml-row-side">
         <StatusBadge status={deployment.status} />
-        <span className="jp-cloudml-progress" title="Replicas">
-          {replicasText(deployment.replicas)}
+        <span className="jp-cloudml-progress" title="Replicas ready / total">
+          {ready}/{total}
         </span>
       </div>
-    </div>
+    </OpenableRow>
   );
 }

@@ -1,7 +1,8 @@
 /**
- * What the job and the study panels share: the main-area widget that owns and polls a detail
- * model, the view before the first answer, the header, and the actions bar (cancel or delete,
- * TensorBoard, refresh) with its errors. Each panel keeps its own content in its module.
+ * What the job, study and deployment panels share: the main-area widget that owns and polls a
+ * detail model, the view before the first answer, the title and header, and the actions bar of
+ * jobs and studies (cancel or delete, TensorBoard, refresh) with its errors. Each panel keeps
+ * its own content in its module.
  */
 import { Dialog, MainAreaWidget, showDialog } from '@jupyterlab/apputils';
 import { ReactWidget } from '@jupyterlab/ui-components';
@@ -14,7 +15,7 @@ import { RefreshButton } from '../components/RefreshButton';
 import { StatusBadge } from '../components/StatusBadge';
 import { useModel } from '../components/useModel';
 import { cloudIcon } from '../icons';
-import { DetailModel, IDetailObject } from '../model';
+import { DetailModel, IDetailObject, IDetailSubject } from '../model';
 import { errorMessage } from '../polling';
 import { ICloudMLApi, isActive } from '../tokens';
 
@@ -29,13 +30,17 @@ export interface IDetailActions {
   openJob?: (jobId: string) => void;
 }
 
-/** A job or study detail model, whatever its object. */
-export type AnyDetailModel = DetailModel<IDetailObject>;
+/** A detail model, whatever its object. */
+export type AnyDetailModel = DetailModel<IDetailSubject>;
+
+/** How a kind of object is named in its panel. */
+export interface IPanelKind {
+  /** The object's noun in titles and messages: `job`, `study`, `deployment`. */
+  noun: string;
+}
 
 /** How a kind of object (job or study) is named and acted on in its panel. */
-export interface IDetailKind {
-  /** The object's noun in titles and messages: `job`, `study`. */
-  noun: string;
+export interface IDetailKind extends IPanelKind {
   /** What the delete dialog names, from the object's name. */
   deleteWhat: (name: string) => string;
   cancel: (api: ICloudMLApi, id: string) => Promise<unknown>;
@@ -64,7 +69,7 @@ export async function confirmDelete(what: string): Promise<boolean> {
 export class DetailView<M extends AnyDetailModel> extends ReactWidget {
   constructor(
     readonly model: M,
-    private _kind: IDetailKind,
+    private _kind: IPanelKind,
     private _actions: IDetailActions,
     private _body: React.ComponentType<IDetailBodyProps<M>>
   ) {
@@ -93,7 +98,7 @@ export class DetailView<M extends AnyDetailModel> extends ReactWidget {
 export interface IDetailPanelOptions<M extends AnyDetailModel> {
   /** The DOM id of the panel. */
   id: string;
-  kind: IDetailKind;
+  kind: IPanelKind;
   /** The model shown; the panel starts it and disposes of it. */
   model: M;
   actions: IDetailActions;
@@ -102,8 +107,8 @@ export interface IDetailPanelOptions<M extends AnyDetailModel> {
 }
 
 /**
- * A closable main-area panel with one job or study, titled with its name and status. It
- * polls while shown and closes itself once the object was deleted.
+ * A closable main-area panel with one job, study or deployment, titled with its name and
+ * status. It polls while shown and closes itself once the object was deleted.
  */
 export class DetailPanel<M extends AnyDetailModel> extends MainAreaWidget<DetailView<M>> {
   constructor(options: IDetailPanelOptions<M>) {
@@ -125,7 +130,8 @@ export class DetailPanel<M extends AnyDetailModel> extends MainAreaWidget<Detail
       const object = model.current;
       if (object) {
         this.title.label = object.name;
-        this.title.caption = `CloudML ${kind.noun} ${object.name} (${model.id}): ${object.status}`;
+        const id = object.name === model.id ? '' : ` (${model.id})`;
+        this.title.caption = `CloudML ${kind.noun} ${object.name}${id}: ${object.status}`;
       }
     });
     model.start();
@@ -143,7 +149,7 @@ export class DetailPanel<M extends AnyDetailModel> extends MainAreaWidget<Detail
 /** Re-renders on every change of the model: `body` once the object has loaded, else a stand-in. */
 function DetailBody<M extends AnyDetailModel>(props: {
   model: M;
-  kind: IDetailKind;
+  kind: IPanelKind;
   actions: IDetailActions;
   body: React.ComponentType<IDetailBodyProps<M>>;
 }) {
@@ -157,7 +163,7 @@ function DetailBody<M extends AnyDetailModel>(props: {
 }
 
 /** A panel's body before the object's first answer: loading, or why it cannot load. */
-function DetailLoading(props: { model: AnyDetailModel; kind: IDetailKind }) {
+function DetailLoading(props: { model: AnyDetailModel; kind: IPanelKind }) {
   const { model } = props;
   return (
     <div className="jp-cloudml-detail-body">
@@ -175,20 +181,30 @@ function DetailLoading(props: { model: AnyDetailModel; kind: IDetailKind }) {
   );
 }
 
-/** Name, status, id and elapsed time of a job or study (then `children`), and its reason. */
-export function DetailHeader(props: { object: IDetailObject; children?: React.ReactNode }) {
+/** Name and status of any object (then `children`), and its reason. */
+export function DetailTitle(props: { object: IDetailSubject; children?: React.ReactNode }) {
   const { object } = props;
   return (
     <>
       <div className="jp-cloudml-header">
         <h2 className="jp-cloudml-title">{object.name}</h2>
         <StatusBadge status={object.status} />
-        <span className="jp-cloudml-id">{object.id}</span>
-        <ElapsedTime elapsed={object.elapsed} running={isActive(object.status)} />
         {props.children}
       </div>
       {object.reason && <div className="jp-cloudml-reason">{object.reason}</div>}
     </>
+  );
+}
+
+/** Name, status, id and elapsed time of a job or study (then `children`), and its reason. */
+export function DetailHeader(props: { object: IDetailObject; children?: React.ReactNode }) {
+  const { object } = props;
+  return (
+    <DetailTitle object={object}>
+      <span className="jp-cloudml-id">{object.id}</span>
+      <ElapsedTime elapsed={object.elapsed} running={isActive(object.status)} />
+      {props.children}
+    </DetailTitle>
   );
 }
 
