@@ -18,6 +18,7 @@ BENCHES = [
     "bench_metrics.py",
     "bench_tuning.py",
     "bench_server.py",
+    "bench_serving.py",
 ]
 
 

@@ -9,7 +9,7 @@ import argparse
 import json
 from typing import Any
 
-from .flag_types import finite_number, whole_number
+from .flag_types import add_output_option, finite_number, whole_number
 from .models import DeploySpec, ModelFramework, Resources
 
 MODEL_VERBS = ("list", "describe", "deploy", "predict", "update", "rollback", "undeploy")
@@ -118,13 +118,7 @@ def add_model_verb_options(verb: str, parser: argparse.ArgumentParser) -> None:
     if verb == "undeploy":
         add("--version", help="remove only this version (it must get no traffic)")
     if verb in ("list", "describe", "deploy", "predict", "update", "rollback"):
-        add(
-            "-o",
-            "--output",
-            choices=("text", "json"),
-            default="text",
-            help="text for people, json for scripts (e.g. --output json)",
-        )
+        add_output_option(parser)
 
 
 def build_deploy_spec(ns: argparse.Namespace) -> DeploySpec:

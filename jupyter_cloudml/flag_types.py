@@ -64,3 +64,12 @@ def job_statuses(text: str) -> list[JobStatus]:
     except ValueError:
         choices = ", ".join(s.value for s in JobStatus)
         raise argparse.ArgumentTypeError(f"{text!r} is not a status ({choices})") from None
+
+
+OUTPUTS = ("text", "json")
+
+
+def add_output_option(parser: argparse.ArgumentParser) -> None:
+    """`-o/--output text|json`, the same on every command that prints something."""
+    hint = "text for people, json for scripts (e.g. --output json)"
+    parser.add_argument("-o", "--output", choices=OUTPUTS, default="text", help=hint)

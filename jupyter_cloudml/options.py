@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 from .deploy_options import MODEL_SUMMARIES, MODEL_VERBS, add_model_verb_options
 from .exceptions import InvalidSpec
 from .flag_types import (
+    add_output_option,
     finite_number,
     job_statuses,
     key_value,
@@ -59,7 +60,6 @@ SUMMARIES = {
     "fetch": "load the variables a job named with --return into the notebook",
     "tensorboard": "open TensorBoard over jobs or studies (--list the running ones, --stop ID)",
 }
-OUTPUTS = ("text", "json")
 READ_VERBS = ("list", "describe", "logs", "metrics", "wait", "tensorboard")
 HELP_FLAGS = ("-h", "--help")
 
@@ -110,11 +110,6 @@ REPEAT: dict[str, Any] = {"action": "append", "default": []}
 PAIRS: dict[str, Any] = {**REPEAT, "type": key_value, "metavar": "K=V"}
 NAMES: dict[str, Any] = {"action": "extend", "default": [], "type": name_list}
 SWITCH: dict[str, Any] = {"action": "store_true"}
-
-
-def _output(parser: argparse.ArgumentParser) -> None:
-    hint = "text for people, json for scripts (e.g. --output json)"
-    parser.add_argument("-o", "--output", choices=OUTPUTS, default="text", help=hint)
 
 
 def _job_id(parser: argparse.ArgumentParser, many: bool = False) -> None:
@@ -199,7 +194,7 @@ def _train_parser(prog: str) -> Parser:
     add("--image", help="container image, cluster backends (e.g. pytorch/pytorch:2.3.0)")
     add("--python", metavar="PATH", help="local interpreter (e.g. ~/envs/tf/bin/python)")
     add_tuning_options(parser)
-    _output(parser)
+    add_output_option(parser)
     return parser
 
 
@@ -236,7 +231,7 @@ def _verb_parser(verb: str, prog: str) -> Parser:
         hint = "stop waiting after this long (e.g. --timeout 30m)"
         add("--timeout", type=parse_duration, metavar="DURATION", help=hint)
     if verb in READ_VERBS:
-        _output(parser)
+        add_output_option(parser)
     return parser
 
 
@@ -350,40 +345,30 @@ def parse_command(argv: Sequence[str], prog: str = "cloudml") -> argparse.Namesp
         else:
             verb = "list"
         prog = f"{prog} jobs"
-    elif verb == "studies":
-        return _parse_study_command(rest, prog)
-    elif verb == "models":
-        return _parse_models_command(rest, prog)
+    elif verb in GROUPS:
+        return _parse_group_command(verb, rest, prog)
     elif verb not in VERBS:
-        raise _unknown_command(verb, (*VERBS, "jobs", "studies", "models"), prog)
+        raise _unknown_command(verb, (*VERBS, "jobs", *GROUPS), prog)
     return parse_verb(verb, rest, f"{prog} {verb}")
 
 
-def _parse_models_command(rest: list[str], prog: str) -> argparse.Namespace:
-    """`models [VERB] ...` (alone: list); sets `ns.verb` to "models" and `ns.model_verb`."""
+#: Commands with verbs of their own: the verbs, and the namespace attribute naming the verb.
+GROUPS = {"studies": (STUDY_VERBS, "study_verb"), "models": (MODEL_VERBS, "model_verb")}
+
+
+def _parse_group_command(group: str, rest: list[str], prog: str) -> argparse.Namespace:
+    """`GROUP [VERB] ...` (alone: list); sets `ns.verb` to GROUP and `ns.<group>_verb`."""
+    verbs, attribute = GROUPS[group]
     if rest and rest[0] in HELP_FLAGS:
         raise HelpRequested(command_help(prog))
     sub = "list"
     if rest and not rest[0].startswith("-"):
-        if rest[0] not in MODEL_VERBS:
-            raise _unknown_command(rest[0], MODEL_VERBS, f"{prog} models")
+        if rest[0] not in verbs:
+            raise _unknown_command(rest[0], verbs, f"{prog} {group}")
         sub, rest = rest[0], rest[1:]
-    ns = parse_verb(f"models {sub}", rest, f"{prog} models {sub}")
-    ns.verb, ns.model_verb = "models", sub
-    return ns
-
-
-def _parse_study_command(rest: list[str], prog: str) -> argparse.Namespace:
-    """`studies [VERB] ...` (alone: list); sets `ns.verb` to "studies" and `ns.study_verb`."""
-    if rest and rest[0] in HELP_FLAGS:
-        raise HelpRequested(command_help(prog))
-    sub = "list"
-    if rest and not rest[0].startswith("-"):
-        if rest[0] not in STUDY_VERBS:
-            raise _unknown_command(rest[0], STUDY_VERBS, f"{prog} studies")
-        sub, rest = rest[0], rest[1:]
-    ns = parse_verb(f"studies {sub}", rest, f"{prog} studies {sub}")
-    ns.verb, ns.study_verb = "studies", sub
+    ns = parse_verb(f"{group} {sub}", rest, f"{prog} {group} {sub}")
+    ns.verb = group
+    setattr(ns, attribute, sub)
     return ns
 
 

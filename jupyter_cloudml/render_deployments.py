@@ -43,8 +43,8 @@ def curl_snippet(info: DeploymentInfo, example: str = "[[1.0, 2.0]]") -> str:
     )
 
 
-def python_snippet(info: DeploymentInfo) -> str:
-    return f'import jupyter_cloudml\njupyter_cloudml.predict("{info.name}", [[1.0, 2.0]])'
+def python_snippet(info: DeploymentInfo, example: str = "[[1.0, 2.0]]") -> str:
+    return f'import jupyter_cloudml\njupyter_cloudml.predict("{info.name}", {example})'
 
 
 def format_deployment(info: DeploymentInfo) -> str:

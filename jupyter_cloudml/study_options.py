@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import InvalidSpec
-from .flag_types import whole_number
+from .flag_types import add_output_option, whole_number
 from .models import Algorithm, EarlyStopping, Goal, ParamSpec, TuningSpec
 
 STUDY_VERBS = ("list", "describe", "best", "trials", "cancel")
@@ -130,13 +130,7 @@ def add_study_verb_options(verb: str, parser: argparse.ArgumentParser) -> None:
             help="order of the trials (default: best metric first; e.g. --sort number)",
         )
     if verb != "cancel":
-        add(
-            "-o",
-            "--output",
-            choices=("text", "json"),
-            default="text",
-            help="text for people, json for scripts (e.g. --output json)",
-        )
+        add_output_option(parser)
 
 
 def build_tuning_spec(ns: argparse.Namespace, source_dir: str | Path) -> TuningSpec | None:

@@ -14,3 +14,16 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
             return
         pause.wait(0.01)
     raise AssertionError("condition not reached in time")
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> None:
+    """Wait until process `pid` has exited (or is a zombie nobody reaped yet)."""
+    import psutil
+
+    def gone() -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_for(gone, timeout)

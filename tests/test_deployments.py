@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from cloudml_testkit import wait_for
+from cloudml_testkit import wait_for, wait_gone
 
 from jupyter_cloudml.backends.local import LocalBackend
 from jupyter_cloudml.client import Client
@@ -215,13 +215,7 @@ def test_clashes_port_in_use_and_records_after_restart(client, trained, isolated
     # An endpoint whose process died comes back when it is looked at.
     record = json.loads((client.backend.endpoints.folder / "keep" / "endpoint.json").read_text())
     os.killpg(record["pid"], signal.SIGKILL)
-    wait_for(
-        lambda: (
-            not psutil.pid_exists(record["pid"])
-            or psutil.Process(record["pid"]).status() == "zombie"
-        ),
-        10,
-    )
+    wait_gone(record["pid"])
     client.get_deployment("keep")  # respawns
     wait_for(lambda: client.get_deployment("keep").status is DeploymentStatus.READY, 60)
     assert post(f"{info.url}/v1/models/keep:predict", {"instances": ROWS})[0] == 200

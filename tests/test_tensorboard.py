@@ -7,9 +7,8 @@ import os
 import signal
 import urllib.request
 
-import psutil
 import pytest
-from cloudml_testkit import wait_for
+from cloudml_testkit import wait_gone
 
 from jupyter_cloudml.backends.local import LocalBackend
 from jupyter_cloudml.cli import main
@@ -97,7 +96,7 @@ def test_an_idle_tensorboard_stops_by_itself(isolated_home, make_spec):
     client = Client(backend=backend)
     board = client.tensorboard([finished_job(client, make_spec)])
     pid = json.loads((isolated_home / "tensorboards" / f"{board.id}.json").read_text())["pid"]
-    wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", 30)
+    wait_gone(pid, 30)
     assert client.tensorboards() == []
 
 
@@ -106,13 +105,7 @@ def test_a_killed_tensorboard_is_replaced(client, make_spec, isolated_home):
     board = client.tensorboard([job_id])
     record = json.loads((isolated_home / "tensorboards" / f"{board.id}.json").read_text())
     os.kill(record["pid"], signal.SIGKILL)
-    wait_for(
-        lambda: (
-            not psutil.pid_exists(record["pid"])
-            or psutil.Process(record["pid"]).status() == "zombie"
-        ),
-        10,
-    )
+    wait_gone(record["pid"])
     fresh = client.tensorboard([job_id])
     assert (not fresh.reused and fresh.url != board.url) or fresh.started != board.started
     assert get_json(fresh.url + "data/runs") == [f"{job_id}/metrics/worker-0"]

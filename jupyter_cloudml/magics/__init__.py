@@ -128,6 +128,12 @@ class CloudMLMagics(Magics):
 
         with _usage_errors():
             run_models_command(self.client, ns, sys.stdout)
+        if ns.model_verb in ("deploy", "describe", "update", "rollback") and ns.output == "text":
+            from IPython.display import display
+
+            from ..widgets import deployment_widget
+
+            display(deployment_widget(self.client, ns.name))
 
     @line_magic
     def cloudml(self, line: str) -> None:

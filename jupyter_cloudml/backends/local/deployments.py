@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import fcntl
 import json
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,7 @@ from ...models import (
     check_name,
     check_traffic,
 )
+from .detached import file_lock, spawn_detached
 from .endpoint import DESIRED_FILE, STATUS_FILE, write_json
 
 PROCESS_FILE = "endpoint.json"
@@ -156,16 +155,10 @@ class LocalDeployments:
 
     # --- records and processes -------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _lock(self, name: str) -> Iterator[None]:
+    def _lock(self, name: str) -> contextlib.AbstractContextManager[None]:
         check_name(name, "deployment name")
         self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / f".{name}.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return file_lock(self.folder / f".{name}.lock")
 
     def _desired(self, name: str) -> dict[str, Any] | None:
         try:
@@ -209,24 +202,11 @@ class LocalDeployments:
     def _spawn(self, name: str, respawns: builtins.list[float] | None = None) -> None:
         folder = self.folder / name
         (folder / STATUS_FILE).unlink(missing_ok=True)
-        with open(folder / "endpoint.log", "ab") as out:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "jupyter_cloudml.backends.local.endpoint",
-                    str(folder),
-                    self.serving_python(),
-                ],
-                cwd=folder,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
-        started = psutil.Process(proc.pid).create_time()
-        record = {"pid": proc.pid, "started": started, "respawns": respawns or []}
+        argv = [sys.executable, "-m", "jupyter_cloudml.backends.local.endpoint"]
+        pid, started = spawn_detached(
+            [*argv, str(folder), self.serving_python()], folder / "endpoint.log", folder
+        )
+        record = {"pid": pid, "started": started, "respawns": respawns or []}
         write_json(folder / PROCESS_FILE, record)
 
     def _respawn(self, name: str) -> None:

@@ -12,7 +12,6 @@ import dataclasses
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import psutil
 
 from ...models import JobStatus, ReplicaStatus
+from .detached import spawn_detached
 from .store import ACTIVE, JobStore
 
 #: How long a dispatched job may wait for its supervisor to record itself.
@@ -99,27 +99,11 @@ def dispatch(store: JobStore, settings: Settings) -> list[str]:
 def spawn_supervisor(store: JobStore, settings: Settings, job_id: str) -> None:
     """Start the job's supervisor in a new session, detached from the caller (kernel, CLI)."""
     folder = settings.job_folder(job_id)
-    with open(folder / "supervisor.log", "ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jupyter_cloudml.backends.local.supervisor",
-                settings.to_json(),
-                job_id,
-            ],
-            cwd=folder,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-        )
-    try:
-        created = psutil.Process(proc.pid).create_time()
-    except psutil.NoSuchProcess:
-        created = None
-    store.update(job_id, supervisor_pid=proc.pid, supervisor_started=created)
+    argv = [sys.executable, "-m", "jupyter_cloudml.backends.local.supervisor"]
+    pid, created = spawn_detached(
+        [*argv, settings.to_json(), job_id], folder / "supervisor.log", folder
+    )
+    store.update(job_id, supervisor_pid=pid, supervisor_started=created)
 
 
 def supervisor_alive(pid: int | None, started: float | None) -> bool:

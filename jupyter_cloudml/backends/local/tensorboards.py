@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -21,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import psutil
 
 from ...exceptions import BackendUnavailable, InvalidSpec, NotFound
 from ...models import TensorBoardInfo
+from .detached import file_lock
 
 STARTUP_TIMEOUT = 60.0
 ID_RE = re.compile(r"^tb-[0-9a-f]{12}$")
@@ -107,15 +107,9 @@ class LocalTensorBoards:
     def _record_path(self, tb_id: str) -> Path:
         return self.folder / f"{tb_id}.json"
 
-    @contextlib.contextmanager
-    def _lock(self, tb_id: str) -> Iterator[None]:
+    def _lock(self, tb_id: str) -> contextlib.AbstractContextManager[None]:
         """Serialise launches of the same TensorBoard across processes (kernel, server, CLI)."""
-        with open(self.folder / f"{tb_id}.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return file_lock(self.folder / f"{tb_id}.lock")
 
     def _alive(self, tb_id: str) -> dict[str, Any] | None:
         """The record of a TensorBoard that still runs; a stale record is removed."""
