@@ -242,3 +242,27 @@ def test_the_magics_deploy_list_predict_and_undeploy(
     assert "nb" in capsys.readouterr().out
     shell.run_line_magic("cloudml", "models undeploy nb")
     assert "removed nb" in capsys.readouterr().out
+
+
+def test_a_study_is_deployed_by_its_best_trial(client, make_spec):
+    from jupyter_cloudml.models import ParamSpec, ParamType, TuningSpec
+
+    code = """
+import os
+import joblib
+import jupyter_cloudml
+from sklearn.dummy import DummyRegressor
+p = jupyter_cloudml.params(c=0.0)
+model = DummyRegressor(strategy="constant", constant=p["c"]).fit([[0.0]], [0.0])
+joblib.dump(model, os.path.join(os.environ["CLOUDML_JOB_DIR"], "model.joblib"))
+jupyter_cloudml.report(step=0, score=-abs(p["c"] - 3.0))
+"""
+    space = (ParamSpec("c", ParamType.DISCRETE, values=(1.0, 3.0)),)
+    tuning = TuningSpec(space, "score", max_trials=2, algorithm="grid")
+    study = client.submit_study(make_spec(code, name="pick"), tuning)
+    client.wait(study.id, timeout=120, poll=0.1)
+    best = client.get_study(study.id).best_trial
+    assert best is not None and best.params == {"c": 3.0}
+    info = client.deploy(DeploySpec("best", f"job:{study.id}/model.joblib", "sklearn"))
+    assert best.job_id in info.versions[0].model
+    assert client.predict("best", [[0.0]]) == [3.0]
