@@ -135,7 +135,7 @@ def _train(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) ->
     tuning = build_tuning_spec(ns, os.getcwd())
     as_json = ns.output == "json"
     if ns.dry_run:
-        _say(out, render.format_dry_run(spec, ns.output, tuning))
+        _say(out, render.format_dry_run(spec, ns.output, tuning, ns.backend))
         return 0
     if tuning is not None:
         return _tune(client(), spec, tuning, ns, out)
@@ -279,13 +279,16 @@ def main(argv: Sequence[str] | None = None, *, client: Client | None = None) -> 
     """The `cloudml` console script; returns the exit code (`client` is for tests)."""
     args = sys.argv[1:] if argv is None else list(argv)
 
-    def make_client() -> Client:
-        from .client import Client
-
-        return client if client is not None else Client()
-
     try:
         ns = parse_command(args, prog=PROG)
+
+        def make_client() -> Client:
+            from .client import Client
+
+            if client is not None:
+                return client
+            return Client(backend_name=getattr(ns, "backend", None))
+
         return run(ns, make_client, sys.stdout)
     except HelpRequested as exc:
         sys.stdout.write(exc.text)

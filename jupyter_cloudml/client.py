@@ -39,10 +39,17 @@ if TYPE_CHECKING:
 class Client:
     """Submit and inspect jobs on the configured backend."""
 
-    def __init__(self, backend: Backend | None = None, config: Config | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend | None = None,
+        config: Config | None = None,
+        backend_name: str | None = None,
+    ) -> None:
+        """Over `backend`, else the one named by `backend_name` (a --backend flag) or the
+        configuration."""
         if backend is None:
             config = load_config() if config is None else config
-            backend = CloudML(config=config).backend_class()(config=config)
+            backend = CloudML(config=config).backend_class(backend_name)(config=config)
         self.backend = backend
 
     def submit(self, spec: TrainSpec) -> JobInfo:

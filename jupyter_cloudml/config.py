@@ -33,13 +33,17 @@ class CloudML(Configurable):
         Example: c.CloudML.backend = "local" """,
     )
 
-    def backend_class(self) -> type:
-        """Import the configured backend class."""
+    def backend_name(self, override: str | None = None) -> str:
+        """The backend to use: `override` (a --backend flag), else $CLOUDML_BACKEND, else config."""
+        return override or os.environ.get("CLOUDML_BACKEND") or self.backend
+
+    def backend_class(self, override: str | None = None) -> type:
+        """Import the backend class (see `backend_name`)."""
         from importlib import import_module
 
         from .backends.base import Backend
 
-        name = os.environ.get("CLOUDML_BACKEND") or self.backend
+        name = self.backend_name(override)
         path = BACKENDS.get(name, name)
         module, _, attr = path.rpartition(".")
         try:

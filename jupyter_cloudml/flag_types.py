@@ -69,7 +69,11 @@ def job_statuses(text: str) -> list[JobStatus]:
 OUTPUTS = ("text", "json")
 
 
-def add_output_option(parser: argparse.ArgumentParser) -> None:
-    """`-o/--output text|json`, the same on every command that prints something."""
+def add_output_option(parser: argparse.ArgumentParser, yaml: bool = False) -> None:
+    """`-o/--output text|json`, the same on every command that prints something (`yaml`: also
+    Kubernetes manifests, for `--dry-run`)."""
     hint = "text for people, json for scripts (e.g. --output json)"
-    parser.add_argument("-o", "--output", choices=OUTPUTS, default="text", help=hint)
+    if yaml:
+        hint += "; with --dry-run --backend kubernetes, yaml prints the manifests"
+    choices = (*OUTPUTS, "yaml") if yaml else OUTPUTS
+    parser.add_argument("-o", "--output", choices=choices, default="text", help=hint)

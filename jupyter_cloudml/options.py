@@ -192,9 +192,15 @@ def _train_parser(prog: str) -> Parser:
     add("--module", metavar="MOD", help="module of --package-path to run (e.g. trainer.task)")
     add = parser.add_argument_group("runtime").add_argument
     add("--image", help="container image, cluster backends (e.g. pytorch/pytorch:2.3.0)")
+    add(
+        "--backend",
+        metavar="NAME",
+        help="where to run, instead of the configured backend: local, kubernetes or a Backend "
+        "class path (e.g. --backend kubernetes --dry-run --output yaml)",
+    )
     add("--python", metavar="PATH", help="local interpreter (e.g. ~/envs/tf/bin/python)")
     add_tuning_options(parser)
-    add_output_option(parser)
+    add_output_option(parser, yaml=True)
     return parser
 
 

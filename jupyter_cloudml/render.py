@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .exceptions import InvalidSpec
 from .models import (
     Event,
     Goal,
@@ -271,8 +272,16 @@ def log_line_json(line: LogLine) -> str:
     return json.dumps(to_dict(line))
 
 
-def format_dry_run(spec: TrainSpec, output: str = "text", tuning: TuningSpec | None = None) -> str:
-    """What `--dry-run` shows: the job (and study) and the files that would ship, or JSON."""
+def format_dry_run(
+    spec: TrainSpec,
+    output: str = "text",
+    tuning: TuningSpec | None = None,
+    backend: str | None = None,
+) -> str:
+    """What `--dry-run` shows: the job (and study) and the files that would ship, as text or
+    JSON; or, with `--output yaml` for the kubernetes backend, the manifests it would apply."""
+    if output == "yaml":
+        return _dry_run_manifests(spec, tuning, backend)
     if output == "json":
         data = spec_dict(spec)
         if tuning is not None:
@@ -285,6 +294,30 @@ def format_dry_run(spec: TrainSpec, output: str = "text", tuning: TuningSpec | N
         f"{format_spec(spec)}{study}\n\n{describe_package(spec.package)}\n"
         "(dry run: nothing submitted)"
     )
+
+
+def _dry_run_manifests(spec: TrainSpec, tuning: TuningSpec | None, backend: str | None) -> str:
+    import os
+
+    import yaml
+
+    from .config import CloudML, load_config
+
+    name = CloudML(config=load_config()).backend_name(backend)
+    if name != "kubernetes":
+        raise InvalidSpec(
+            f"--output yaml prints Kubernetes manifests; the backend here is {name!r}: "
+            "add --backend kubernetes"
+        )
+    if tuning is not None:
+        raise InvalidSpec(
+            "--output yaml shows training jobs; a study's manifests are not built yet"
+        )
+    from .backends.kubernetes.training import training_manifests
+
+    namespace = os.environ.get("CLOUDML_NAMESPACE", "default")
+    manifests = training_manifests(spec, f"{spec.name}-dryrun", namespace)
+    return yaml.safe_dump_all(manifests, sort_keys=False).rstrip()
 
 
 def format_tuning(tuning: TuningSpec) -> str:

@@ -187,8 +187,13 @@ class CloudMLMagics(Magics):
             spec = build_train_spec(ns, cell=cell, source_dir=os.getcwd(), user_ns=self._user_ns)
             tuning = build_tuning_spec(ns, os.getcwd())
             if ns.dry_run:
-                print(render.format_dry_run(spec, ns.output, tuning))
+                print(render.format_dry_run(spec, ns.output, tuning, ns.backend))
                 return
+            if ns.backend:
+                raise InvalidSpec(
+                    "--backend in a notebook only goes with --dry-run; to run elsewhere set "
+                    'c.CloudML.backend = "..." (or $CLOUDML_BACKEND) and restart the kernel'
+                )
             if tuning is not None:
                 if spec.returns:
                     raise InvalidSpec(
