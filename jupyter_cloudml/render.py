@@ -296,6 +296,18 @@ def format_dry_run(
     )
 
 
+def _plain_dumper() -> type:
+    import yaml
+
+    class PlainDumper(yaml.SafeDumper):
+        """YAML for people: a shared dict is written out again, not as `&id001` / `*id001`."""
+
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    return PlainDumper
+
+
 def _dry_run_manifests(spec: TrainSpec, tuning: TuningSpec | None, backend: str | None) -> str:
     import os
 
@@ -317,7 +329,7 @@ def _dry_run_manifests(spec: TrainSpec, tuning: TuningSpec | None, backend: str 
 
     namespace = os.environ.get("CLOUDML_NAMESPACE", "default")
     manifests = training_manifests(spec, f"{spec.name}-dryrun", namespace)
-    return yaml.safe_dump_all(manifests, sort_keys=False).rstrip()
+    return yaml.dump_all(manifests, Dumper=_plain_dumper(), sort_keys=False).rstrip()
 
 
 def format_tuning(tuning: TuningSpec) -> str:

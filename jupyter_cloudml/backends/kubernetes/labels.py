@@ -1,0 +1,45 @@
+"""Every label and annotation key the Kubernetes backend writes or selects on, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .names import job_name
+
+MANAGED_BY_KEY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "jupyter-cloudml"
+#: The job's base object name (a label-safe form of its id, see ``names.job_name``).
+JOB_KEY = "cloudml.io/job"
+#: Replica role: chief, worker or ps.
+ROLE_KEY = "cloudml.io/replica-type"
+#: The job id exactly as the project knows it (labels cannot hold every string).
+JOB_ID_ANNOTATION = "cloudml.io/job-id"
+#: Set by Kubernetes on the pods of an Indexed Job (annotation, and label since 1.28).
+COMPLETION_INDEX_KEY = "batch.kubernetes.io/job-completion-index"
+
+
+def job_labels(
+    job_id: str, role: str | None = None, user: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Labels of a job's objects: the user's, then ours (which win)."""
+    labels = dict(user or {})
+    labels[MANAGED_BY_KEY] = MANAGED_BY
+    labels[JOB_KEY] = job_name(job_id)
+    if role is not None:
+        labels[ROLE_KEY] = role
+    return labels
+
+
+def job_match_labels(job_id: str) -> dict[str, str]:
+    """The labels selecting every object (and pod) of a job."""
+    return {MANAGED_BY_KEY: MANAGED_BY, JOB_KEY: job_name(job_id)}
+
+
+def job_selector(job_id: str) -> str:
+    """A label selector string for a job, e.g. for ``kubectl delete all,cm -l ...``."""
+    return ",".join(f"{k}={v}" for k, v in job_match_labels(job_id).items())
+
+
+def managed_selector() -> str:
+    """A label selector for everything this project manages (one watch per namespace)."""
+    return f"{MANAGED_BY_KEY}={MANAGED_BY}"
