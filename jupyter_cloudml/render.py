@@ -296,23 +296,7 @@ def format_dry_run(
     )
 
 
-def _plain_dumper() -> type:
-    import yaml
-
-    class PlainDumper(yaml.SafeDumper):
-        """YAML for people: a shared dict is written out again, not as `&id001` / `*id001`."""
-
-        def ignore_aliases(self, data: Any) -> bool:
-            return True
-
-    return PlainDumper
-
-
 def _dry_run_manifests(spec: TrainSpec, tuning: TuningSpec | None, backend: str | None) -> str:
-    import os
-
-    import yaml
-
     from .config import CloudML, load_config
 
     name = CloudML(config=load_config()).backend_name(backend)
@@ -325,11 +309,9 @@ def _dry_run_manifests(spec: TrainSpec, tuning: TuningSpec | None, backend: str 
         raise InvalidSpec(
             "--output yaml shows training jobs; a study's manifests are not built yet"
         )
-    from .backends.kubernetes.training import training_manifests
+    from .backends.kubernetes.dry_run import training_yaml
 
-    namespace = os.environ.get("CLOUDML_NAMESPACE", "default")
-    manifests = training_manifests(spec, f"{spec.name}-dryrun", namespace)
-    return yaml.dump_all(manifests, Dumper=_plain_dumper(), sort_keys=False).rstrip()
+    return training_yaml(spec)
 
 
 def format_tuning(tuning: TuningSpec) -> str:

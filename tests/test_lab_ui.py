@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import nbformat
 import pytest
 
 from jupyter_cloudml.backends.local import LocalBackend
+from jupyter_cloudml.backends.local.processes import free_ports
 from jupyter_cloudml.client import Client
 from jupyter_cloudml.models import (
     DeploySpec,
@@ -66,9 +66,7 @@ for step in range(8):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 class Lab:

@@ -27,6 +27,7 @@ import numpy as np
 import psutil
 import pytest
 
+from jupyter_cloudml.backends.local.processes import free_ports
 from jupyter_cloudml.serving import loaders
 from jupyter_cloudml.serving.env import create_serving_env
 from jupyter_cloudml.serving.replica import (
@@ -50,9 +51,7 @@ def serving_python() -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def replica_env() -> dict[str, str]:

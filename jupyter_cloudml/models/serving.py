@@ -39,6 +39,8 @@ class DeploymentStatus(str, enum.Enum):
 
 
 class ServingReplicaStatus(str, enum.Enum):
+    """Health of one serving process (or pod) of a version."""
+
     STARTING = "STARTING"
     READY = "READY"
     RESTARTING = "RESTARTING"

@@ -45,7 +45,8 @@ from ..base import Backend
 from ..launch import HYPERTUNE_DIR
 from . import logfiles
 from .deployments import LocalDeployments
-from .scheduler import Settings, dispatch, kill_process_group, reap, supervisor_alive
+from .processes import process_alive
+from .scheduler import Settings, dispatch, kill_process_group, reap
 from .store import ACTIVE, JobStore, row_to_info, spec_to_json
 from .tensorboards import LocalTensorBoards
 
@@ -270,7 +271,7 @@ class LocalBackend(Backend):
 
     def get(self, job_id: str) -> JobInfo:
         row = self._row(job_id)
-        if row["status"] in ACTIVE and not supervisor_alive(
+        if row["status"] in ACTIVE and not process_alive(
             row["supervisor_pid"], row["supervisor_started"]
         ):
             reap(self.store, self.settings)
@@ -323,7 +324,7 @@ class LocalBackend(Backend):
         row = self.store.status_row(job_id)
         if row is None:  # deleted meanwhile
             return True
-        if row["status"] in ACTIVE and not supervisor_alive(
+        if row["status"] in ACTIVE and not process_alive(
             row["supervisor_pid"], row["supervisor_started"]
         ):
             return self.get(job_id).status.terminal  # reaps the dead supervisor's job
@@ -475,7 +476,7 @@ class LocalBackend(Backend):
         """SIGTERM the job's process group; force it (and the record) after the grace period."""
         row = self._row(job_id)
         pid, started = row["supervisor_pid"], row["supervisor_started"]
-        if pid is not None and supervisor_alive(pid, started):
+        if pid is not None and process_alive(pid, started):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + self.settings.grace_seconds + 5
@@ -483,7 +484,7 @@ class LocalBackend(Backend):
             row = self._row(job_id)
             if JobStatus(row["status"]).terminal:
                 return
-            if pid is not None and not supervisor_alive(pid, started):
+            if pid is not None and not process_alive(pid, started):
                 reap(self.store, self.settings)  # died of the SIGTERM: the reaper records it
                 break
             time.sleep(0.05)

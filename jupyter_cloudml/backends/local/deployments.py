@@ -33,8 +33,8 @@ from ...models import (
     check_name,
     check_traffic,
 )
-from .detached import file_lock, spawn_detached
-from .endpoint import DESIRED_FILE, STATUS_FILE, write_json
+from .endpoint import DESIRED_FILE, STATUS_FILE
+from .processes import file_lock, free_ports, process_alive, spawn_detached, write_json
 
 PROCESS_FILE = "endpoint.json"
 READY_TIMEOUT = 180.0
@@ -61,7 +61,7 @@ class LocalDeployments:
             desired = self._desired(spec.name)
             new = desired is None
             if desired is None:
-                port = spec.port or _free_port()
+                port = spec.port or free_ports(1)[0]
                 _check_port(port)
                 if folder.exists():
                     shutil.rmtree(folder)
@@ -187,13 +187,15 @@ class LocalDeployments:
         return data
 
     def _process(self, name: str) -> psutil.Process | None:
+        """The deployment's endpoint process, if the one recorded still runs."""
         try:
             record = json.loads((self.folder / name / PROCESS_FILE).read_text())
-            proc = psutil.Process(record["pid"])
-            if abs(proc.create_time() - record["started"]) < 1.0 and proc.status() != "zombie":
-                return proc
-        except (OSError, ValueError, KeyError, psutil.Error):
-            pass
+        except (OSError, ValueError):
+            return None
+        if not process_alive(record.get("pid"), record.get("started")):
+            return None
+        with contextlib.suppress(psutil.NoSuchProcess):
+            return psutil.Process(record["pid"])
         return None
 
     def _running(self, name: str) -> bool:
@@ -242,7 +244,7 @@ class LocalDeployments:
                 raise Conflict(f"deployment {name}: {status.get('reason', 'endpoint failed')}")
             if status and done(status):
                 return
-            if not self._running(name) and status.get("status") != "FAILED":
+            if not self._running(name):
                 log = (self.folder / name / "endpoint.log").read_text(errors="replace")
                 raise BackendUnavailable(
                     f"the endpoint of {name} exited: {' | '.join(log.splitlines()[-3:])}"
@@ -276,12 +278,6 @@ class LocalDeployments:
         desired["versions"].pop(version, None)
         desired["traffic"].pop(version, None)
         self._write(desired)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _check_port(port: int) -> None:

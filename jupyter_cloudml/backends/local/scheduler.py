@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 
 from ...models import JobStatus, ReplicaStatus
-from .detached import spawn_detached
+from .processes import process_alive, spawn_detached
 from .store import ACTIVE, JobStore
 
 #: How long a dispatched job may wait for its supervisor to record itself.
@@ -106,19 +106,6 @@ def spawn_supervisor(store: JobStore, settings: Settings, job_id: str) -> None:
     store.update(job_id, supervisor_pid=pid, supervisor_started=created)
 
 
-def supervisor_alive(pid: int | None, started: float | None) -> bool:
-    """Whether the supervisor recorded for a job is still that very process, and not a zombie."""
-    if pid is None:
-        return False
-    try:
-        proc = psutil.Process(pid)
-        if started is not None and abs(proc.create_time() - started) > 1.0:
-            return False
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 def kill_process_group(pid: int, started: float | None) -> None:
     """SIGKILL what is left of a dead supervisor's process group (its orphaned replicas)."""
     try:
@@ -136,7 +123,7 @@ def reap(store: JobStore, settings: Settings) -> None:
     now = time.time()
     for row in store.rows_with_status(ACTIVE):
         pid = row["supervisor_pid"]
-        if supervisor_alive(pid, row["supervisor_started"]):
+        if process_alive(pid, row["supervisor_started"]):
             continue
         if pid is None and now - (row["dispatched"] or now) < SUPERVISOR_START_TIMEOUT:
             continue

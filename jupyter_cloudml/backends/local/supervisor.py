@@ -16,7 +16,6 @@ import json
 import os
 import selectors
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from ...models import JobStatus, ReplicaStatus, TrainSpec, from_dict
 from ..cluster import distributed_env, needs_addresses, success_replicas
 from ..launch import replica_command, replica_env
 from .logfiles import LineWriter
+from .processes import free_ports
 from .scheduler import Settings, dispatch
 from .store import JobStore
 
@@ -68,18 +68,6 @@ class Replica:
             "exit_code": self.exit_code,
             "gpus": self.gpus,
         }
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct free TCP ports on loopback (held together, so no two are the same)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def terminate_tree(pids: list[int], grace: float) -> None:

@@ -28,7 +28,7 @@ import psutil
 
 from ...exceptions import BackendUnavailable, InvalidSpec, NotFound
 from ...models import TensorBoardInfo
-from .detached import file_lock
+from .processes import file_lock, process_alive, write_json
 
 STARTUP_TIMEOUT = 60.0
 ID_RE = re.compile(r"^tb-[0-9a-f]{12}$")
@@ -118,13 +118,8 @@ class LocalTensorBoards:
             record: dict[str, Any] = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
-        try:
-            proc = psutil.Process(record["pid"])
-            same = abs(proc.create_time() - record["pid_started"]) < 1.0
-            if same and proc.status() != psutil.STATUS_ZOMBIE:
-                return record
-        except (psutil.Error, KeyError, TypeError):
-            pass
+        if process_alive(record.get("pid"), record.get("pid_started")):
+            return record
         path.unlink(missing_ok=True)
         return None
 
@@ -170,12 +165,6 @@ class _IdleClock:
         return self.app(environ, start_response)
 
 
-def _write_record(path: Path, record: Mapping[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, path)
-
-
 def serve(argv: Sequence[str] | None = None) -> None:
     """Run TensorBoard on 127.0.0.1 (free port), publish the record, exit when idle."""
     from tensorboard import program
@@ -202,7 +191,7 @@ def serve(argv: Sequence[str] | None = None) -> None:
             "pid_started": me.create_time(),
             "started": time.time(),
         }
-        _write_record(record_path, record)
+        write_json(record_path, record)
         return server
 
     def exit_when_idle() -> None:

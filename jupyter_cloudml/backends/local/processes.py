@@ -1,0 +1,81 @@
+"""Process plumbing of the local backend: processes that outlive their starter (job supervisors,
+TensorBoards, endpoints), telling whether a recorded process still runs, free loopback ports,
+the locks that keep two starters from racing, and the small JSON files processes publish."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+
+def spawn_detached(
+    argv: Sequence[str], log: Path, cwd: Path | None = None
+) -> tuple[int, float | None]:
+    """Start `argv` in a session of its own, output appended to `log`; its pid and creation
+    time (to tell it from a later process that reuses the pid)."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    try:
+        return proc.pid, psutil.Process(proc.pid).create_time()
+    except psutil.NoSuchProcess:
+        return proc.pid, None
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock across processes, held for the `with` block."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def process_alive(pid: int | None, started: float | None) -> bool:
+    """Whether `pid` is still the process created at `started` (not a reused pid, no zombie)."""
+    if pid is None:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        if started is not None and abs(proc.create_time() - started) > 1.0:
+            return False
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free TCP ports on loopback (held together, so no two are the same)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Replace `path` atomically (readers never see half a file)."""
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
