@@ -148,6 +148,19 @@ def test_a_trained_job_is_served_by_two_replicas_and_survives_a_kill(client, tra
     assert load.failures == []
 
 
+def test_requests_wait_while_every_replica_restarts(client, trained):
+    job_id, _ = trained
+    info = client.deploy(DeploySpec("both", f"job:{job_id}/model.joblib", "sklearn", replicas=2))
+    with Load(f"{info.url}/v1/models/both:predict", {"instances": ROWS}) as load:
+        wait_for(lambda: load.ok > 20, 30)
+        for pid in replica_pids(client, "both"):  # a whole version down at once
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: client.get_deployment("both").versions[0].ready == 2, 60)
+        before = load.ok
+        wait_for(lambda: load.ok > before + 20, 30)
+    assert load.failures == []
+
+
 def test_a_new_version_rolls_out_under_load_without_a_failed_request(client, trained):
     job_id, _ = trained
     first = client.deploy(DeploySpec("roll", f"job:{job_id}/model.joblib", "sklearn"))

@@ -18,7 +18,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from ...serving.replica import (
     PACKAGE_PARENT,
     replica_command,
 )
+from .processes import free_ports, write_json
 
 DESIRED_FILE = "desired.json"
 FATAL_EXITS = (LOAD_ERROR_EXIT, NO_KSERVE_EXIT)
@@ -43,20 +43,11 @@ REASON_PREFIX = "cloudml-serving: "
 STATUS_FILE = "status.json"
 TICK_SECONDS = 0.25
 RESTART_BACKOFF_MAX = 30.0
+#: A replica that ran this long before dying was not crash-looping.
+STABLE_SECONDS = 30.0
+#: How long a request waits for a replica of its version that is (re)starting.
+REPLICA_WAIT_SECONDS = 30.0
 DRAIN_SECONDS = 30.0
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Replace `path` atomically (readers never see half a file)."""
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Replica:
@@ -69,6 +60,8 @@ class Replica:
         self.port = 0
         self.status = "STARTING"
         self.restarts = 0
+        self.crashes_in_a_row = 0
+        self.started_at = 0.0
         self.reason = ""
         self.next_start = 0.0
         self.in_flight = 0
@@ -137,14 +130,17 @@ class Endpoint:
             replica.restarts += 1
             replica.status = "RESTARTING"
             replica.reason = f"exited with code {code}; restart {replica.restarts}"
-            backoff = min(RESTART_BACKOFF_MAX, 0.5 * 2 ** min(replica.restarts - 1, 6))
-            replica.next_start = time.monotonic() + backoff
+            # Back off for crash loops only: a replica that served a while restarts at once.
+            quick = time.monotonic() - replica.started_at < STABLE_SECONDS
+            replica.crashes_in_a_row = replica.crashes_in_a_row + 1 if quick else 1
+            backoff = 0.5 * 2 ** min(replica.crashes_in_a_row - 1, 6)
+            replica.next_start = time.monotonic() + min(RESTART_BACKOFF_MAX, backoff)
         waited = time.monotonic() >= replica.next_start
         if replica.proc is None and replica.status != "FAILED" and waited:
             self.start(replica, spec)
 
     def start(self, replica: Replica, spec: Mapping[str, Any]) -> None:
-        replica.port = free_port()
+        (replica.port,) = free_ports(1)
         command = replica_command(
             self.serving_python,
             name=self.desired["name"],
@@ -160,6 +156,7 @@ class Endpoint:
                 command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env
             )
         replica.status = "STARTING" if replica.restarts == 0 else "RESTARTING"
+        replica.started_at = time.monotonic()
 
     def load_error(self, replica: Replica) -> str:
         text = (self.logs / f"{replica.name}.log").read_text(errors="replace")
@@ -219,6 +216,23 @@ class Endpoint:
             return None
         self.turn += 1
         return candidates[self.turn % len(candidates)]
+
+    def recovering(self, version: str) -> bool:
+        """Whether a replica of `version` is (re)starting, so that waiting for it makes sense."""
+        replicas = self.replicas.get(version, [])
+        starting = any(r.status in ("STARTING", "RESTARTING") for r in replicas)
+        return starting or any(r.proc is not None and r.proc.poll() is not None for r in replicas)
+
+    async def next_replica(self, version: str, tried: set[str]) -> Replica | None:
+        """A ready replica not tried yet; while none is but some are (re)starting, wait for
+        them (then every replica may be tried again)."""
+        deadline = time.monotonic() + REPLICA_WAIT_SECONDS
+        while (replica := self.pick_replica(version, tried)) is None:
+            if not self.recovering(version) or time.monotonic() > deadline:
+                return None
+            await asyncio.sleep(TICK_SECONDS / 5)
+            tried.clear()
+        return replica
 
     def status_record(self) -> dict[str, Any]:
         versions = {v: [r.record() for r in reps] for v, reps in self.replicas.items()}
@@ -299,7 +313,7 @@ class ProxyHandler(web.RequestHandler):
             return self.fail(503, f"model {name!r} has no version serving traffic")
         path = f"/v1/models/{name}{rest}" if protocol == "v1" else f"/v2/models/{name}{rest}"
         tried: set[str] = set()
-        while (replica := endpoint.pick_replica(chosen, tried)) is not None:
+        while (replica := await endpoint.next_replica(chosen, tried)) is not None:
             tried.add(replica.name)
             replica.in_flight += 1
             try:
@@ -313,8 +327,8 @@ class ProxyHandler(web.RequestHandler):
                     raise_error=False,
                     request_timeout=300,
                 )
-            except OSError:
-                continue  # the replica went away: try another one
+            except (OSError, httpclient.HTTPClientError):
+                continue  # the replica went away (mid-request too): try another one
             finally:
                 replica.in_flight -= 1
             if response.code == 599:
