@@ -19,6 +19,7 @@ CONFIG_BASENAME = "jupyter_cloudml_config"
 #: Short names for the built-in backends; any other value is a dotted class path.
 BACKENDS = {
     "local": "jupyter_cloudml.backends.local.LocalBackend",
+    "kubernetes": "jupyter_cloudml.backends.kubernetes.KubernetesBackend",
 }
 
 
@@ -28,7 +29,8 @@ class CloudML(Configurable):
     backend = Unicode(
         "local",
         config=True,
-        help="""Where jobs run: 'local' (embedded, this machine) or a dotted path to a
+        help="""Where jobs run: 'local' (embedded, this machine), 'kubernetes' (a cluster,
+        see `KubernetesBackend`) or a dotted path to a
         `jupyter_cloudml.backends.base.Backend` subclass. Overridden by $CLOUDML_BACKEND.
         Example: c.CloudML.backend = "local" """,
     )

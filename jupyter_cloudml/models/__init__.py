@@ -36,6 +36,7 @@ from .jobs import (
     Scalar,
     TensorBoardInfo,
     TrainSpec,
+    spec_to_json,
 )
 from .serving import (
     DeploymentInfo,
@@ -109,5 +110,6 @@ __all__ = [
     "check_version",
     "from_dict",
     "slugify",
+    "spec_to_json",
     "to_dict",
 ]

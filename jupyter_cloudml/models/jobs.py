@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import time
 from collections.abc import Mapping
 
 from ..exceptions import InvalidSpec
-from .common import ENV_KEY_RE, MODULE_RE, Resources, check_label, check_name
+from .common import ENV_KEY_RE, MODULE_RE, Resources, check_label, check_name, to_dict
 
 
 class JobStatus(str, enum.Enum):
@@ -275,3 +276,10 @@ class MetricsUpdate:
 
     scalars: Mapping[str, tuple[Scalar, ...]]
     cursor: str = ""
+
+
+def spec_to_json(spec: TrainSpec) -> str:
+    """The spec as stored: everything but the code archive (which the backend keeps apart)."""
+    data = to_dict(spec)
+    data["package"]["archive"] = ""
+    return json.dumps(data)

@@ -4,3 +4,12 @@
 ``training`` builds a training job's manifests (plain dicts), and ``entrypoint`` runs inside
 each pod, deriving the replica's distributed environment from its completion index.
 """
+
+
+def __getattr__(name: str) -> object:
+    """``KubernetesBackend`` imported on first use (it needs the ``kubernetes`` client)."""
+    if name == "KubernetesBackend":
+        from .backend import KubernetesBackend
+
+        return KubernetesBackend
+    raise AttributeError(name)

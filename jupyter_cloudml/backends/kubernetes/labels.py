@@ -14,6 +14,12 @@ JOB_KEY = "cloudml.io/job"
 ROLE_KEY = "cloudml.io/replica-type"
 #: The job id exactly as the project knows it (labels cannot hold every string).
 JOB_ID_ANNOTATION = "cloudml.io/job-id"
+#: On a job's primary Job: the TrainSpec as JSON (without the code archive).
+SPEC_ANNOTATION = "cloudml.io/spec"
+#: On a job's primary Job: submission time, seconds since the epoch (finer than creationTimestamp).
+CREATED_ANNOTATION = "cloudml.io/created"
+#: On a job's primary Job once cancelled: when, seconds since the epoch.
+CANCELLED_ANNOTATION = "cloudml.io/cancelled"
 #: Set by Kubernetes on the pods of an Indexed Job (annotation, and label since 1.28).
 COMPLETION_INDEX_KEY = "batch.kubernetes.io/job-completion-index"
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import json
 import math
 from typing import Any
@@ -34,6 +35,31 @@ from .labels import JOB_ID_ANNOTATION, job_labels, job_match_labels
 from .names import job_name
 
 Manifest = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedVolume:
+    """A ReadWriteMany PVC mounted at the same path in every pod (and the notebook server's):
+    job dirs, outputs, large code packages and study journals live there."""
+
+    claim: str
+    mount_path: str = "/mnt/cloudml"
+
+    def job_folder(self, job_id: str) -> str:
+        return f"{self.mount_path.rstrip('/')}/jobs/{job_id}"
+
+
+@dataclasses.dataclass(frozen=True)
+class PodOptions:
+    """Where a job's pods keep their files and under which identity they run."""
+
+    shared: SharedVolume | None = None
+    #: ``CLOUDML_JOB_DIR`` when the spec gives none (the job's folder on the shared volume).
+    job_dir: str | None = None
+    #: ``CLOUDML_OUTPUT_DIR``: where the primary replica leaves returned values and files.
+    output_dir: str | None = None
+    service_account: str | None = None
+
 
 ENTRYPOINT_MODULE = "jupyter_cloudml.backends.kubernetes.entrypoint"
 CONTAINER_NAME = "trainer"
@@ -77,6 +103,7 @@ def training_manifests(
     ttl_seconds: int = 3600,
     package_in_configmap_max: int = 900_000,
     package_uri: str | None = None,
+    pods: PodOptions = PodOptions(),
 ) -> list[Manifest]:
     """Every object of a training job, in apply order: ConfigMap, Service, one Job per role."""
     name = job_name(job_id)
@@ -107,6 +134,7 @@ def training_manifests(
                 service=service,
                 image_default=image_default,
                 ttl_seconds=ttl_seconds,
+                pods=pods,
             )
         )
     return manifests
@@ -161,15 +189,23 @@ def replica_job(
     service: str | None,
     image_default: str = "python:3.11-slim",
     ttl_seconds: int = 3600,
+    pods: PodOptions = PodOptions(),
 ) -> Manifest:
     """The Indexed Job ``<job>-<role>`` running ``count`` replicas of one role."""
     metadata = _metadata(f"{job_name(job_id)}-{role}", job_id, namespace, spec, role)
+    container = _container(spec, job_id, namespace, role, package, service, image_default, pods)
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "enableServiceLinks": False,
-        "containers": [_container(spec, job_id, namespace, role, package, service, image_default)],
+        "containers": [container],
         "volumes": [{"name": "work", "emptyDir": {}}],
     }
+    if pods.service_account:
+        pod_spec["serviceAccountName"] = pods.service_account
+    if pods.shared is not None:
+        pod_spec["volumes"].append(
+            {"name": "shared", "persistentVolumeClaim": {"claimName": pods.shared.claim}}
+        )
     if service is not None:
         pod_spec["subdomain"] = service
     if package.startswith(PACKAGE_MOUNT + "/"):
@@ -283,16 +319,15 @@ def _container(
     package: str,
     service: str | None,
     image_default: str,
+    pods: PodOptions,
 ) -> dict[str, Any]:
     port = PORTS[spec.framework]
+    env = _env(spec, job_id, namespace, role, package, service, pods)
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": spec.image or image_default,
         "command": ["python", "-m", ENTRYPOINT_MODULE],
-        "env": [
-            {"name": k, "value": v}
-            for k, v in _env(spec, job_id, namespace, role, package, service).items()
-        ],
+        "env": [{"name": k, "value": v} for k, v in env.items()],
         "ports": [{"name": PORT_NAME, "containerPort": port, "protocol": "TCP"}],
         "volumeMounts": [{"name": "work", "mountPath": WORK_MOUNT}],
     }
@@ -300,6 +335,8 @@ def _container(
         container["volumeMounts"].append(
             {"name": "code", "mountPath": PACKAGE_MOUNT, "readOnly": True}
         )
+    if pods.shared is not None:
+        container["volumeMounts"].append({"name": "shared", "mountPath": pods.shared.mount_path})
     resources = resources_for(spec)
     if resources:
         container["resources"] = resources
@@ -307,7 +344,13 @@ def _container(
 
 
 def _env(
-    spec: TrainSpec, job_id: str, namespace: str, role: str, package: str, service: str | None
+    spec: TrainSpec,
+    job_id: str,
+    namespace: str,
+    role: str,
+    package: str,
+    service: str | None,
+    pods: PodOptions,
 ) -> dict[str, str]:
     """The user's env, then what the entrypoint reads (which wins)."""
     replicas = spec.replicas
@@ -329,7 +372,8 @@ def _env(
         "CLOUDML_REQUIREMENTS": json.dumps(list(spec.package.requirements)),
         "CLOUDML_PACKAGE": package,
         "CLOUDML_WORKDIR": WORK_MOUNT,
-        "CLOUDML_JOB_DIR": spec.job_dir or "",
+        "CLOUDML_JOB_DIR": spec.job_dir or pods.job_dir or "",
+        "CLOUDML_OUTPUT_DIR": pods.output_dir or "",
         "CLOUDML_PRE_COMMAND": spec.pre_command or "",
         "CLOUDML_POST_COMMAND": spec.post_command or "",
     }

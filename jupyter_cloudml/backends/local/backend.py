@@ -18,9 +18,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from traitlets import Dict, Float, List, Unicode, default
 
@@ -40,14 +39,17 @@ from ...models import (
     Scalar,
     TensorBoardInfo,
     TrainSpec,
+    spec_to_json,
 )
 from ..base import Backend
 from ..launch import HYPERTUNE_DIR
+from ..loglines import merge_lines
+from ..metrics_cursor import load_cursor, merge_scalars
 from . import logfiles
 from .deployments import LocalDeployments
 from .processes import process_alive
 from .scheduler import Settings, dispatch, kill_process_group, reap
-from .store import ACTIVE, JobStore, row_to_info, spec_to_json
+from .store import ACTIVE, JobStore, row_to_info
 from .tensorboards import LocalTensorBoards
 
 JOB_ID_RE = re.compile(r"^[a-z0-9][-a-z0-9]{0,62}$")
@@ -67,24 +69,6 @@ def detect_gpus() -> list[int]:
     except (OSError, subprocess.SubprocessError):
         return []
     return list(range(sum(1 for line in out.splitlines() if line.startswith("GPU "))))
-
-
-def _load_cursor(cursor: str | None) -> dict[str, Any]:
-    """The state behind a metrics cursor this backend handed out."""
-    if not cursor:
-        return {}
-    try:
-        state = json.loads(cursor)
-    except ValueError:
-        state = None
-    if not isinstance(state, dict):
-        raise InvalidSpec("malformed metrics cursor: pass back the cursor a metrics call returned")
-    return state
-
-
-def _merge(into: dict[str, builtins.list[Scalar]], more: Mapping[str, Sequence[Scalar]]) -> None:
-    for tag, values in more.items():
-        into.setdefault(tag, []).extend(values)
 
 
 def check_job_dir(job_dir: str | None) -> None:
@@ -303,7 +287,7 @@ class LocalBackend(Backend):
         for name, path in files.items():
             lines, offsets[name] = logfiles.read_lines(path, name)
             streams.append(lines)
-        first = logfiles.merge_lines(streams, since, tail)
+        first = merge_lines(streams, since, tail)
         if not follow:
             return iter(first)
         return self._follow(job_id, log_dir, replica, offsets, first)
@@ -336,18 +320,18 @@ class LocalBackend(Backend):
 
         spec = row_to_info(self._row(job_id)).spec
         assert spec is not None
-        state = _load_cursor(cursor)
+        state = load_cursor(cursor)
         found: dict[str, builtins.list[Scalar]] = {}
         job_dir = self.settings.job_dir(job_id, spec.job_dir)
         if "://" not in job_dir and os.path.isdir(job_dir):
             reader = ScalarReader(job_dir, cursor=state.get("events") or None)
-            _merge(found, reader.read_new())
+            merge_scalars(found, reader.read_new())
             state["events"] = reader.cursor()
         offsets = state.setdefault("hypertune", {})
         hypertune = self.settings.job_folder(job_id) / "outputs" / HYPERTUNE_DIR
         for path in sorted(hypertune.glob("*.metrics")):
             values, offsets[path.name] = read_hypertune(path, offsets.get(path.name, 0))
-            _merge(found, values)
+            merge_scalars(found, values)
         scalars = {tag: tuple(values) for tag, values in found.items()}
         return MetricsUpdate(scalars, json.dumps(state))
 

@@ -6,10 +6,8 @@ and tail, and resume from byte offsets to follow a running job.
 
 from __future__ import annotations
 
-import heapq
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ...models import LogLine
@@ -92,18 +90,6 @@ def replica_logs(log_dir: Path, replica: str | None = None) -> dict[str, Path]:
     if replica is not None:
         return {replica: found[replica]} if replica in found else {}
     return dict(sorted(found.items()))
-
-
-def merge_lines(
-    streams: Iterable[list[LogLine]], since: float | None = None, tail: int | None = None
-) -> list[LogLine]:
-    """Lines of several replicas in time order, newer than `since`, only the last `tail`."""
-    lines: Iterable[LogLine] = heapq.merge(*streams, key=lambda line: line.time)
-    if since is not None:
-        lines = (line for line in lines if line.time > since)
-    if tail is not None:
-        return list(deque(lines, maxlen=tail)) if tail > 0 else []
-    return list(lines)
 
 
 def follow(

@@ -25,7 +25,6 @@ from ...models import (
     ReplicaStatus,
     TrainSpec,
     from_dict,
-    to_dict,
 )
 
 SCHEMA = """
@@ -240,13 +239,6 @@ class JobStore:
             "SELECT * FROM events WHERE job_id = ? ORDER BY time, rowid", (job_id,)
         )
         return [Event(r["time"], r["reason"], r["message"], r["type"]) for r in rows]
-
-
-def spec_to_json(spec: TrainSpec) -> str:
-    """The spec as stored: everything but the code archive (which lives in the job's folder)."""
-    data = to_dict(spec)
-    data["package"]["archive"] = ""
-    return json.dumps(data)
 
 
 def row_to_info(row: sqlite3.Row) -> JobInfo:

@@ -1,0 +1,504 @@
+"""`KubernetesBackend`: jobs run as Indexed Jobs in one namespace of a cluster.
+
+The cluster is the only store: a job's record is annotations on its primary Job, its state is
+what the Jobs and pods say (read through one watch per kind, see ``watch.Informer``), its
+outputs and event files are on a shared volume (a ReadWriteMany PVC) that the notebook server
+mounts at the same path as the pods. ``kubectl get jobs -l app.kubernetes.io/managed-by=
+jupyter-cloudml`` shows the same truth as the sidebar.
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import contextlib
+import copy
+import json
+import os
+import re
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from traitlets import Int, Unicode, default
+
+from ...exceptions import BackendUnavailable, Conflict, InvalidSpec, NotFound
+from ...models import (
+    Capabilities,
+    Event,
+    JobInfo,
+    JobPage,
+    JobQuery,
+    LogLine,
+    MetricsUpdate,
+    Scalar,
+    TrainSpec,
+    spec_to_json,
+)
+from ..base import Backend
+from ..launch import HYPERTUNE_DIR
+from ..loglines import merge_lines
+from ..metrics_cursor import load_cursor, merge_scalars
+from . import podlogs, rbac
+from .api import KubeApi
+from .index import JobIndex
+from .labels import (
+    CANCELLED_ANNOTATION,
+    CREATED_ANNOTATION,
+    JOB_ID_ANNOTATION,
+    SPEC_ANNOTATION,
+    managed_selector,
+)
+from .names import job_name
+from .status import Obj, cluster_event, condition, pod_events
+from .training import PACKAGE_KEY, PodOptions, SharedVolume, owned_by, training_manifests
+from .watch import Informer
+
+JOB_ID_RE = re.compile(r"^[a-z0-9][-a-z0-9]{0,62}$")
+OUTPUT_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+STUDY_KIND = ("cloudml.io/kind", "study")
+
+
+class KubernetesBackend(Backend):
+    """Runs jobs on a Kubernetes cluster, in one namespace."""
+
+    namespace = Unicode(
+        "",
+        config=True,
+        help="""Namespace for jobs. Default: $CLOUDML_NAMESPACE, else the pod's own namespace
+        (in a cluster), else the kubeconfig context's. Example: c.KubernetesBackend.namespace =
+        "team-a" """,
+    )
+    kubeconfig = Unicode(
+        "",
+        config=True,
+        help="""Kubeconfig file used outside a cluster (default $KUBECONFIG, ~/.kube/config).
+        Example: c.KubernetesBackend.kubeconfig = "/home/me/.kube/config" """,
+    )
+    context = Unicode(
+        "",
+        config=True,
+        help="""Kubeconfig context (default: the current one). Example:
+        c.KubernetesBackend.context = "gpu-cluster" """,
+    )
+    image = Unicode(
+        "jupyter-cloudml/trainer:latest",
+        config=True,
+        help="""Image of training pods when a job names none (`--image`); it must have
+        jupyter-cloudml installed (see images/). Example: c.KubernetesBackend.image =
+        "registry.example.com/ml/trainer:2026.11" """,
+    )
+    shared_claim = Unicode(
+        "",
+        config=True,
+        help="""A ReadWriteMany PersistentVolumeClaim mounted in every pod and in the notebook
+        server at `shared_mount`: job dirs, outputs, metrics, large code packages and study
+        journals live there. Without it jobs run but their outputs stay in the pod, and
+        studies cannot run. Example: c.KubernetesBackend.shared_claim = "cloudml-shared" """,
+    )
+    shared_mount = Unicode(
+        "/mnt/cloudml",
+        config=True,
+        help="""Where `shared_claim` is mounted, in pods and in this server alike. Example:
+        c.KubernetesBackend.shared_mount = "/mnt/cloudml" """,
+    )
+    ttl_seconds = Int(
+        7 * 24 * 3600,
+        config=True,
+        help="""Finished jobs (their Jobs, pods and records) are removed by Kubernetes after
+        this many seconds. Example: c.KubernetesBackend.ttl_seconds = 86400""",
+    )
+    package_in_configmap_max = Int(
+        900_000,
+        config=True,
+        help="""Code packages up to this many bytes travel in a ConfigMap; larger ones are
+        written to the shared volume. Example: c.KubernetesBackend.package_in_configmap_max =
+        500000""",
+    )
+    api_retries = Int(
+        5,
+        config=True,
+        help="""How often a request answered 429/5xx (or not at all) is retried, with backoff.
+        Example: c.KubernetesBackend.api_retries = 3""",
+    )
+
+    @default("namespace")
+    def _namespace_default(self) -> str:
+        return os.environ.get("CLOUDML_NAMESPACE", "")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._lock = threading.Lock()
+        self._api: KubeApi | None = None
+        self._index: JobIndex | None = None
+        self._rbac_ready = False
+
+    # --- connection -----------------------------------------------------------------------------
+
+    @property
+    def api(self) -> KubeApi:
+        if self._api is None:
+            self._api = KubeApi(
+                kubeconfig=self.kubeconfig or None,
+                context=self.context or None,
+                namespace=self.namespace or None,
+                retries=self.api_retries,
+                log=self.log,
+            )
+        return self._api
+
+    @property
+    def ns(self) -> str:
+        return self.api.namespace
+
+    @property
+    def shared(self) -> SharedVolume | None:
+        return SharedVolume(self.shared_claim, self.shared_mount) if self.shared_claim else None
+
+    def _path(self, plural: str, name: str = "") -> str:
+        group = (
+            "/api/v1"
+            if plural in ("pods", "configmaps", "services", "events")
+            else ("/apis/batch/v1")
+        )
+        return f"{group}/namespaces/{self.ns}/{plural}" + (f"/{name}" if name else "")
+
+    @property
+    def index(self) -> JobIndex:
+        """The watched Jobs and pods of this namespace (started on first use)."""
+        with self._lock:
+            if self._index is None:
+                index = JobIndex()
+                selector = managed_selector()
+                jobs = Informer(self.api, self._path("jobs"), selector, index.on_job)
+                pods = Informer(self.api, self._path("pods"), selector, index.on_pod)
+                jobs.start()
+                pods.start()
+                index.informers = (jobs, pods)
+                self._index = index
+            return self._index
+
+    def close(self) -> None:
+        """Stop watching (the backend can be used again; it will list afresh)."""
+        with self._lock:
+            if self._index is not None:
+                for informer in self._index.informers:
+                    informer.stop()
+                self._index = None
+
+    # --- submit ---------------------------------------------------------------------------------
+
+    def submit(self, spec: TrainSpec) -> JobInfo:
+        if spec.python:
+            raise InvalidSpec(
+                "--python picks an interpreter on this machine; on Kubernetes give an image "
+                "with --image"
+            )
+        is_study = spec.labels.get(STUDY_KIND[0]) == STUDY_KIND[1]
+        if is_study and self.shared is None:
+            raise InvalidSpec(
+                "a study keeps its state on shared storage, and none is configured: set "
+                "c.KubernetesBackend.shared_claim to a ReadWriteMany PVC"
+            )
+        if is_study:
+            self._ensure_study_rbac()
+        job_id = f"{spec.name}-{secrets.token_hex(3)}"
+        package_uri = None
+        if len(spec.package.archive) > self.package_in_configmap_max:
+            package_uri = self._store_package(job_id, spec.package.archive)
+        manifests = training_manifests(
+            spec,
+            job_id,
+            self.ns,
+            image_default=self.image,
+            ttl_seconds=self.ttl_seconds,
+            package_in_configmap_max=self.package_in_configmap_max,
+            package_uri=package_uri,
+            pods=self._pod_options(job_id, is_study),
+        )
+        record = self._apply(spec, job_id, manifests)
+        self.index.on_job("ADDED", record)
+        return self.get(job_id)
+
+    def _pod_options(self, job_id: str, is_study: bool) -> PodOptions:
+        shared = self.shared
+        folder = shared.job_folder(job_id) if shared is not None else None
+        return PodOptions(
+            shared=shared,
+            job_dir=f"{folder}/job_dir" if folder else None,
+            output_dir=f"{folder}/outputs" if folder else None,
+            service_account=rbac.STUDY_DRIVER if is_study else None,
+        )
+
+    def _store_package(self, job_id: str, archive: bytes) -> str:
+        shared = self.shared
+        if shared is None:
+            raise InvalidSpec(
+                f"the code package is {len(archive)} bytes, more than a ConfigMap holds "
+                f"({self.package_in_configmap_max}): configure shared storage "
+                "(c.KubernetesBackend.shared_claim) or ship less (--exclude)"
+            )
+        folder = Path(shared.job_folder(job_id))
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / PACKAGE_KEY).write_bytes(archive)
+        return str(folder / PACKAGE_KEY)
+
+    def _apply(self, spec: TrainSpec, job_id: str, manifests: list[Obj]) -> Obj:
+        """Create the objects: the primary Job (suspended) first, owning the rest, then start it.
+
+        Calls: 1 per object + 1 to unsuspend. A create answered 409 for an object that carries
+        this job's id is one an earlier attempt made (the request was retried): it counts.
+        """
+        jobs = [m for m in manifests if m["kind"] == "Job"]
+        primary = copy.deepcopy(jobs[0])
+        notes = primary["metadata"]["annotations"]
+        notes[SPEC_ANNOTATION] = spec_to_json(spec)
+        notes[CREATED_ANNOTATION] = f"{time.time():.6f}"
+        primary["spec"]["suspend"] = True
+        record = self._create(primary, job_id)
+        uid = record["metadata"].get("uid", "")
+        try:
+            for manifest in manifests:
+                if manifest is jobs[0]:
+                    continue
+                owned = owned_by(manifest, primary["metadata"]["name"], "Job", uid)
+                self._create(owned, job_id)
+            return self.api.patch(self._path("jobs", primary["metadata"]["name"]),
+                                  {"spec": {"suspend": False}})  # fmt: skip
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._delete_job_objects(job_id, primary["metadata"]["name"])
+            raise
+
+    def _create(self, manifest: Obj, job_id: str) -> Obj:
+        kind = manifest["kind"]
+        plural = {"Job": "jobs", "ConfigMap": "configmaps", "Service": "services"}[kind]
+        try:
+            return self.api.create(self._path(plural), manifest)
+        except Conflict:
+            existing = self.api.get(self._path(plural, manifest["metadata"]["name"]))
+            if (existing["metadata"].get("annotations") or {}).get(JOB_ID_ANNOTATION) != job_id:
+                raise Conflict(
+                    f"{kind} {manifest['metadata']['name']} already exists in namespace "
+                    f"{self.ns} and is not this job's"
+                ) from None
+            return existing
+
+    def _ensure_study_rbac(self) -> None:
+        """The study driver's ServiceAccount, Role and RoleBinding (made once, idempotently)."""
+        if self._rbac_ready:
+            return
+        for manifest in rbac.study_driver_objects(self.ns):
+            path = rbac.collection_path(manifest, self.ns)
+            with contextlib.suppress(Conflict):
+                self.api.create(path, manifest)
+        self._rbac_ready = True
+
+    # --- read -----------------------------------------------------------------------------------
+
+    def _check_id(self, job_id: str) -> str:
+        if not JOB_ID_RE.match(job_id or ""):
+            raise NotFound(f"no job {job_id!r} (see `cloudml jobs list`)")
+        return job_name(job_id)
+
+    def get(self, job_id: str) -> JobInfo:
+        key = self._check_id(job_id)
+        info = self.index.info(key)
+        if info is None or info.id != job_id:
+            raise NotFound(f"no job {job_id!r} in namespace {self.ns} (see `cloudml jobs list`)")
+        if info.status.terminal:
+            self._stop_stragglers(key)
+        return info
+
+    def list(self, query: JobQuery | None = None) -> JobPage:
+        query = query or JobQuery()
+        infos = [i for i in self.index.infos() if _matches(i, query)]
+        infos.sort(key=lambda i: i.created, reverse=True)
+        return JobPage(tuple(infos[query.offset : query.offset + query.limit]), len(infos))
+
+    def events(self, job_id: str) -> builtins.list[Event]:
+        key = self._check_id(job_id)
+        info = self.get(job_id)
+        events = [Event(info.created, "Submitted", f"{len(info.replicas)} replica(s)")]
+        events += pod_events(self.index.pods(key))
+        prefix = f"{key}-"
+        listing = self.api.get(self._path("events"))
+        events += [
+            cluster_event(e)
+            for e in listing.get("items", [])
+            if (e.get("involvedObject") or {}).get("name", "").startswith(prefix)
+        ]
+        if info.status.terminal and info.finished:
+            events.append(Event(info.finished, info.status.value.title(), info.reason or ""))
+        return sorted(events, key=lambda e: e.time)
+
+    def logs(
+        self,
+        job_id: str,
+        replica: str | None = None,
+        follow: bool = False,
+        since: float | None = None,
+        tail: int | None = None,
+    ) -> Iterator[LogLine]:
+        key = self._check_id(job_id)
+        self.get(job_id)
+        pods = self._job_pods(key, replica)
+        per_pod = {p["metadata"]["name"]: podlogs.read_pod(self.api, p) for p in pods}
+        first = merge_lines(per_pod.values(), since, tail)
+        if not follow:
+            return iter(first)
+        seen = {name: len(lines) for name, lines in per_pod.items()}
+        return self._follow(job_id, key, replica, first, seen)
+
+    def _follow(
+        self,
+        job_id: str,
+        key: str,
+        replica: str | None,
+        first: builtins.list[LogLine],
+        seen: dict[str, int],
+    ) -> Iterator[LogLine]:
+        yield from first
+        index = self.index
+        yield from podlogs.follow_pods(
+            self.api,
+            lambda: self._job_pods(key, replica),
+            lambda: self._ended(job_id),
+            index.wait_change,
+            seen,
+        )
+
+    def _ended(self, job_id: str) -> bool:
+        try:
+            return self.get(job_id).status.terminal
+        except NotFound:
+            return True
+
+    def _job_pods(self, key: str, replica: str | None) -> builtins.list[Obj]:
+        from .status import pod_replica
+
+        pods = sorted(
+            self.index.pods(key), key=lambda p: p["metadata"].get("creationTimestamp", "")
+        )
+        return [p for p in pods if replica is None or pod_replica(p) == replica]
+
+    def metrics(self, job_id: str, cursor: str | None = None) -> MetricsUpdate:
+        from ...metrics import ScalarReader
+        from ...metrics.hypertune import read_hypertune
+
+        info = self.get(job_id)
+        assert info.spec is not None
+        state = load_cursor(cursor)
+        found: dict[str, builtins.list[Scalar]] = {}
+        job_dir = info.spec.job_dir or self._folder(job_id, "job_dir")
+        if job_dir and "://" not in job_dir and os.path.isdir(job_dir):
+            reader = ScalarReader(job_dir, cursor=state.get("events") or None)
+            merge_scalars(found, reader.read_new())
+            state["events"] = reader.cursor()
+        outputs = self._folder(job_id, "outputs")
+        offsets = state.setdefault("hypertune", {})
+        if outputs:
+            for path in sorted((Path(outputs) / HYPERTUNE_DIR).glob("*.metrics")):
+                values, offsets[path.name] = read_hypertune(path, offsets.get(path.name, 0))
+                merge_scalars(found, values)
+        return MetricsUpdate({t: tuple(v) for t, v in found.items()}, json.dumps(state))
+
+    def _folder(self, job_id: str, sub: str) -> str | None:
+        shared = self.shared
+        return f"{shared.job_folder(job_id)}/{sub}" if shared is not None else None
+
+    def read_output(self, job_id: str, name: str) -> bytes:
+        self.get(job_id)
+        if not OUTPUT_NAME_RE.match(name):
+            raise InvalidSpec(f"output name {name!r} is not a plain file name")
+        outputs = self._folder(job_id, "outputs")
+        if outputs is None:
+            raise NotFound(
+                f"job {job_id}'s outputs stayed in its pod: configure shared storage "
+                "(c.KubernetesBackend.shared_claim) to read them back"
+            )
+        try:
+            return (Path(outputs) / name).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"job {job_id} left no output named {name!r}") from None
+
+    def read_code(self, job_id: str) -> bytes:
+        key = self._check_id(job_id)
+        self.get(job_id)
+        stored = self._folder(job_id, PACKAGE_KEY)
+        if stored and os.path.isfile(stored):
+            return Path(stored).read_bytes()
+        try:
+            configmap = self.api.get(self._path("configmaps", f"{key}-code"))
+        except NotFound:
+            raise NotFound(f"job {job_id} has no code package left") from None
+        return base64.b64decode(configmap.get("binaryData", {}).get(PACKAGE_KEY, ""))
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(backend="kubernetes", images=True)
+
+    # --- change ---------------------------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> JobInfo:
+        key = self._check_id(job_id)
+        info = self.get(job_id)
+        if info.status.terminal:
+            return info
+        for job in self.index.jobs(key):
+            patch: dict[str, Any] = {"spec": {"suspend": True}}
+            if SPEC_ANNOTATION in (job["metadata"].get("annotations") or {}):
+                patch["metadata"] = {"annotations": {CANCELLED_ANNOTATION: f"{time.time():.6f}"}}
+            updated = self.api.patch(self._path("jobs", job["metadata"]["name"]), patch)
+            self.index.on_job("MODIFIED", updated)
+        return self.get(job_id)
+
+    def _stop_stragglers(self, key: str) -> None:
+        """Once a job has ended, replicas that never end by themselves (parameter servers)
+        are stopped: their Jobs are suspended, which deletes their pods."""
+        for job in self.index.jobs(key):
+            done = condition(job, "Complete") or condition(job, "Failed")
+            if (
+                done
+                or job.get("spec", {}).get("suspend")
+                or not job.get("status", {}).get("active")
+            ):
+                continue
+            with contextlib.suppress(BackendUnavailable, NotFound, Conflict):
+                updated = self.api.patch(
+                    self._path("jobs", job["metadata"]["name"]), {"spec": {"suspend": True}}
+                )
+                self.index.on_job("MODIFIED", updated)
+
+    def delete(self, job_id: str) -> None:
+        key = self._check_id(job_id)
+        info = self.get(job_id)
+        if not info.status.terminal:
+            raise Conflict(f"job {job_id} is {info.status.value}; cancel it before deleting it")
+        record = self.index.record(key)
+        assert record is not None
+        self._delete_job_objects(job_id, record["metadata"]["name"])
+        folder = self._folder(job_id, "")
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _delete_job_objects(self, job_id: str, primary: str) -> None:
+        """Delete the primary Job; the garbage collector removes what it owns."""
+        with contextlib.suppress(NotFound):
+            self.api.delete(self._path("jobs", primary), propagationPolicy="Background")
+        if self._index is not None:
+            self._index.forget(job_name(job_id))
+
+
+def _matches(info: JobInfo, query: JobQuery) -> bool:
+    if query.status and info.status not in query.status:
+        return False
+    if query.name and query.name.lower() not in f"{info.name}\n{info.id}".lower():
+        return False
+    labels = info.spec.labels if info.spec is not None else {}
+    if any(labels.get(k) != v for k, v in query.labels.items()):
+        return False
+    return not any(k in labels for k in query.without_labels)
