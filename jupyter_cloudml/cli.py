@@ -216,8 +216,31 @@ def run(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) -> in
     if ns.verb == "tensorboard":
         return run_tensorboard_command(client(), ns, out)
     if ns.verb == "models":
+        if ns.model_verb == "deploy" and _deploy_dry_run(ns):
+            return run_deploy_dry_run(ns, out)  # no Client: nothing to reach
         return run_models_command(client(), ns, out)
     return run_job_command(client(), ns, out)
+
+
+def _deploy_dry_run(ns: argparse.Namespace) -> bool:
+    """Whether a parsed `models deploy` is a dry run; the dry-run-only flags otherwise refused."""
+    if not ns.dry_run and (ns.engine is not None or ns.output == "yaml"):
+        flag = "--engine" if ns.engine is not None else "--output yaml"
+        raise InvalidSpec(
+            f"{flag} goes with --dry-run --backend kubernetes: it chooses the manifests "
+            "a dry run prints, not how a deployment is served"
+        )
+    return bool(ns.dry_run)
+
+
+def run_deploy_dry_run(ns: argparse.Namespace, out: TextIO) -> int:
+    """`models deploy --dry-run`: the spec, or the manifests (`--output yaml`), no Client."""
+    from .deploy_options import build_deploy_spec
+    from .render_deployments import format_deploy_dry_run
+
+    spec = build_deploy_spec(ns)
+    _say(out, format_deploy_dry_run(spec, ns.output, ns.backend, ns.engine))
+    return 0
 
 
 def run_models_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
@@ -245,6 +268,8 @@ def run_models_command(client: Client, ns: argparse.Namespace, out: TextIO) -> i
         _say(out, json.dumps(predictions) if as_json else "\n".join(map(str, predictions)))
         return 0
     if verb == "deploy":
+        if _deploy_dry_run(ns):
+            return run_deploy_dry_run(ns, out)
         info = client.deploy(build_deploy_spec(ns))
     elif verb == "update":
         info = client.set_traffic(ns.name, ns.traffic)

@@ -23,6 +23,8 @@ MODEL_SUMMARIES = {
     "undeploy": "remove a deployment, or one version of it (--version V)",
 }
 NAME_HINT = "deployment name, a DNS label (e.g. iris)"
+#: How `--backend kubernetes` serves: a KServe InferenceService, or Deployments and Services.
+ENGINES = ("kserve", "plain")
 
 
 def parse_traffic(text: str) -> dict[str, int]:
@@ -99,6 +101,28 @@ def add_model_verb_options(verb: str, parser: argparse.ArgumentParser) -> None:
         add("--cpu", type=finite_number, metavar="N", help="CPU per replica (e.g. --cpu 1)")
         add("--memory", metavar="QTY", help="memory per replica (e.g. --memory 2Gi)")
         add("--gpus", type=whole_number, metavar="N", help="GPUs per replica (e.g. --gpus 1)")
+        add(
+            "--dry-run",
+            action="store_true",
+            help="show what would be deployed, deploy nothing. With --backend kubernetes "
+            "--output yaml: the manifests, where a job:ID/PATH model is taken to be on the "
+            "shared PVC $CLOUDML_SHARED_CLAIM (default cloudml-shared) as "
+            "pvc://CLAIM/jobs/ID/job_dir/PATH, and versions named in --traffic as deployed "
+            "(e.g. --dry-run --backend kubernetes --output yaml)",
+        )
+        add(
+            "--backend",
+            metavar="NAME",
+            help="where to serve, instead of the configured backend: local, kubernetes or a "
+            "Backend class path (e.g. --backend kubernetes --dry-run --output yaml)",
+        )
+        add(
+            "--engine",
+            choices=ENGINES,
+            help="with --backend kubernetes --dry-run: kserve (an InferenceService, the "
+            "default) or plain (Deployments and Services, no weighted split) "
+            "(e.g. --engine plain)",
+        )
     if verb == "predict":
         add(
             "data",
@@ -118,7 +142,7 @@ def add_model_verb_options(verb: str, parser: argparse.ArgumentParser) -> None:
     if verb == "undeploy":
         add("--version", help="remove only this version (it must get no traffic)")
     if verb in ("list", "describe", "deploy", "predict", "update", "rollback"):
-        add_output_option(parser)
+        add_output_option(parser, yaml=verb == "deploy")
 
 
 def build_deploy_spec(ns: argparse.Namespace) -> DeploySpec:

@@ -7,7 +7,8 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
-from .models import DeploymentInfo, ServingReplicaStatus, VersionInfo, to_dict
+from .exceptions import InvalidSpec
+from .models import DeploymentInfo, DeploySpec, ServingReplicaStatus, VersionInfo, to_dict
 from .render import format_table, format_time
 
 
@@ -76,3 +77,46 @@ def deployment_dict(info: DeploymentInfo) -> dict[str, Any]:
     for version, v in zip(data["versions"], info.versions, strict=True):
         version["ready"] = v.ready
     return data
+
+
+def format_deploy_dry_run(
+    spec: DeploySpec, output: str = "text", backend: str | None = None, engine: str | None = None
+) -> str:
+    """What `models deploy --dry-run` shows: the spec as text or JSON; or, with `--output yaml`
+    for the kubernetes backend, the manifests it would apply (`engine`: kserve or plain)."""
+    if output == "yaml" or engine is not None:
+        name = _backend_name(backend)
+        if name != "kubernetes":
+            what = "--output yaml prints Kubernetes manifests"
+            if output != "yaml":
+                what = "--engine chooses how Kubernetes serves"
+            raise InvalidSpec(f"{what}; the backend here is {name!r}: add --backend kubernetes")
+    if output == "yaml":
+        from .backends.kubernetes.dry_run import deployment_yaml
+
+        return deployment_yaml(spec, engine or "kserve")
+    if output == "json":
+        return json.dumps(to_dict(spec), indent=2)
+    res = spec.resources
+    resources = f"cpu {res.cpu:g}" + (f", memory {res.memory}" if res.memory else "")
+    resources += f", {res.gpus} GPU" if res.gpus else ""
+    traffic = (
+        ", ".join(f"{v}={p}%" for v, p in spec.traffic.items())
+        if spec.traffic
+        else f"{spec.version} takes all once ready"
+    )
+    predictor = f" ({spec.predictor})" if spec.predictor else ""
+    return "\n".join(
+        [
+            f"{spec.name} {spec.version}: {spec.framework.value}{predictor} model {spec.model}",
+            f"replicas:  {spec.replicas} ({resources} each)",
+            f"traffic:   {traffic}",
+            "(dry run: nothing deployed)",
+        ]
+    )
+
+
+def _backend_name(backend: str | None) -> str:
+    from .config import CloudML, load_config
+
+    return CloudML(config=load_config()).backend_name(backend)

@@ -7,8 +7,10 @@ browser reaches them through jupyter-server-proxy under the server's base URL
 
 from __future__ import annotations
 
+import hashlib
 import html
 import os
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +19,13 @@ from .models import TensorBoardInfo
 #: Output MIME type the lab extension renders as an inline TensorBoard frame.
 MIME_TYPE = "application/vnd.jupyter.cloudml.tensorboard+json"
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
+
+
+def tensorboard_id(job_ids: Sequence[str]) -> str:
+    """The id of the TensorBoard over exactly these jobs (order and repeats do not matter),
+    the same on every backend: `tb-` and 12 hex digits of a SHA-256 of the sorted ids."""
+    digest = hashlib.sha256("\n".join(sorted(set(job_ids))).encode()).hexdigest()
+    return f"tb-{digest[:12]}"
 
 
 def proxy_path(url: str) -> str:

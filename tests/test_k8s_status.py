@@ -215,13 +215,13 @@ def status_body(code: int, message: str, reason: str = "") -> bytes:
 def test_api_errors_become_the_projects_errors() -> None:
     quota = (
         'jobs "x" is forbidden: exceeded quota: team-a-quota, requested: '
-        "requests.nvidia.com/gpu=2, used: requests.nvidia.com/gpu=3, limited: requests.nvidia.com/gpu=4"
+        "requests.nvidia.com/gpu=2, used: requests.nvidia.com/gpu=3, "
+        "limited: requests.nvidia.com/gpu=4"
     )
     err = error_for(403, status_body(403, quota, "Forbidden"), "https://k8s:6443")
     assert isinstance(err, QuotaExceeded)
     assert str(err) == (
-        "over quota 'team-a-quota' of the namespace: "
-        "requests.nvidia.com/gpu: asks 2, 3 of 4 in use"
+        "over quota 'team-a-quota' of the namespace: requests.nvidia.com/gpu: asks 2, 3 of 4 in use"
     )
     assert isinstance(error_for(404, status_body(404, "jobs x not found"), "h"), NotFound)
     assert isinstance(error_for(409, status_body(409, "exists"), "h"), Conflict)

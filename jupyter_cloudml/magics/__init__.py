@@ -115,7 +115,8 @@ class CloudMLMagics(Magics):
     def cloudml_deploy(self, line: str) -> None:
         """Serve a model as an online endpoint with replicas: `%cloudml_deploy iris --model
         job:iris-3f9a1c/model.joblib --framework sklearn --replicas 2`; `--help` lists every
-        option. The same as `%cloudml models deploy ...`."""
+        option; `--dry-run --backend kubernetes --output yaml` prints the manifests. The same
+        as `%cloudml models deploy ...`."""
         from ..options import parse_verb
 
         ns = _parse(lambda tokens: parse_verb("models deploy", tokens, "%cloudml_deploy"), line)
@@ -124,8 +125,17 @@ class CloudMLMagics(Magics):
             self._models(ns)
 
     def _models(self, ns: argparse.Namespace) -> None:
-        from ..cli import run_models_command
+        from ..cli import run_deploy_dry_run, run_models_command
 
+        if ns.model_verb == "deploy" and ns.dry_run:
+            with _usage_errors():
+                run_deploy_dry_run(ns, sys.stdout)  # no Client: nothing to reach
+            return
+        if ns.model_verb == "deploy" and ns.backend:
+            raise UsageError(
+                "--backend in a notebook only goes with --dry-run; to serve elsewhere set "
+                'c.CloudML.backend = "..." (or $CLOUDML_BACKEND) and restart the kernel'
+            )
         with _usage_errors():
             run_models_command(self.client, ns, sys.stdout)
         if ns.model_verb in ("deploy", "describe", "update", "rollback") and ns.output == "text":

@@ -89,7 +89,7 @@ class KubeApi:
         self.backoff = backoff
         self.timeout = timeout
         self.log = log or logging.getLogger(__name__)
-        #: Requests sent, by "METHOD /path" without query: what a submission costs.
+        #: Requests sent (not counting watch and log streams), as "METHOD /path".
         self.calls: list[str] = []
 
     # --- requests -------------------------------------------------------------------------------
@@ -124,6 +124,8 @@ class KubeApi:
         self, path: str, query: Mapping[str, Any], timeout: float | None = None
     ) -> Iterator[bytes]:
         """The lines of a streamed GET (a watch, a followed log) as they arrive."""
+        import urllib3
+
         response = self._send("GET", path, query, None, None, stream=True, timeout=timeout)
         raw = response.response
         try:
@@ -134,6 +136,10 @@ class KubeApi:
                 yield from (line for line in lines if line)
             if pending:
                 yield pending
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise BackendUnavailable(
+                f"the stream from {self.host}{path} broke off: {_cause(exc)}"
+            ) from exc
         finally:
             raw.release_conn()
 
@@ -154,7 +160,8 @@ class KubeApi:
         headers = {"Accept": "application/json", "Content-Type": content_type or "application/json"}
         if stream:
             headers["Accept"] = "*/*"
-        self.calls.append(f"{method} {path}")
+        if not stream:
+            self.calls.append(f"{method} {path}")
         attempt = 0
         while True:
             attempt += 1

@@ -61,6 +61,10 @@ from .watch import Informer
 JOB_ID_RE = re.compile(r"^[a-z0-9][-a-z0-9]{0,62}$")
 OUTPUT_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 STUDY_KIND = ("cloudml.io/kind", "study")
+NAMESPACE_ENV = "CLOUDML_NAMESPACE"
+IMAGE_ENV = "CLOUDML_IMAGE"
+SHARED_CLAIM_ENV = "CLOUDML_SHARED_CLAIM"
+SHARED_MOUNT_ENV = "CLOUDML_SHARED_MOUNT"
 
 
 class KubernetesBackend(Backend):
@@ -86,10 +90,11 @@ class KubernetesBackend(Backend):
         c.KubernetesBackend.context = "gpu-cluster" """,
     )
     image = Unicode(
-        "jupyter-cloudml/trainer:latest",
+        "",
         config=True,
         help="""Image of training pods when a job names none (`--image`); it must have
-        jupyter-cloudml installed (see images/). Example: c.KubernetesBackend.image =
+        jupyter-cloudml installed (see images/). Default $CLOUDML_IMAGE, else
+        jupyter-cloudml/trainer:latest. Example: c.KubernetesBackend.image =
         "registry.example.com/ml/trainer:2026.11" """,
     )
     shared_claim = Unicode(
@@ -98,12 +103,14 @@ class KubernetesBackend(Backend):
         help="""A ReadWriteMany PersistentVolumeClaim mounted in every pod and in the notebook
         server at `shared_mount`: job dirs, outputs, metrics, large code packages and study
         journals live there. Without it jobs run but their outputs stay in the pod, and
-        studies cannot run. Example: c.KubernetesBackend.shared_claim = "cloudml-shared" """,
+        studies cannot run. Default $CLOUDML_SHARED_CLAIM. Example:
+        c.KubernetesBackend.shared_claim = "cloudml-shared" """,
     )
     shared_mount = Unicode(
-        "/mnt/cloudml",
+        "",
         config=True,
-        help="""Where `shared_claim` is mounted, in pods and in this server alike. Example:
+        help="""Where `shared_claim` is mounted, in pods and in this server alike. Default
+        $CLOUDML_SHARED_MOUNT, else /mnt/cloudml. Example:
         c.KubernetesBackend.shared_mount = "/mnt/cloudml" """,
     )
     ttl_seconds = Int(
@@ -128,7 +135,27 @@ class KubernetesBackend(Backend):
 
     @default("namespace")
     def _namespace_default(self) -> str:
-        return os.environ.get("CLOUDML_NAMESPACE", "")
+        return os.environ.get(NAMESPACE_ENV, "")
+
+    @default("image")
+    def _image_default(self) -> str:
+        return os.environ.get(IMAGE_ENV, "jupyter-cloudml/trainer:latest")
+
+    @default("shared_claim")
+    def _shared_claim_default(self) -> str:
+        return os.environ.get(SHARED_CLAIM_ENV, "")
+
+    @default("shared_mount")
+    def _shared_mount_default(self) -> str:
+        return os.environ.get(SHARED_MOUNT_ENV, "/mnt/cloudml")
+
+    def pod_settings(self) -> dict[str, str]:
+        """The environment that makes a pod's own `Client()` (a study driver's, a notebook
+        server's) use this cluster, namespace, image and shared volume."""
+        env = {"CLOUDML_BACKEND": "kubernetes", NAMESPACE_ENV: self.ns, IMAGE_ENV: self.image}
+        if self.shared_claim:
+            env |= {SHARED_CLAIM_ENV: self.shared_claim, SHARED_MOUNT_ENV: self.shared_mount}
+        return env
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -232,6 +259,7 @@ class KubernetesBackend(Backend):
             job_dir=f"{folder}/job_dir" if folder else None,
             output_dir=f"{folder}/outputs" if folder else None,
             service_account=rbac.STUDY_DRIVER if is_study else None,
+            env=self.pod_settings(),
         )
 
     def _store_package(self, job_id: str, archive: bytes) -> str:
@@ -323,8 +351,8 @@ class KubernetesBackend(Backend):
     def events(self, job_id: str) -> builtins.list[Event]:
         key = self._check_id(job_id)
         info = self.get(job_id)
-        events = [Event(info.created, "Submitted", f"{len(info.replicas)} replica(s)")]
-        events += pod_events(self.index.pods(key))
+        submitted = Event(info.created, "Submitted", f"{len(info.replicas)} replica(s)")
+        events = pod_events(self.index.pods(key))
         prefix = f"{key}-"
         listing = self.api.get(self._path("events"))
         events += [
@@ -334,7 +362,8 @@ class KubernetesBackend(Backend):
         ]
         if info.status.terminal and info.finished:
             events.append(Event(info.finished, info.status.value.title(), info.reason or ""))
-        return sorted(events, key=lambda e: e.time)
+        # Kubernetes stamps whole seconds: what it reports may look older than the submission
+        return [submitted, *sorted(events, key=lambda e: e.time)]
 
     def logs(
         self,

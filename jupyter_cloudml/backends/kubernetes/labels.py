@@ -49,3 +49,40 @@ def job_selector(job_id: str) -> str:
 def managed_selector() -> str:
     """A label selector for everything this project manages (one watch per namespace)."""
     return f"{MANAGED_BY_KEY}={MANAGED_BY}"
+
+
+# --- serving and TensorBoard ------------------------------------------------------------------
+# Keys of the objects built by `serving.py` (model deployments) and `tensorboard.py`.
+
+#: A deployment's base object name (its InferenceService, or its plain Services/Deployments).
+DEPLOYMENT_KEY = "cloudml.io/deployment"
+#: One version of a deployment: on its plain Deployment, Service and pods, on KServe pods.
+VERSION_KEY = "cloudml.io/version"
+#: A TensorBoard's id, on its Deployment, Service and pod.
+TENSORBOARD_KEY = "cloudml.io/tensorboard"
+#: On an InferenceService: JSON list of {version, model, framework, created}, oldest first.
+VERSIONS_ANNOTATION = "cloudml.io/versions"
+#: On an InferenceService and a plain deployment's main Service: JSON {version: percent}.
+TRAFFIC_ANNOTATION = "cloudml.io/traffic"
+#: On a plain version's Deployment: JSON {version, model, framework, created}.
+VERSION_INFO_ANNOTATION = "cloudml.io/version-info"
+#: On a TensorBoard's Deployment and Service: JSON list of the job ids it shows.
+JOBS_ANNOTATION = "cloudml.io/jobs"
+
+
+def deployment_labels(base: str, version: str | None = None) -> dict[str, str]:
+    """Labels of a deployment's objects (``base``: its object name), of one version if given."""
+    labels = {MANAGED_BY_KEY: MANAGED_BY, DEPLOYMENT_KEY: base}
+    if version is not None:
+        labels[VERSION_KEY] = version
+    return labels
+
+
+def deployment_selector(base: str) -> str:
+    """A label selector string for every object (and pod) of a deployment."""
+    return ",".join(f"{k}={v}" for k, v in deployment_labels(base).items())
+
+
+def tensorboard_labels(tb_id: str) -> dict[str, str]:
+    """Labels of a TensorBoard's objects and pod (``tb_id``: its object name)."""
+    return {MANAGED_BY_KEY: MANAGED_BY, TENSORBOARD_KEY: tb_id}

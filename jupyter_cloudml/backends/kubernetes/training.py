@@ -26,6 +26,7 @@ import copy
 import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from ...exceptions import InvalidSpec
@@ -59,6 +60,8 @@ class PodOptions:
     #: ``CLOUDML_OUTPUT_DIR``: where the primary replica leaves returned values and files.
     output_dir: str | None = None
     service_account: str | None = None
+    #: Set in every container after the user's variables (e.g. the backend's own settings).
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 ENTRYPOINT_MODULE = "jupyter_cloudml.backends.kubernetes.entrypoint"
@@ -377,7 +380,7 @@ def _env(
         "CLOUDML_PRE_COMMAND": spec.pre_command or "",
         "CLOUDML_POST_COMMAND": spec.post_command or "",
     }
-    return {**spec.env, **ours}
+    return {**spec.env, **pods.env, **ours}
 
 
 def _metadata(

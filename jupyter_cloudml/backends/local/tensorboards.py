@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -28,16 +27,11 @@ import psutil
 
 from ...exceptions import BackendUnavailable, InvalidSpec, NotFound
 from ...models import TensorBoardInfo
+from ...tensorboard import tensorboard_id
 from .processes import file_lock, process_alive, write_json
 
 STARTUP_TIMEOUT = 60.0
 ID_RE = re.compile(r"^tb-[0-9a-f]{12}$")
-
-
-def tensorboard_id(job_ids: Sequence[str]) -> str:
-    """The id of the TensorBoard over exactly these jobs (order and repeats do not matter)."""
-    digest = hashlib.sha256("\n".join(sorted(set(job_ids))).encode()).hexdigest()
-    return f"tb-{digest[:12]}"
 
 
 class LocalTensorBoards:
