@@ -33,6 +33,7 @@ from jupyter_cloudml.models import (
 from jupyter_cloudml.packaging import package_files
 
 IMAGE = "jupyter-cloudml/trainer:latest"
+SERVING_IMAGE = "jupyter-cloudml/serving:latest"
 CLAIM = "cloudml-shared"
 GPU = "NVIDIA-A100-SXM4-80GB"
 
@@ -41,7 +42,7 @@ GPU = "NVIDIA-A100-SXM4-80GB"
 def cluster(tmp_path):
     with FakeCluster(
         tmp_path / "cluster", namespace="team-a", gpus=2, gpu_product=GPU,
-        images={IMAGE: sys.executable},
+        images={IMAGE: sys.executable, SERVING_IMAGE: sys.executable},
     ) as fake:  # fmt: skip
         yield fake
 
@@ -68,7 +69,15 @@ def spec(code: str, name: str = "train", **fields) -> TrainSpec:
 
 
 def wait_status(backend, job_id, *statuses, timeout=60.0):
-    wait_for(lambda: backend.get(job_id).status in statuses, timeout=timeout)
+    """Wait for one of `statuses`; a job that ends in another one fails the test at once."""
+
+    def reached():
+        info = backend.get(job_id)
+        if info.status.terminal and info.status not in statuses:
+            raise AssertionError(f"job ended {info.status.value}: {info.reason}")
+        return info.status in statuses
+
+    wait_for(reached, timeout=timeout)
     return backend.get(job_id)
 
 
@@ -355,3 +364,122 @@ def test_study_driver_runs_in_the_cluster_and_starts_its_trials(backend, cluster
     assert role is not None and all(r["apiGroups"] != ["*"] for r in role["rules"])
     assert json.loads(backend.read_output(study.id, "study.json"))["best"] is not None
     assert time.time() - info.created < 180
+
+
+# --- TensorBoard and serving ------------------------------------------------------------------
+
+
+def test_tensorboard_is_a_deployment_over_the_jobs_event_files(backend, cluster, shared):
+    from jupyter_cloudml.tensorboard import proxy_path
+
+    job = backend.submit(spec(TRAINER))
+    wait_status(backend, job.id, JobStatus.SUCCEEDED)
+    board = backend.tensorboard([job.id])
+    assert board.jobs == (job.id,) and not board.reused
+    assert board.url == f"http://{board.id}.team-a.svc:6006/"
+    assert proxy_path(board.url) == f"proxy/{board.id}.team-a.svc:6006/"
+    deployment = cluster.get("deployments", board.id)
+    command = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert f"{job.id}:{shared}/jobs/{job.id}/job_dir" in command
+    assert cluster.get("services", board.id)["spec"]["ports"][0]["port"] == 6006
+    assert backend.tensorboard([job.id]).reused
+    assert [b.id for b in backend.tensorboards()] == [board.id]
+    backend.stop_tensorboard(board.id)
+    assert cluster.get("deployments", board.id) is None
+    with pytest.raises(NotFound):
+        backend.stop_tensorboard(board.id)
+
+
+MODEL_JOB = """
+import os, pathlib
+pathlib.Path(os.environ["CLOUDML_JOB_DIR"], "model.joblib").write_bytes(b"model")
+"""
+
+
+def test_plain_deployment_versions_traffic_and_undeploy(backend, cluster):
+    from jupyter_cloudml.exceptions import Unsupported
+    from jupyter_cloudml.models import DeploymentStatus, DeploySpec, ModelFramework
+
+    job = backend.submit(spec(MODEL_JOB))
+    wait_status(backend, job.id, JobStatus.SUCCEEDED)
+    client = Client(backend=backend)
+    model = f"job:{job.id}"  # the job dir: the emulated kubelet mounts folders only
+    backend._deployments.timeout = 30
+    first = client.deploy(DeploySpec("iris", model, ModelFramework.SKLEARN, replicas=2))
+    assert first.status is DeploymentStatus.READY
+    assert first.url == "http://iris.team-a.svc:80"
+    assert [(v.version, v.traffic, len(v.replicas)) for v in first.versions] == [("v1", 100, 2)]
+    pod = cluster.get("deployments", "iris-v1")["spec"]["template"]["spec"]
+    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == CLAIM
+    second = client.deploy(DeploySpec("iris", model, ModelFramework.SKLEARN, version="v2"))
+    assert [(v.version, v.traffic) for v in second.versions] == [("v1", 0), ("v2", 100)]
+    assert cluster.get("services", "iris")["spec"]["selector"]["cloudml.io/version"] == "v2"
+    with pytest.raises(Conflict, match="already has a version v2"):
+        client.deploy(DeploySpec("iris", model, ModelFramework.SKLEARN, version="v2"))
+    back = client.rollback("iris")
+    assert {v.version: v.traffic for v in back.versions} == {"v1": 100, "v2": 0}
+    with pytest.raises(Unsupported, match="KServe"):
+        client.set_traffic("iris", {"v1": 50, "v2": 50})
+    with pytest.raises(Conflict, match="100%"):
+        client.undeploy("iris", "v1")
+    client.undeploy("iris", "v2")
+    assert cluster.get("deployments", "iris-v2") is None
+    assert [d.name for d in client.deployments()] == ["iris"]
+    client.undeploy("iris")
+    wait_for(lambda: not cluster.objects("deployments") and not cluster.get("services", "iris"))
+    with pytest.raises(NotFound):
+        client.get_deployment("iris")
+
+
+@pytest.fixture
+def kserve_backend(tmp_path):
+    with FakeCluster(
+        tmp_path / "kserve", namespace="team-a", images={IMAGE: sys.executable},
+        crds=("serving.kserve.io/v1beta1/inferenceservices",),
+    ) as fake:  # fmt: skip
+        folder = tmp_path / "kshared"
+        folder.mkdir()
+        fake.pvc_dirs[CLAIM] = str(folder)
+        backend = KubernetesBackend(
+            kubeconfig=str(fake.kubeconfig), shared_claim=CLAIM, shared_mount=str(folder)
+        )
+        yield backend, fake
+        backend.close()
+
+
+def test_kserve_inference_service_with_canary_split_and_rollback(kserve_backend, monkeypatch):
+    from jupyter_cloudml.backends.kubernetes import serving
+    from jupyter_cloudml.exceptions import InvalidSpec
+    from jupyter_cloudml.models import DeploymentStatus, DeploySpec, ModelFramework
+
+    backend, cluster = kserve_backend
+    client = Client(backend=backend)
+    job = backend.submit(spec(MODEL_JOB))
+    wait_status(backend, job.id, JobStatus.SUCCEEDED)
+    model = f"job:{job.id}/model.joblib"
+    first = client.deploy(DeploySpec("churn", model, ModelFramework.XGBOOST))
+    assert first.status is DeploymentStatus.READY and first.url.startswith("http://churn.")
+    isvc = cluster.get("inferenceservices", "churn")
+    storage = isvc["spec"]["predictor"]["model"]["storageUri"]
+    assert storage == f"pvc://{CLAIM}/jobs/{job.id}/job_dir/model.joblib"
+    canary = client.deploy(
+        DeploySpec(
+            "churn", model, ModelFramework.XGBOOST, version="v2", traffic={"v2": 10, "v1": 90}
+        )
+    )
+    assert {v.version: v.traffic for v in canary.versions} == {"v1": 90, "v2": 10}
+    assert (
+        cluster.get("inferenceservices", "churn")["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    )
+    promoted = client.set_traffic("churn", {"v2": 100})
+    assert {v.version: v.traffic for v in promoted.versions} == {"v1": 0, "v2": 100}
+    assert (
+        "canaryTrafficPercent" not in cluster.get("inferenceservices", "churn")["spec"]["predictor"]
+    )
+    rolled = client.rollback("churn")
+    assert {v.version: v.traffic for v in rolled.versions} == {"v1": 100, "v2": 0}
+    monkeypatch.setattr(serving, "STORAGE_SCHEMES", (*serving.STORAGE_SCHEMES, "fail"))
+    with pytest.raises(InvalidSpec, match="ModelLoadFailed"):
+        client.deploy(DeploySpec("broken", "fail://no/model", ModelFramework.SKLEARN))
+    client.undeploy("churn")
+    wait_for(lambda: cluster.get("inferenceservices", "churn") is None)

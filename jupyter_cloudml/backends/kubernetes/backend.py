@@ -29,6 +29,8 @@ from traitlets import Int, Unicode, default
 from ...exceptions import BackendUnavailable, Conflict, InvalidSpec, NotFound
 from ...models import (
     Capabilities,
+    DeploymentInfo,
+    DeploySpec,
     Event,
     JobInfo,
     JobPage,
@@ -36,6 +38,7 @@ from ...models import (
     LogLine,
     MetricsUpdate,
     Scalar,
+    TensorBoardInfo,
     TrainSpec,
     spec_to_json,
 )
@@ -45,6 +48,7 @@ from ..loglines import merge_lines
 from ..metrics_cursor import load_cursor, merge_scalars
 from . import podlogs, rbac
 from .api import KubeApi
+from .deployments import ClusterDeployments
 from .index import JobIndex
 from .labels import (
     CANCELLED_ANNOTATION,
@@ -54,7 +58,9 @@ from .labels import (
     managed_selector,
 )
 from .names import job_name
+from .serving import model_storage_uri
 from .status import Obj, cluster_event, condition, pod_events
+from .tensorboards import ClusterTensorBoards
 from .training import PACKAGE_KEY, PodOptions, SharedVolume, owned_by, training_manifests
 from .watch import Informer
 
@@ -126,6 +132,13 @@ class KubernetesBackend(Backend):
         written to the shared volume. Example: c.KubernetesBackend.package_in_configmap_max =
         500000""",
     )
+    serving_image = Unicode(
+        "jupyter-cloudml/serving:latest",
+        config=True,
+        help="""Image of model servers (the plain flavour and custom predictors); it must have
+        jupyter-cloudml and kserve installed (see images/). Example:
+        c.KubernetesBackend.serving_image = "registry.example.com/ml/serving:2026.11" """,
+    )
     api_retries = Int(
         5,
         config=True,
@@ -163,6 +176,7 @@ class KubernetesBackend(Backend):
         self._api: KubeApi | None = None
         self._index: JobIndex | None = None
         self._rbac_ready = False
+        self._serving: ClusterDeployments | None = None
 
     # --- connection -----------------------------------------------------------------------------
 
@@ -468,7 +482,61 @@ class KubernetesBackend(Backend):
         return base64.b64decode(configmap.get("binaryData", {}).get(PACKAGE_KEY, ""))
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(backend="kubernetes", images=True)
+        return Capabilities(backend="kubernetes", images=True, tensorboard=True, deployments=True)
+
+    # --- TensorBoard ----------------------------------------------------------------------------
+
+    @property
+    def _tensorboards(self) -> ClusterTensorBoards:
+        return ClusterTensorBoards(self.api, self.image, self.shared)
+
+    def tensorboard(self, job_ids: builtins.list[str]) -> TensorBoardInfo:
+        logdirs: dict[str, str] = {}
+        for job_id in job_ids:
+            spec = self.get(job_id).spec
+            job_dir = (spec.job_dir if spec else None) or self._folder(job_id, "job_dir")
+            if not job_dir:
+                raise InvalidSpec(
+                    f"job {job_id} keeps its event files in its pod: TensorBoard needs shared "
+                    "storage (c.KubernetesBackend.shared_claim) or a --job-dir it can read"
+                )
+            logdirs[job_id] = job_dir
+        return self._tensorboards.start(logdirs)
+
+    def tensorboards(self) -> builtins.list[TensorBoardInfo]:
+        return self._tensorboards.all()
+
+    def stop_tensorboard(self, tensorboard_id: str) -> None:
+        self._tensorboards.stop(tensorboard_id)
+
+    # --- serving --------------------------------------------------------------------------------
+
+    @property
+    def _deployments(self) -> ClusterDeployments:
+        if self._serving is None:
+            self._serving = ClusterDeployments(self.api, self.serving_image)
+        return self._serving
+
+    def deploy(self, spec: DeploySpec) -> DeploymentInfo:
+        job_dir = None
+        if spec.model.startswith("job:"):
+            job_id = spec.model[len("job:") :].partition("/")[0]
+            job = self.get(job_id)
+            job_dir = job.spec.job_dir if job.spec else None
+        uri = model_storage_uri(spec.model, shared=self.shared, job_dir=job_dir)
+        return self._deployments.deploy(spec, uri)
+
+    def deployments(self) -> builtins.list[DeploymentInfo]:
+        return self._deployments.all()
+
+    def get_deployment(self, name: str) -> DeploymentInfo:
+        return self._deployments.get(name)
+
+    def set_traffic(self, name: str, traffic: dict[str, int]) -> DeploymentInfo:
+        return self._deployments.set_traffic(name, traffic)
+
+    def undeploy(self, name: str, version: str | None = None) -> None:
+        self._deployments.undeploy(name, version)
 
     # --- change ---------------------------------------------------------------------------------
 

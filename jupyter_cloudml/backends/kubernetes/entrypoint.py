@@ -102,6 +102,8 @@ def main() -> int:
     code = os.path.join(workdir, "code")
     unpack(read_package(package), code)
     os.makedirs(extra["CLOUDML_OUTPUT_DIR"], exist_ok=True)
+    if "://" not in extra["CLOUDML_JOB_DIR"]:  # remote URIs are the trainer's to write
+        os.makedirs(extra["CLOUDML_JOB_DIR"], exist_ok=True)
     paths = [code]
     if requirements:
         deps = os.path.join(workdir, "deps")

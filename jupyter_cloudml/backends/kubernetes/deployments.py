@@ -1,0 +1,364 @@
+"""Model deployments on a cluster: a KServe InferenceService where the CRD exists, else a
+Deployment and Service per version behind one Service (see ``serving`` for the manifests).
+
+Deploying waits, by polling that one object, until the new version is ready or says why it
+is not (a model that does not load is ``InvalidSpec``). State lives in the objects' labels and
+annotations only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from typing import Any
+
+from ...exceptions import BackendUnavailable, Conflict, InvalidSpec, NotFound, Unsupported
+from ...models import (
+    DeploymentInfo,
+    DeploymentStatus,
+    DeploySpec,
+    ModelFramework,
+    ServingReplicaInfo,
+    ServingReplicaStatus,
+    VersionInfo,
+    check_traffic,
+)
+from .api import KubeApi
+from .labels import (
+    DEPLOYMENT_KEY,
+    MANAGED_BY,
+    MANAGED_BY_KEY,
+    TRAFFIC_ANNOTATION,
+    VERSION_INFO_ANNOTATION,
+    VERSION_KEY,
+    VERSIONS_ANNOTATION,
+)
+from .serving import (
+    SERVICE_PORT,
+    deployment_name,
+    inference_service,
+    main_service,
+    plain_manifests,
+    version_name,
+)
+from .status import Obj, annotations_of, condition, labels_of, timestamp
+
+KSERVE_GROUP = "/apis/serving.kserve.io/v1beta1"
+#: Conditions reasons of a predictor that will not get ready by waiting.
+LOAD_FAILURES = ("ModelLoadFailed", "RevisionFailed", "InvalidSpec", "ContainerCreationFailed")
+
+
+class ClusterDeployments:
+    """Deploy, inspect, split traffic and undeploy models in one namespace."""
+
+    def __init__(self, api: KubeApi, serving_image: str, timeout: float = 600.0) -> None:
+        self.api = api
+        self.serving_image = serving_image
+        self.timeout = timeout
+        self._kserve: bool | None = None
+
+    @property
+    def ns(self) -> str:
+        return self.api.namespace
+
+    def kserve(self) -> bool:
+        """Whether the cluster serves InferenceServices (asked once)."""
+        if self._kserve is None:
+            try:
+                self.api.get(KSERVE_GROUP)
+                self._kserve = True
+            except NotFound:
+                self._kserve = False
+        return self._kserve
+
+    def _isvc_path(self, name: str = "") -> str:
+        return f"{KSERVE_GROUP}/namespaces/{self.ns}/inferenceservices" + (
+            f"/{name}" if name else ""
+        )
+
+    def _path(self, plural: str, name: str = "") -> str:
+        root = "/apis/apps/v1" if plural == "deployments" else "/api/v1"
+        return f"{root}/namespaces/{self.ns}/{plural}" + (f"/{name}" if name else "")
+
+    # --- deploy ---------------------------------------------------------------------------------
+
+    def deploy(self, spec: DeploySpec, storage_uri: str) -> DeploymentInfo:
+        if self.kserve():
+            self._deploy_kserve(spec, storage_uri)
+        else:
+            self._deploy_plain(spec, storage_uri)
+        return self._wait_ready(spec.name, spec.version)
+
+    def _deploy_kserve(self, spec: DeploySpec, storage_uri: str) -> None:
+        base = deployment_name(spec.name)
+        previous = self._get_or_none(self._isvc_path(base))
+        if previous is not None and spec.version in _versions(previous):
+            raise Conflict(f"{spec.name} already has a version {spec.version}: deploy a new one")
+        manifest = inference_service(
+            spec, self.ns, storage_uri=storage_uri, previous=previous,
+            serving_image=self.serving_image, created=time.time(),
+        )  # fmt: skip
+        if previous is None:
+            self.api.create(self._isvc_path(), manifest)
+        else:
+            manifest["metadata"]["resourceVersion"] = previous["metadata"].get("resourceVersion")
+            self.api.request("PUT", self._isvc_path(base), body=manifest)
+
+    def _deploy_plain(self, spec: DeploySpec, storage_uri: str) -> None:
+        deployed = [v.version for v in self._plain_versions(spec.name)]
+        if spec.version in deployed:
+            raise Conflict(f"{spec.name} already has a version {spec.version}: deploy a new one")
+        deployment, service, main = plain_manifests(
+            spec, self.ns, storage_uri=storage_uri, serving_image=self.serving_image,
+            deployed_versions=deployed, created=time.time(),
+        )  # fmt: skip
+        self.api.create(self._path("deployments"), deployment)
+        self.api.create(self._path("services"), service)
+        self._wait_ready(spec.name, spec.version, plain_only=True)
+        self._put_main_service(main)
+
+    def _put_main_service(self, main: Obj) -> None:
+        name = main["metadata"]["name"]
+        existing = self._get_or_none(self._path("services", name))
+        if existing is None:
+            self.api.create(self._path("services"), main)
+        else:
+            self.api.patch(
+                self._path("services", name),
+                {"metadata": {"annotations": main["metadata"]["annotations"]},
+                 "spec": {"selector": main["spec"]["selector"]}},
+            )  # fmt: skip
+
+    def _wait_ready(self, name: str, version: str, plain_only: bool = False) -> DeploymentInfo:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            info = self._plain_info(name) if plain_only else self.get(name)
+            mine = next((v for v in info.versions if v.version == version), None)
+            replicas = mine.replicas if mine is not None else ()
+            if info.status is DeploymentStatus.FAILED or any(
+                r.status is ServingReplicaStatus.FAILED for r in replicas
+            ):
+                raise InvalidSpec(f"{name} {version} did not start: {info.reason or 'failed'}")
+            if replicas and all(r.status is ServingReplicaStatus.READY for r in replicas):
+                return info
+            if time.monotonic() > deadline:
+                raise BackendUnavailable(
+                    f"{name} {version} was not ready after {self.timeout:.0f} s: {info.reason}"
+                )
+            time.sleep(0.25)
+
+    # --- read -----------------------------------------------------------------------------------
+
+    def all(self) -> list[DeploymentInfo]:
+        names: set[str] = set()
+        if self.kserve():
+            listing = self.api.get(
+                self._isvc_path(), labelSelector=f"{MANAGED_BY_KEY}={MANAGED_BY}"
+            )
+            names |= {labels_of(o).get(DEPLOYMENT_KEY, "") for o in listing.get("items", [])}
+        listing = self.api.get(self._path("deployments"), labelSelector=DEPLOYMENT_KEY)
+        names |= {labels_of(o).get(DEPLOYMENT_KEY, "") for o in listing.get("items", [])}
+        return [self.get(n) for n in sorted(names - {""})]
+
+    def get(self, name: str) -> DeploymentInfo:
+        base = deployment_name(name)
+        if self.kserve():
+            isvc = self._get_or_none(self._isvc_path(base))
+            if isvc is not None:
+                return _kserve_info(name, isvc)
+        return self._plain_info(name)
+
+    def _plain_deployments(self, name: str) -> list[Obj]:
+        """The version Deployments of a plain deployment, oldest first."""
+        base = deployment_name(name)
+        listing = self.api.get(self._path("deployments"), labelSelector=f"{DEPLOYMENT_KEY}={base}")
+        return sorted(listing.get("items", []), key=_record_created)
+
+    def _plain_versions(self, name: str) -> list[VersionInfo]:
+        main = self._get_or_none(self._path("services", deployment_name(name)))
+        serving = (main or {}).get("spec", {}).get("selector", {}).get(VERSION_KEY)
+        return [_plain_version(d, serving) for d in self._plain_deployments(name)]
+
+    def _plain_info(self, name: str) -> DeploymentInfo:
+        deployments = self._plain_deployments(name)
+        main = self._get_or_none(self._path("services", deployment_name(name)))
+        serving = (main or {}).get("spec", {}).get("selector", {}).get(VERSION_KEY)
+        versions = [_plain_version(d, serving) for d in deployments]
+        if not versions:
+            raise NotFound(f"no deployment {name!r} in namespace {self.ns}")
+        serving = [v for v in versions if v.traffic]
+        ready = all(
+            any(r.status is ServingReplicaStatus.READY for r in v.replicas) for v in serving
+        )
+        status = DeploymentStatus.READY if serving and ready else DeploymentStatus.STARTING
+        url = f"http://{deployment_name(name)}.{self.ns}.svc:{SERVICE_PORT}"
+        created = _record_created(deployments[0])
+        return DeploymentInfo(name, status, url, tuple(versions), created=created)
+
+    def _get_or_none(self, path: str) -> Obj | None:
+        try:
+            return self.api.get(path)
+        except NotFound:
+            return None
+
+    # --- change ---------------------------------------------------------------------------------
+
+    def set_traffic(self, name: str, traffic: dict[str, int]) -> DeploymentInfo:
+        check_traffic(traffic)
+        info = self.get(name)
+        known = [v.version for v in info.versions]
+        for version in traffic:
+            if version not in known:
+                raise NotFound(f"{name} has no version {version!r} ({', '.join(known)})")
+        base = deployment_name(name)
+        if self.kserve() and self._get_or_none(self._isvc_path(base)) is not None:
+            self._kserve_traffic(base, known, traffic)
+        else:
+            shares = {v: p for v, p in traffic.items() if p}
+            if len(shares) != 1:
+                raise Unsupported(
+                    "without KServe one version serves all requests: use --traffic VERSION=100"
+                    " (or install KServe for weighted splits)"
+                )
+            (version,) = shares
+            self._put_main_service(main_service(name, self.ns, version))
+        return self.get(name)
+
+    def _kserve_traffic(self, base: str, known: list[str], traffic: dict[str, int]) -> None:
+        latest, previous = known[-1], known[-2] if len(known) > 1 else None
+        shares = {v: p for v, p in traffic.items() if p}
+        allowed = {latest, previous}
+        if not set(shares) <= allowed:
+            raise InvalidSpec(
+                f"KServe routes to the newest version ({latest}) and the one rolled out before "
+                f"it ({previous or 'none'}) only: redeploy "
+                f"{', '.join(sorted(set(shares) - allowed))} as a new version instead"
+            )
+        canary: int | None = shares.get(latest, 0)
+        if canary == 100:
+            canary = None
+        patch: dict[str, Any] = {
+            "metadata": {"annotations": {TRAFFIC_ANNOTATION: json.dumps(shares)}},
+            "spec": {"predictor": {"canaryTrafficPercent": canary}},
+        }
+        self.api.patch(self._isvc_path(base), patch)
+
+    def undeploy(self, name: str, version: str | None = None) -> None:
+        info = self.get(name)
+        base = deployment_name(name)
+        kserve = self.kserve() and self._get_or_none(self._isvc_path(base)) is not None
+        if version is None:
+            if kserve:
+                self.api.delete(self._isvc_path(base), propagationPolicy="Background")
+            for v in info.versions:
+                self._delete_plain_version(name, v.version)
+            if not kserve:
+                self._delete(self._path("services", base))
+            return
+        mine = next((v for v in info.versions if v.version == version), None)
+        if mine is None:
+            raise NotFound(f"{name} has no version {version!r}")
+        if mine.traffic:
+            raise Conflict(f"{name} {version} still gets {mine.traffic}% of the traffic")
+        if kserve:
+            isvc = self.api.get(self._isvc_path(base))
+            records = [r for r in _records(isvc) if r.get("version") != version]
+            note = {VERSIONS_ANNOTATION: json.dumps(records)}
+            self.api.patch(self._isvc_path(base), {"metadata": {"annotations": note}})
+        else:
+            self._delete_plain_version(name, version)
+
+    def _delete_plain_version(self, name: str, version: str) -> None:
+        target = version_name(name, version)
+        self._delete(self._path("deployments", target))
+        self._delete(self._path("services", target))
+
+    def _delete(self, path: str) -> None:
+        with contextlib.suppress(NotFound):
+            self.api.delete(path, propagationPolicy="Background")
+
+
+def _records(isvc: Obj) -> list[dict[str, Any]]:
+    records = json.loads(annotations_of(isvc).get(VERSIONS_ANNOTATION) or "[]")
+    return [r for r in records if isinstance(r, dict)]
+
+
+def _versions(isvc: Obj) -> list[str]:
+    return [str(r.get("version")) for r in _records(isvc)]
+
+
+def _traffic(isvc: Obj) -> dict[str, int]:
+    traffic = json.loads(annotations_of(isvc).get(TRAFFIC_ANNOTATION) or "{}")
+    return {str(k): int(v) for k, v in traffic.items()}
+
+
+def _kserve_info(name: str, isvc: Obj) -> DeploymentInfo:
+    traffic = _traffic(isvc)
+    status = isvc.get("status") or {}
+    ready = condition(isvc, "Ready")
+    failed = next(
+        (
+            c
+            for c in status.get("conditions") or []
+            if c.get("status") == "False" and c.get("reason") in LOAD_FAILURES
+        ),
+        None,
+    )
+    if failed is not None:
+        state, reason = DeploymentStatus.FAILED, f"{failed['reason']}: {failed.get('message', '')}"
+    elif ready is not None:
+        state, reason = DeploymentStatus.READY, ""
+    else:
+        state, reason = DeploymentStatus.STARTING, "waiting for KServe to report Ready"
+    replicas = isvc.get("spec", {}).get("predictor", {}).get("minReplicas", 1)
+    versions = []
+    for record in _records(isvc):
+        share = traffic.get(str(record.get("version")), 0)
+        replica_status = {
+            DeploymentStatus.READY: ServingReplicaStatus.READY,
+            DeploymentStatus.FAILED: ServingReplicaStatus.FAILED,
+        }.get(state, ServingReplicaStatus.STARTING)
+        shown = tuple(
+            ServingReplicaInfo(f"{record.get('version')}-{i}", replica_status, reason=reason)
+            for i in range(replicas)
+        ) if share else ()  # fmt: skip
+        versions.append(
+            VersionInfo(
+                version=str(record.get("version")),
+                model=str(record.get("model", "")),
+                framework=ModelFramework(record.get("framework", "custom")),
+                traffic=share,
+                replicas=shown,
+            )
+        )
+    url = status.get("url") or (status.get("address") or {}).get("url") or ""
+    created = timestamp(isvc.get("metadata", {}).get("creationTimestamp")) or 0.0
+    return DeploymentInfo(name, state, url, tuple(versions), reason=reason, created=created)
+
+
+def _plain_version(deployment: Obj, serving: str | None) -> VersionInfo:
+    record = json.loads(annotations_of(deployment).get(VERSION_INFO_ANNOTATION) or "{}")
+    version = labels_of(deployment).get(VERSION_KEY, str(record.get("version", "")))
+    wanted = int(deployment.get("spec", {}).get("replicas") or 0)
+    ready = int(deployment.get("status", {}).get("readyReplicas") or 0)
+    replicas = tuple(
+        ServingReplicaInfo(
+            f"{version}-{i}",
+            ServingReplicaStatus.READY if i < ready else ServingReplicaStatus.STARTING,
+        )
+        for i in range(wanted)
+    )
+    return VersionInfo(
+        version=version,
+        model=str(record.get("model", "")),
+        framework=ModelFramework(record.get("framework", "custom")),
+        traffic=100 if version == serving else 0,
+        replicas=replicas,
+        predictor=record.get("predictor"),
+    )
+
+
+def _record_created(deployment: Obj) -> float:
+    record = json.loads(annotations_of(deployment).get(VERSION_INFO_ANNOTATION) or "{}")
+    return float(record.get("created") or 0.0)
