@@ -19,6 +19,7 @@ BENCHES = [
     "bench_tuning.py",
     "bench_server.py",
     "bench_serving.py",
+    "bench_k8s.py",
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -89,3 +90,13 @@ def serving_python() -> str:
     from jupyter_cloudml.serving.env import create_serving_env
 
     return create_serving_env(Path(__file__).resolve().parent.parent / ".venv-serving")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `realcluster` need a live Kubernetes cluster: skipped without $KUBECONFIG."""
+    if os.environ.get("KUBECONFIG"):
+        return
+    skip = pytest.mark.skip(reason="needs a live cluster: set KUBECONFIG")
+    for item in items:
+        if "realcluster" in item.keywords:
+            item.add_marker(skip)
