@@ -29,7 +29,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from ...exceptions import Conflict, InvalidSpec, Unsupported
-from ...models import DeploySpec, ModelFramework, Resources
+from ...models import DeploySpec, ModelFramework
 from ...serving.replica import replica_command
 from .labels import (
     MANAGED_BY,
@@ -40,7 +40,7 @@ from .labels import (
     deployment_labels,
 )
 from .names import dns_label
-from .training import GPU_PRODUCT_LABEL, GPU_RESOURCE, SharedVolume, gpu_product
+from .training import GPU_RESOURCE, SharedVolume, gpu_placement, resources_for
 
 Manifest = dict[str, Any]
 
@@ -222,35 +222,6 @@ def model_source(
 # --- shared pieces ----------------------------------------------------------------------------
 
 
-def serving_resources(res: Resources) -> dict[str, dict[str, str]]:
-    """Requests and limits of a serving container: cpu (none when 0), memory, GPUs."""
-    amounts: dict[str, str] = {}
-    if res.cpu > 0:
-        milli = max(1, round(res.cpu * 1000))
-        amounts["cpu"] = str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
-    if res.memory:
-        amounts["memory"] = res.memory
-    limits = dict(amounts)
-    if res.gpus:
-        limits[GPU_RESOURCE] = str(res.gpus)
-    out: dict[str, dict[str, str]] = {}
-    if amounts:
-        out["requests"] = amounts
-    if limits:
-        out["limits"] = limits
-    return out
-
-
-def _placement(res: Resources) -> dict[str, Any]:
-    """Pod spec fields placing a pod on a node with the GPUs it asks for."""
-    out: dict[str, Any] = {}
-    if res.gpu_type:
-        out["nodeSelector"] = {GPU_PRODUCT_LABEL: gpu_product(res.gpu_type)}
-    if res.gpus:
-        out["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
-    return out
-
-
 def version_record(spec: DeploySpec, created: float) -> dict[str, Any]:
     """How a version is remembered in annotations."""
     return {
@@ -322,10 +293,10 @@ def inference_service(
     }
     if canary is not None:
         predictor["canaryTrafficPercent"] = canary
-    predictor.update(_placement(spec.resources))
+    predictor.update(gpu_placement(spec.resources))
     if service_account:
         predictor["serviceAccountName"] = service_account
-    resources = serving_resources(spec.resources)
+    resources = resources_for(spec.resources)
     if spec.framework is ModelFramework.CUSTOM or spec.framework in own_server_for:
         container: dict[str, Any] = {
             "name": KSERVE_CONTAINER,
@@ -509,7 +480,7 @@ def version_deployment(
     """The Deployment ``<name>-<version>``: ``spec.replicas`` pods of our model server."""
     base = deployment_name(spec.name)
     labels = deployment_labels(base, spec.version)
-    resources = serving_resources(spec.resources)
+    resources = resources_for(spec.resources)
     no_gpus = {
         kind: {k: v for k, v in amounts.items() if k != GPU_RESOURCE}
         for kind, amounts in resources.items()
@@ -549,7 +520,7 @@ def version_deployment(
         "enableServiceLinks": False,
         "containers": [container],
         "volumes": list(source.volumes),
-        **_placement(spec.resources),
+        **gpu_placement(spec.resources),
     }
     if source.init_containers:
         pod_spec["initContainers"] = list(source.init_containers)

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...exceptions import InvalidSpec
-from ...models import LABEL_VALUE_RE, Framework, TrainSpec
+from ...models import LABEL_VALUE_RE, Framework, Resources, TrainSpec
 from ..cluster import needs_addresses
 from .labels import JOB_ID_ANNOTATION, job_labels, job_match_labels
 from .names import job_name
@@ -215,13 +215,7 @@ def replica_job(
         pod_spec["volumes"].append(
             {"name": "code", "configMap": {"name": f"{job_name(job_id)}-code"}}
         )
-    node_selector = node_selector_for(spec)
-    if node_selector:
-        pod_spec["nodeSelector"] = node_selector
-    if spec.resources.gpus:
-        pod_spec["tolerations"] = [
-            {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
-        ]
+    pod_spec.update(gpu_placement(spec.resources, spec.node_selector))
     job_spec: dict[str, Any] = {
         "completionMode": "Indexed",
         "completions": count,
@@ -253,14 +247,18 @@ def replica_job(
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec}
 
 
-def node_selector_for(spec: TrainSpec) -> dict[str, str]:
-    """The GPU product (from ``--gpu-type``) and the user's node selector (which wins)."""
-    selector: dict[str, str] = {}
-    gpu_type = spec.resources.gpu_type
-    if gpu_type:
-        selector[GPU_PRODUCT_LABEL] = gpu_product(gpu_type)
-    selector.update(spec.node_selector)
-    return selector
+def gpu_placement(res: Resources, node_selector: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Pod spec fields for a pod's GPUs: a node selector on the GPU product (from
+    ``--gpu-type``, merged with the user's ``node_selector``, which wins) and a toleration of
+    GPU nodes' taint."""
+    out: dict[str, Any] = {}
+    selector = {GPU_PRODUCT_LABEL: gpu_product(res.gpu_type)} if res.gpu_type else {}
+    selector.update(node_selector or {})
+    if selector:
+        out["nodeSelector"] = selector
+    if res.gpus:
+        out["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
+    return out
 
 
 def gpu_product(gpu_type: str) -> str:
@@ -274,9 +272,8 @@ def gpu_product(gpu_type: str) -> str:
     return product
 
 
-def resources_for(spec: TrainSpec) -> dict[str, dict[str, str]]:
+def resources_for(res: Resources) -> dict[str, dict[str, str]]:
     """Container requests and limits: cpu (none when 0), memory, ``nvidia.com/gpu``."""
-    res = spec.resources
     amounts: dict[str, str] = {}
     if res.cpu > 0:
         amounts["cpu"] = _cpu_quantity(res.cpu)
@@ -340,7 +337,7 @@ def _container(
         )
     if pods.shared is not None:
         container["volumeMounts"].append({"name": "shared", "mountPath": pods.shared.mount_path})
-    resources = resources_for(spec)
+    resources = resources_for(spec.resources)
     if resources:
         container["resources"] = resources
     return container
