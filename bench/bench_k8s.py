@@ -124,14 +124,14 @@ def bench_latency(jobs: int, changes: int) -> dict[str, float]:
             started = time.perf_counter()
             # a change the emulated controllers leave alone: the job is cancelled at time n
             note = {"metadata": {"annotations": {CANCELLED_ANNOTATION: str(n + 1)}}}
-            backend.api.patch(backend._path("jobs", names[i]), note)
+            backend.api.patch(backend.api.path("jobs", names[i]), note)
             while backend.get(ids[i]).finished != n + 1:
                 time.sleep(0.0005)
             ours.append(time.perf_counter() - started)
         polling: list[float] = []
         for _ in range(max(5, changes // 20)):
             started = time.perf_counter()
-            listing = backend.api.get(backend._path("jobs"))
+            listing = backend.api.get(backend.api.path("jobs"))
             records = [j for j in listing["items"] if is_record(j)]
             for record in records:
                 job_info(record, [record], [])

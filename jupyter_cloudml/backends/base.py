@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import abc
 import builtins
+import re
 from collections.abc import Iterator
 
 from traitlets import MetaHasTraits
 from traitlets.config import LoggingConfigurable
 
-from ..exceptions import Unsupported
+from ..exceptions import InvalidSpec, Unsupported
 from ..models import (
     Capabilities,
     DeploymentInfo,
@@ -26,6 +27,16 @@ from ..models import (
     TensorBoardInfo,
     TrainSpec,
 )
+
+#: What every backend's job ids look like (also a DNS-1123 label): anything else is unknown.
+JOB_ID_RE = re.compile(r"^[a-z0-9][-a-z0-9]{0,62}$")
+#: A file a job may leave in its output folder (no path, no hidden file).
+OUTPUT_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def check_output_name(name: str) -> None:
+    if not OUTPUT_NAME_RE.match(name):
+        raise InvalidSpec(f"output name {name!r} is not a plain file name")
 
 
 class _BackendMeta(MetaHasTraits, abc.ABCMeta):

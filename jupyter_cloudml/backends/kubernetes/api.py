@@ -27,6 +27,12 @@ from ...exceptions import BackendUnavailable, CloudMLError, Conflict, NotFound, 
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MERGE_PATCH = "application/merge-patch+json"
+#: API root of each kind this project reads or writes; the rest are core (``/api/v1``).
+API_ROOTS = {
+    "jobs": "/apis/batch/v1",
+    "deployments": "/apis/apps/v1",
+    "inferenceservices": "/apis/serving.kserve.io/v1beta1",
+}
 #: "exceeded quota: team-a, requested: requests.nvidia.com/gpu=2, used: ..., limited: ..."
 QUOTA_RE = re.compile(
     r"exceeded quota: (?P<quota>[^,]+), requested: (?P<requested>.*?), used: (?P<used>.*?), "
@@ -91,6 +97,11 @@ class KubeApi:
         self.log = log or logging.getLogger(__name__)
         #: Requests sent (not counting watch and log streams), as "METHOD /path".
         self.calls: list[str] = []
+
+    def path(self, plural: str, name: str = "") -> str:
+        """The URL path of the objects of a kind in this namespace, or of one of them."""
+        root = API_ROOTS.get(plural, "/api/v1")
+        return f"{root}/namespaces/{self.namespace}/{plural}" + (f"/{name}" if name else "")
 
     # --- requests -------------------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ import contextlib
 import copy
 import json
 import os
-import re
 import secrets
 import shutil
 import threading
@@ -42,7 +41,8 @@ from ...models import (
     TrainSpec,
     spec_to_json,
 )
-from ..base import Backend
+from ...tuning.study import KIND_LABEL
+from ..base import JOB_ID_RE, Backend, check_output_name
 from ..launch import HYPERTUNE_DIR
 from ..loglines import merge_lines
 from ..metrics_cursor import load_cursor, merge_scalars
@@ -59,14 +59,11 @@ from .labels import (
 )
 from .names import job_name
 from .serving import model_storage_uri
-from .status import Obj, cluster_event, condition, pod_events
+from .status import Obj, cluster_event, condition, pod_events, pod_replica
 from .tensorboards import ClusterTensorBoards
 from .training import PACKAGE_KEY, PodOptions, SharedVolume, owned_by, training_manifests
 from .watch import Informer
 
-JOB_ID_RE = re.compile(r"^[a-z0-9][-a-z0-9]{0,62}$")
-OUTPUT_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-STUDY_KIND = ("cloudml.io/kind", "study")
 NAMESPACE_ENV = "CLOUDML_NAMESPACE"
 IMAGE_ENV = "CLOUDML_IMAGE"
 SHARED_CLAIM_ENV = "CLOUDML_SHARED_CLAIM"
@@ -200,14 +197,6 @@ class KubernetesBackend(Backend):
     def shared(self) -> SharedVolume | None:
         return SharedVolume(self.shared_claim, self.shared_mount) if self.shared_claim else None
 
-    def _path(self, plural: str, name: str = "") -> str:
-        group = (
-            "/api/v1"
-            if plural in ("pods", "configmaps", "services", "events")
-            else ("/apis/batch/v1")
-        )
-        return f"{group}/namespaces/{self.ns}/{plural}" + (f"/{name}" if name else "")
-
     @property
     def index(self) -> JobIndex:
         """The watched Jobs and pods of this namespace (started on first use)."""
@@ -215,8 +204,8 @@ class KubernetesBackend(Backend):
             if self._index is None:
                 index = JobIndex()
                 selector = managed_selector()
-                jobs = Informer(self.api, self._path("jobs"), selector, index.on_job)
-                pods = Informer(self.api, self._path("pods"), selector, index.on_pod)
+                jobs = Informer(self.api, self.api.path("jobs"), selector, index.on_job)
+                pods = Informer(self.api, self.api.path("pods"), selector, index.on_pod)
                 jobs.start()
                 pods.start()
                 index.informers = (jobs, pods)
@@ -239,7 +228,7 @@ class KubernetesBackend(Backend):
                 "--python picks an interpreter on this machine; on Kubernetes give an image "
                 "with --image"
             )
-        is_study = spec.labels.get(STUDY_KIND[0]) == STUDY_KIND[1]
+        is_study = spec.labels.get(KIND_LABEL) == "study"
         if is_study and self.shared is None:
             raise InvalidSpec(
                 "a study keeps its state on shared storage, and none is configured: set "
@@ -309,7 +298,7 @@ class KubernetesBackend(Backend):
                     continue
                 owned = owned_by(manifest, primary["metadata"]["name"], "Job", uid)
                 self._create(owned, job_id)
-            return self.api.patch(self._path("jobs", primary["metadata"]["name"]),
+            return self.api.patch(self.api.path("jobs", primary["metadata"]["name"]),
                                   {"spec": {"suspend": False}})  # fmt: skip
         except BaseException:
             with contextlib.suppress(Exception):
@@ -320,9 +309,9 @@ class KubernetesBackend(Backend):
         kind = manifest["kind"]
         plural = {"Job": "jobs", "ConfigMap": "configmaps", "Service": "services"}[kind]
         try:
-            return self.api.create(self._path(plural), manifest)
+            return self.api.create(self.api.path(plural), manifest)
         except Conflict:
-            existing = self.api.get(self._path(plural, manifest["metadata"]["name"]))
+            existing = self.api.get(self.api.path(plural, manifest["metadata"]["name"]))
             if (existing["metadata"].get("annotations") or {}).get(JOB_ID_ANNOTATION) != job_id:
                 raise Conflict(
                     f"{kind} {manifest['metadata']['name']} already exists in namespace "
@@ -368,7 +357,7 @@ class KubernetesBackend(Backend):
         submitted = Event(info.created, "Submitted", f"{len(info.replicas)} replica(s)")
         events = pod_events(self.index.pods(key))
         prefix = f"{key}-"
-        listing = self.api.get(self._path("events"))
+        listing = self.api.get(self.api.path("events"))
         events += [
             cluster_event(e)
             for e in listing.get("items", [])
@@ -422,8 +411,6 @@ class KubernetesBackend(Backend):
             return True
 
     def _job_pods(self, key: str, replica: str | None) -> builtins.list[Obj]:
-        from .status import pod_replica
-
         pods = sorted(
             self.index.pods(key), key=lambda p: p["metadata"].get("creationTimestamp", "")
         )
@@ -456,8 +443,7 @@ class KubernetesBackend(Backend):
 
     def read_output(self, job_id: str, name: str) -> bytes:
         self.get(job_id)
-        if not OUTPUT_NAME_RE.match(name):
-            raise InvalidSpec(f"output name {name!r} is not a plain file name")
+        check_output_name(name)
         outputs = self._folder(job_id, "outputs")
         if outputs is None:
             raise NotFound(
@@ -476,7 +462,7 @@ class KubernetesBackend(Backend):
         if stored and os.path.isfile(stored):
             return Path(stored).read_bytes()
         try:
-            configmap = self.api.get(self._path("configmaps", f"{key}-code"))
+            configmap = self.api.get(self.api.path("configmaps", f"{key}-code"))
         except NotFound:
             raise NotFound(f"job {job_id} has no code package left") from None
         return base64.b64decode(configmap.get("binaryData", {}).get(PACKAGE_KEY, ""))
@@ -549,7 +535,7 @@ class KubernetesBackend(Backend):
             patch: dict[str, Any] = {"spec": {"suspend": True}}
             if SPEC_ANNOTATION in (job["metadata"].get("annotations") or {}):
                 patch["metadata"] = {"annotations": {CANCELLED_ANNOTATION: f"{time.time():.6f}"}}
-            updated = self.api.patch(self._path("jobs", job["metadata"]["name"]), patch)
+            updated = self.api.patch(self.api.path("jobs", job["metadata"]["name"]), patch)
             self.index.on_job("MODIFIED", updated)
         return self.get(job_id)
 
@@ -566,7 +552,7 @@ class KubernetesBackend(Backend):
                 continue
             with contextlib.suppress(BackendUnavailable, NotFound, Conflict):
                 updated = self.api.patch(
-                    self._path("jobs", job["metadata"]["name"]), {"spec": {"suspend": True}}
+                    self.api.path("jobs", job["metadata"]["name"]), {"spec": {"suspend": True}}
                 )
                 self.index.on_job("MODIFIED", updated)
 
@@ -585,7 +571,7 @@ class KubernetesBackend(Backend):
     def _delete_job_objects(self, job_id: str, primary: str) -> None:
         """Delete the primary Job; the garbage collector removes what it owns."""
         with contextlib.suppress(NotFound):
-            self.api.delete(self._path("jobs", primary), propagationPolicy="Background")
+            self.api.delete(self.api.path("jobs", primary), propagationPolicy="Background")
         if self._index is not None:
             self._index.forget(job_name(job_id))
 

@@ -24,7 +24,7 @@ from ...models import (
     VersionInfo,
     check_traffic,
 )
-from .api import KubeApi
+from .api import API_ROOTS, KubeApi
 from .labels import (
     DEPLOYMENT_KEY,
     MANAGED_BY,
@@ -44,7 +44,6 @@ from .serving import (
 )
 from .status import Obj, annotations_of, condition, labels_of, timestamp
 
-KSERVE_GROUP = "/apis/serving.kserve.io/v1beta1"
 #: Conditions reasons of a predictor that will not get ready by waiting.
 LOAD_FAILURES = ("ModelLoadFailed", "RevisionFailed", "InvalidSpec", "ContainerCreationFailed")
 
@@ -66,20 +65,17 @@ class ClusterDeployments:
         """Whether the cluster serves InferenceServices (asked once)."""
         if self._kserve is None:
             try:
-                self.api.get(KSERVE_GROUP)
+                self.api.get(API_ROOTS["inferenceservices"])
                 self._kserve = True
             except NotFound:
                 self._kserve = False
         return self._kserve
 
-    def _isvc_path(self, name: str = "") -> str:
-        return f"{KSERVE_GROUP}/namespaces/{self.ns}/inferenceservices" + (
-            f"/{name}" if name else ""
-        )
-
-    def _path(self, plural: str, name: str = "") -> str:
-        root = "/apis/apps/v1" if plural == "deployments" else "/api/v1"
-        return f"{root}/namespaces/{self.ns}/{plural}" + (f"/{name}" if name else "")
+    def _isvc(self, base: str) -> Obj | None:
+        """The deployment's InferenceService, when KServe is there and it has one."""
+        if not self.kserve():
+            return None
+        return self._get_or_none(self.api.path("inferenceservices", base))
 
     # --- deploy ---------------------------------------------------------------------------------
 
@@ -92,7 +88,7 @@ class ClusterDeployments:
 
     def _deploy_kserve(self, spec: DeploySpec, storage_uri: str) -> None:
         base = deployment_name(spec.name)
-        previous = self._get_or_none(self._isvc_path(base))
+        previous = self._isvc(base)
         if previous is not None and spec.version in _versions(previous):
             raise Conflict(f"{spec.name} already has a version {spec.version}: deploy a new one")
         manifest = inference_service(
@@ -100,10 +96,10 @@ class ClusterDeployments:
             serving_image=self.serving_image, created=time.time(),
         )  # fmt: skip
         if previous is None:
-            self.api.create(self._isvc_path(), manifest)
+            self.api.create(self.api.path("inferenceservices"), manifest)
         else:
             manifest["metadata"]["resourceVersion"] = previous["metadata"].get("resourceVersion")
-            self.api.request("PUT", self._isvc_path(base), body=manifest)
+            self.api.request("PUT", self.api.path("inferenceservices", base), body=manifest)
 
     def _deploy_plain(self, spec: DeploySpec, storage_uri: str) -> None:
         deployed = [v.version for v in self._plain_versions(spec.name)]
@@ -113,27 +109,27 @@ class ClusterDeployments:
             spec, self.ns, storage_uri=storage_uri, serving_image=self.serving_image,
             deployed_versions=deployed, created=time.time(),
         )  # fmt: skip
-        self.api.create(self._path("deployments"), deployment)
-        self.api.create(self._path("services"), service)
-        self._wait_ready(spec.name, spec.version, plain_only=True)
+        self.api.create(self.api.path("deployments"), deployment)
+        self.api.create(self.api.path("services"), service)
+        self._wait_ready(spec.name, spec.version)
         self._put_main_service(main)
 
     def _put_main_service(self, main: Obj) -> None:
         name = main["metadata"]["name"]
-        existing = self._get_or_none(self._path("services", name))
+        existing = self._get_or_none(self.api.path("services", name))
         if existing is None:
-            self.api.create(self._path("services"), main)
+            self.api.create(self.api.path("services"), main)
         else:
             self.api.patch(
-                self._path("services", name),
+                self.api.path("services", name),
                 {"metadata": {"annotations": main["metadata"]["annotations"]},
                  "spec": {"selector": main["spec"]["selector"]}},
             )  # fmt: skip
 
-    def _wait_ready(self, name: str, version: str, plain_only: bool = False) -> DeploymentInfo:
+    def _wait_ready(self, name: str, version: str) -> DeploymentInfo:
         deadline = time.monotonic() + self.timeout
         while True:
-            info = self._plain_info(name) if plain_only else self.get(name)
+            info = self.get(name)
             mine = next((v for v in info.versions if v.version == version), None)
             replicas = mine.replicas if mine is not None else ()
             if info.status is DeploymentStatus.FAILED or any(
@@ -154,35 +150,33 @@ class ClusterDeployments:
         names: set[str] = set()
         if self.kserve():
             listing = self.api.get(
-                self._isvc_path(), labelSelector=f"{MANAGED_BY_KEY}={MANAGED_BY}"
+                self.api.path("inferenceservices"), labelSelector=f"{MANAGED_BY_KEY}={MANAGED_BY}"
             )
             names |= {labels_of(o).get(DEPLOYMENT_KEY, "") for o in listing.get("items", [])}
-        listing = self.api.get(self._path("deployments"), labelSelector=DEPLOYMENT_KEY)
+        listing = self.api.get(self.api.path("deployments"), labelSelector=DEPLOYMENT_KEY)
         names |= {labels_of(o).get(DEPLOYMENT_KEY, "") for o in listing.get("items", [])}
         return [self.get(n) for n in sorted(names - {""})]
 
     def get(self, name: str) -> DeploymentInfo:
-        base = deployment_name(name)
-        if self.kserve():
-            isvc = self._get_or_none(self._isvc_path(base))
-            if isvc is not None:
-                return _kserve_info(name, isvc)
-        return self._plain_info(name)
+        isvc = self._isvc(deployment_name(name))
+        return _kserve_info(name, isvc) if isvc is not None else self._plain_info(name)
 
     def _plain_deployments(self, name: str) -> list[Obj]:
         """The version Deployments of a plain deployment, oldest first."""
         base = deployment_name(name)
-        listing = self.api.get(self._path("deployments"), labelSelector=f"{DEPLOYMENT_KEY}={base}")
+        listing = self.api.get(
+            self.api.path("deployments"), labelSelector=f"{DEPLOYMENT_KEY}={base}"
+        )
         return sorted(listing.get("items", []), key=_record_created)
 
     def _plain_versions(self, name: str) -> list[VersionInfo]:
-        main = self._get_or_none(self._path("services", deployment_name(name)))
+        main = self._get_or_none(self.api.path("services", deployment_name(name)))
         serving = (main or {}).get("spec", {}).get("selector", {}).get(VERSION_KEY)
         return [_plain_version(d, serving) for d in self._plain_deployments(name)]
 
     def _plain_info(self, name: str) -> DeploymentInfo:
         deployments = self._plain_deployments(name)
-        main = self._get_or_none(self._path("services", deployment_name(name)))
+        main = self._get_or_none(self.api.path("services", deployment_name(name)))
         serving = (main or {}).get("spec", {}).get("selector", {}).get(VERSION_KEY)
         versions = [_plain_version(d, serving) for d in deployments]
         if not versions:
@@ -212,7 +206,10 @@ class ClusterDeployments:
             if version not in known:
                 raise NotFound(f"{name} has no version {version!r} ({', '.join(known)})")
         base = deployment_name(name)
-        if self.kserve() and self._get_or_none(self._isvc_path(base)) is not None:
+        if (
+            self.kserve()
+            and self._get_or_none(self.api.path("inferenceservices", base)) is not None
+        ):
             self._kserve_traffic(base, known, traffic)
         else:
             shares = {v: p for v, p in traffic.items() if p}
@@ -242,19 +239,24 @@ class ClusterDeployments:
             "metadata": {"annotations": {TRAFFIC_ANNOTATION: json.dumps(shares)}},
             "spec": {"predictor": {"canaryTrafficPercent": canary}},
         }
-        self.api.patch(self._isvc_path(base), patch)
+        self.api.patch(self.api.path("inferenceservices", base), patch)
 
     def undeploy(self, name: str, version: str | None = None) -> None:
         info = self.get(name)
         base = deployment_name(name)
-        kserve = self.kserve() and self._get_or_none(self._isvc_path(base)) is not None
+        kserve = (
+            self.kserve()
+            and self._get_or_none(self.api.path("inferenceservices", base)) is not None
+        )
         if version is None:
             if kserve:
-                self.api.delete(self._isvc_path(base), propagationPolicy="Background")
+                self.api.delete(
+                    self.api.path("inferenceservices", base), propagationPolicy="Background"
+                )
             for v in info.versions:
                 self._delete_plain_version(name, v.version)
             if not kserve:
-                self._delete(self._path("services", base))
+                self._delete(self.api.path("services", base))
             return
         mine = next((v for v in info.versions if v.version == version), None)
         if mine is None:
@@ -262,17 +264,19 @@ class ClusterDeployments:
         if mine.traffic:
             raise Conflict(f"{name} {version} still gets {mine.traffic}% of the traffic")
         if kserve:
-            isvc = self.api.get(self._isvc_path(base))
+            isvc = self.api.get(self.api.path("inferenceservices", base))
             records = [r for r in _records(isvc) if r.get("version") != version]
             note = {VERSIONS_ANNOTATION: json.dumps(records)}
-            self.api.patch(self._isvc_path(base), {"metadata": {"annotations": note}})
+            self.api.patch(
+                self.api.path("inferenceservices", base), {"metadata": {"annotations": note}}
+            )
         else:
             self._delete_plain_version(name, version)
 
     def _delete_plain_version(self, name: str, version: str) -> None:
         target = version_name(name, version)
-        self._delete(self._path("deployments", target))
-        self._delete(self._path("services", target))
+        self._delete(self.api.path("deployments", target))
+        self._delete(self.api.path("services", target))
 
     def _delete(self, path: str) -> None:
         with contextlib.suppress(NotFound):

@@ -31,6 +31,7 @@ from typing import Any
 from ...exceptions import Conflict, InvalidSpec, Unsupported
 from ...models import DeploySpec, ModelFramework
 from ...serving.replica import replica_command
+from ..base import JOB_ID_RE
 from .labels import (
     MANAGED_BY,
     MANAGED_BY_KEY,
@@ -75,7 +76,6 @@ LIVE_PATH = "/v2/health/live"
 DEPLOYMENT_NAME_MAX = 40
 
 STORAGE_SCHEMES = ("pvc", "gs", "s3", "https")
-_JOB_ID_RE = re.compile(r"^[a-z0-9][-a-z0-9]{0,62}$")
 _PVC_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 #: Run in the plain flavour's init container: copy a model from any fsspec URI to a folder.
 _FETCH_SCRIPT = (
@@ -137,7 +137,7 @@ def model_storage_uri(
     """
     if model.startswith("job:"):
         job_id, _, sub = model[len("job:") :].partition("/")
-        if not _JOB_ID_RE.match(job_id):
+        if not JOB_ID_RE.match(job_id):
             raise InvalidSpec(f"model {model!r}: give job:JOB_ID[/path] (e.g. job:iris-3f9a1c)")
         if job_dir is None:
             if shared is None:

@@ -66,10 +66,6 @@ def labels_of(obj: Obj) -> dict[str, str]:
     return obj.get("metadata", {}).get("labels") or {}
 
 
-def job_id_of(obj: Obj) -> str | None:
-    return annotations_of(obj).get(JOB_ID_ANNOTATION)
-
-
 def is_record(obj: Obj) -> bool:
     """Whether a Job is a job's primary one, holding its record."""
     return SPEC_ANNOTATION in annotations_of(obj) and JOB_ID_ANNOTATION in annotations_of(obj)

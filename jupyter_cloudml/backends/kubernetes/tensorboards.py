@@ -28,17 +28,13 @@ class ClusterTensorBoards:
         self.image = image
         self.shared = shared
 
-    def _path(self, plural: str, name: str = "") -> str:
-        root = "/apis/apps/v1" if plural == "deployments" else "/api/v1"
-        return f"{root}/namespaces/{self.api.namespace}/{plural}" + (f"/{name}" if name else "")
-
     def start(self, logdirs: dict[str, str], timeout: float = 120.0) -> TensorBoardInfo:
         """The TensorBoard over ``logdirs`` ({job id: its job dir}), started if need be."""
         tb_id = tensorboard_id(list(logdirs))
         name = tensorboard_name(tb_id)
         reused = True
         try:
-            deployment = self.api.get(self._path("deployments", name))
+            deployment = self.api.get(self.api.path("deployments", name))
         except NotFound:
             reused = False
             deployment, service = tensorboard_manifests(
@@ -48,7 +44,7 @@ class ClusterTensorBoards:
             )  # fmt: skip
             for plural, manifest in (("deployments", deployment), ("services", service)):
                 try:
-                    self.api.create(self._path(plural), manifest)
+                    self.api.create(self.api.path(plural), manifest)
                 except Conflict:
                     reused = True  # another server started it at the same moment
         deadline = time.monotonic() + timeout
@@ -56,11 +52,11 @@ class ClusterTensorBoards:
             if time.monotonic() > deadline:
                 raise BackendUnavailable(f"TensorBoard {tb_id} was not ready after {timeout:.0f} s")
             time.sleep(0.25)
-            deployment = self.api.get(self._path("deployments", name))
+            deployment = self.api.get(self.api.path("deployments", name))
         return self._info(deployment, reused)
 
     def all(self) -> list[TensorBoardInfo]:
-        listing = self.api.get(self._path("deployments"), labelSelector=TENSORBOARD_KEY)
+        listing = self.api.get(self.api.path("deployments"), labelSelector=TENSORBOARD_KEY)
         return [self._info(d) for d in listing.get("items", [])]
 
     def stop(self, tb_id: str) -> None:
@@ -68,11 +64,11 @@ class ClusterTensorBoards:
         if not name:
             raise NotFound(f"no TensorBoard {tb_id!r}")
         try:
-            self.api.delete(self._path("deployments", name), propagationPolicy="Background")
+            self.api.delete(self.api.path("deployments", name), propagationPolicy="Background")
         except NotFound:
             raise NotFound(f"no TensorBoard {tb_id!r}") from None
         with contextlib.suppress(NotFound):
-            self.api.delete(self._path("services", name))
+            self.api.delete(self.api.path("services", name))
 
     def _info(self, deployment: Obj, reused: bool = False) -> TensorBoardInfo:
         meta = deployment["metadata"]

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ...exceptions import BackendUnavailable, CloudMLError
+from ...exceptions import CloudMLError
 from .api import KubeApi
 
 Obj = dict[str, Any]
@@ -41,11 +41,11 @@ def decode_event(line: bytes) -> tuple[str, Obj]:
 
 
 class Informer:
-    """A watched, cached set of objects: ``path`` like ``/apis/batch/v1/namespaces/NS/jobs``."""
+    """Feeds ``on_event`` with the changes of the objects at ``path`` (e.g.
+    ``/apis/batch/v1/namespaces/NS/jobs``) carrying ``selector``'s labels. It keeps the last
+    version of each object, to tell what a relist changed."""
 
-    def __init__(
-        self, api: KubeApi, path: str, selector: str, on_event: Handler | None = None
-    ) -> None:
+    def __init__(self, api: KubeApi, path: str, selector: str, on_event: Handler) -> None:
         self.api = api
         self.path = path
         self.selector = selector
@@ -53,9 +53,6 @@ class Informer:
         self.objects: dict[str, Obj] = {}
         self.version = ""
         self.lock = threading.Lock()
-        self.changed = threading.Condition(self.lock)
-        self.synced = threading.Event()
-        self.error: CloudMLError | None = None
         self.relists = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -63,7 +60,7 @@ class Informer:
 
     # --- lifecycle ------------------------------------------------------------------------------
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self) -> None:
         """List now (raising if the server cannot be reached), then watch in the background."""
         if self._thread is not None:
             return
@@ -74,24 +71,13 @@ class Informer:
     def stop(self) -> None:
         self._stop.set()
 
-    # --- reading --------------------------------------------------------------------------------
-
-    def snapshot(self) -> list[Obj]:
-        with self.lock:
-            return list(self.objects.values())
-
-    def wait_change(self, timeout: float) -> None:
-        """Block until the next change (or ``timeout`` seconds)."""
-        with self.changed:
-            self.changed.wait(timeout)
-
     # --- the loop -------------------------------------------------------------------------------
 
     def relist(self) -> None:
         """Replace the cache with a fresh list, reporting what changed meanwhile."""
         listing = self.api.get(self.path, labelSelector=self.selector)
         fresh = {o["metadata"]["name"]: o for o in listing.get("items", [])}
-        with self.changed:
+        with self.lock:
             gone = [o for name, o in self.objects.items() if name not in fresh]
             added = [o for name, o in fresh.items() if name not in self.objects]
             modified = [
@@ -102,13 +88,9 @@ class Informer:
             self.objects = fresh
             self.version = str(listing.get("metadata", {}).get("resourceVersion", ""))
             self.relists += 1
-            self.error = None
-            self.changed.notify_all()
-        if self.on_event is not None:
-            for kind, objs in (("DELETED", gone), ("ADDED", added), ("MODIFIED", modified)):
-                for obj in objs:
-                    self.on_event(kind, obj)
-        self.synced.set()
+        for kind, objs in (("DELETED", gone), ("ADDED", added), ("MODIFIED", modified)):
+            for obj in objs:
+                self.on_event(kind, obj)
 
     def _run(self) -> None:
         failures = 0
@@ -121,7 +103,6 @@ class Informer:
                 self._relist_quietly()
             except (CloudMLError, OSError, ValueError, KeyError) as exc:
                 failures += 1
-                self.error = exc if isinstance(exc, CloudMLError) else BackendUnavailable(str(exc))
                 self.log.debug("watch of %s dropped (%s); resuming", self.path, exc)
                 self._stop.wait(min(0.1 * 2**failures, 5.0))
             except Exception as exc:  # urllib3 protocol errors when a connection breaks
@@ -133,7 +114,7 @@ class Informer:
         try:
             self.relist()
         except CloudMLError as exc:
-            self.error = exc
+            self.log.debug("relist of %s failed (%s); retrying", self.path, exc)
             self._stop.wait(1.0)
 
     def _watch(self) -> None:
@@ -151,7 +132,7 @@ class Informer:
             self.apply(kind, obj)
 
     def apply(self, kind: str, obj: Obj) -> None:
-        """Fold one event into the cache (and tell ``on_event``)."""
+        """Remember one event's object and pass the event on."""
         meta = obj.get("metadata", {})
         version = str(meta.get("resourceVersion", ""))
         if kind == "BOOKMARK":
@@ -160,16 +141,14 @@ class Informer:
         if not _selected(meta.get("labels") or {}, self.selector):
             return  # servers that ignore the selector
         name = meta["name"]
-        with self.changed:
+        with self.lock:
             if kind == "DELETED":
                 self.objects.pop(name, None)
             else:
                 self.objects[name] = obj
             if version:
                 self.version = version
-            self.changed.notify_all()
-        if self.on_event is not None:
-            self.on_event(kind, obj)
+        self.on_event(kind, obj)
 
 
 def _version(obj: Obj) -> str:

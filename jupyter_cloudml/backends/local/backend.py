@@ -10,7 +10,6 @@ import builtins
 import contextlib
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -41,7 +40,7 @@ from ...models import (
     TrainSpec,
     spec_to_json,
 )
-from ..base import Backend
+from ..base import JOB_ID_RE, Backend, check_output_name
 from ..launch import HYPERTUNE_DIR
 from ..loglines import merge_lines
 from ..metrics_cursor import load_cursor, merge_scalars
@@ -51,9 +50,6 @@ from .processes import process_alive
 from .scheduler import Settings, dispatch, kill_process_group, reap
 from .store import ACTIVE, JobStore, row_to_info
 from .tensorboards import LocalTensorBoards
-
-JOB_ID_RE = re.compile(r"^[a-z0-9][-a-z0-9]{0,62}$")
-OUTPUT_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 def detect_gpus() -> list[int]:
@@ -344,8 +340,7 @@ class LocalBackend(Backend):
 
     def read_output(self, job_id: str, name: str) -> bytes:
         self._row(job_id)
-        if not OUTPUT_NAME_RE.match(name):
-            raise InvalidSpec(f"output name {name!r} is not a plain file name")
+        check_output_name(name)
         try:
             return (self.settings.job_folder(job_id) / "outputs" / name).read_bytes()
         except FileNotFoundError:
