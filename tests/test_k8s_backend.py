@@ -45,6 +45,7 @@ def cluster(tmp_path):
         images={IMAGE: sys.executable, SERVING_IMAGE: sys.executable},
     ) as fake:  # fmt: skip
         yield fake
+        assert not fake.errors, fake.errors  # the emulated cluster itself stayed sound
 
 
 @pytest.fixture
@@ -445,6 +446,7 @@ def kserve_backend(tmp_path):
         )
         yield backend, fake
         backend.close()
+        assert not fake.errors, fake.errors
 
 
 def test_kserve_inference_service_with_canary_split_and_rollback(kserve_backend, monkeypatch):
