@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from . import render
-from .exceptions import CloudMLError, InvalidSpec, NotFound
+from .exceptions import BackendUnavailable, CloudMLError, InvalidSpec, NotFound
 from .models import JobInfo, JobQuery, JobStatus, TrainSpec, TuningSpec, to_dict
 from .options import HelpRequested, build_job_query, build_train_spec, parse_command
 from .study_options import build_tuning_spec
@@ -213,6 +213,8 @@ def run(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) -> in
         return _train(ns, client, out)
     if ns.verb == "studies":
         return run_study_command(client(), ns, out)
+    if ns.verb == "hub":
+        return run_hub_command(ns, out)
     if ns.verb == "tensorboard":
         return run_tensorboard_command(client(), ns, out)
     if ns.verb == "models":
@@ -293,6 +295,37 @@ def run_tensorboard_command(client: Client, ns: argparse.Namespace, out: TextIO)
     else:
         board = client.tensorboard(ns.job)
         _say(out, render.dumps(board) if as_json else render.format_tensorboard(board))
+    return 0
+
+
+def run_hub_command(ns: argparse.Namespace, out: TextIO) -> int:
+    """`hub manifests` (a tenant's objects and notebook pod) and `hub rbac` (the hub's own
+    rights), as YAML documents or JSON."""
+    if ns.hub_verb == "rbac":
+        from .hub.tenant import hub_rbac_objects
+
+        objects = hub_rbac_objects(ns.hub_namespace)
+        header = f"# the hub's rights over tenant namespaces (its release in {ns.hub_namespace})"
+    else:
+        try:
+            from .hub.manifests import preview
+        except ImportError as exc:
+            raise BackendUnavailable(
+                f"'{PROG} hub' needs JupyterHub and KubeSpawner ({exc.name} is missing): "
+                "pip install 'jupyter-cloudml[hub]'"
+            ) from None
+        found = preview(ns.user, ns.profile, ns.group, ns.config)
+        objects = found.objects
+        header = (
+            f"# JupyterHub user {found.user!r}, namespace {found.namespace}, "
+            f"profile {found.profile}"
+        )
+    if ns.output == "json":
+        _say(out, render.dumps(objects))
+        return 0
+    import yaml
+
+    _say(out, header + "\n" + yaml.safe_dump_all(objects, sort_keys=False).rstrip())
     return 0
 
 

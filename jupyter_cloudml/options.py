@@ -29,6 +29,7 @@ from .flag_types import (
     parse_duration,
     whole_number,
 )
+from .hub.options import HUB_SUMMARIES, HUB_VERBS, add_hub_verb_options
 from .models import (
     CodePackage,
     Framework,
@@ -259,6 +260,11 @@ def verb_parser(verb: str, prog: str) -> Parser:
         parser = Parser(prog=prog, description=MODEL_SUMMARIES[sub])
         add_model_verb_options(sub, parser)
         return parser
+    if verb.startswith("hub "):
+        sub = verb.split(" ", 1)[1]
+        parser = Parser(prog=prog, description=HUB_SUMMARIES[sub])
+        add_hub_verb_options(sub, parser)
+        return parser
     return _verb_parser(verb, prog)
 
 
@@ -278,6 +284,9 @@ def command_help(prog: str = "cloudml") -> str:
         "",
         "online models ('models VERB'; %cloudml_deploy NAME ... is 'models deploy NAME ...'):",
         *(f"  {verb:<{width}}{MODEL_SUMMARIES[verb]}" for verb in MODEL_VERBS),
+        "",
+        "JupyterHub on Kubernetes, for its admins ('hub VERB'):",
+        *(f"  {verb:<{width}}{HUB_SUMMARIES[verb]}" for verb in HUB_VERBS),
         "",
         f"'{prog} jobs VERB ...' is the same as '{prog} VERB ...' (e.g. {prog} jobs logs JOB -f).",
         f"Run '{prog} COMMAND --help' for the options of a command.",
@@ -358,16 +367,22 @@ def parse_command(argv: Sequence[str], prog: str = "cloudml") -> argparse.Namesp
     return parse_verb(verb, rest, f"{prog} {verb}")
 
 
-#: Commands with verbs of their own: the verbs, and the namespace attribute naming the verb.
-GROUPS = {"studies": (STUDY_VERBS, "study_verb"), "models": (MODEL_VERBS, "model_verb")}
+#: Commands with verbs of their own: the verbs (the first is the default when none is given),
+#: and the namespace attribute naming the verb.
+GROUPS = {
+    "studies": (STUDY_VERBS, "study_verb"),
+    "models": (MODEL_VERBS, "model_verb"),
+    "hub": (HUB_VERBS, "hub_verb"),
+}
 
 
 def _parse_group_command(group: str, rest: list[str], prog: str) -> argparse.Namespace:
-    """`GROUP [VERB] ...` (alone: list); sets `ns.verb` to GROUP and `ns.<group>_verb`."""
+    """`GROUP [VERB] ...` (alone: its first verb, e.g. list); sets `ns.verb` to GROUP and
+    `ns.<group>_verb`."""
     verbs, attribute = GROUPS[group]
     if rest and rest[0] in HELP_FLAGS:
         raise HelpRequested(command_help(prog))
-    sub = "list"
+    sub = verbs[0]
     if rest and not rest[0].startswith("-"):
         if rest[0] not in verbs:
             raise _unknown_command(rest[0], verbs, f"{prog} {group}")

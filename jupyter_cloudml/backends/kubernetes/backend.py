@@ -46,8 +46,8 @@ from ..base import JOB_ID_RE, Backend, check_output_name
 from ..launch import HYPERTUNE_DIR
 from ..loglines import merge_lines
 from ..metrics_cursor import load_cursor, merge_scalars
-from . import podlogs, rbac
-from .api import KubeApi
+from . import podlogs, quota, rbac
+from .api import ApiError, KubeApi
 from .deployments import ClusterDeployments
 from .index import JobIndex
 from .labels import (
@@ -66,8 +66,11 @@ from .watch import Informer
 
 NAMESPACE_ENV = "CLOUDML_NAMESPACE"
 IMAGE_ENV = "CLOUDML_IMAGE"
+SERVING_IMAGE_ENV = "CLOUDML_SERVING_IMAGE"
 SHARED_CLAIM_ENV = "CLOUDML_SHARED_CLAIM"
 SHARED_MOUNT_ENV = "CLOUDML_SHARED_MOUNT"
+#: Seconds the namespace's quotas are taken as read (their hard limits rarely change).
+QUOTA_TTL = 300.0
 
 
 class KubernetesBackend(Backend):
@@ -130,10 +133,10 @@ class KubernetesBackend(Backend):
         500000""",
     )
     serving_image = Unicode(
-        "jupyter-cloudml/serving:latest",
         config=True,
         help="""Image of model servers (the plain flavour and custom predictors); it must have
-        jupyter-cloudml and kserve installed (see images/). Example:
+        jupyter-cloudml and kserve installed (see images/). Default $CLOUDML_SERVING_IMAGE, else
+        jupyter-cloudml/serving:latest. Example:
         c.KubernetesBackend.serving_image = "registry.example.com/ml/serving:2026.11" """,
     )
     api_retries = Int(
@@ -151,6 +154,10 @@ class KubernetesBackend(Backend):
     def _image_default(self) -> str:
         return os.environ.get(IMAGE_ENV, "jupyter-cloudml/trainer:latest")
 
+    @default("serving_image")
+    def _serving_image_default(self) -> str:
+        return os.environ.get(SERVING_IMAGE_ENV, "jupyter-cloudml/serving:latest")
+
     @default("shared_claim")
     def _shared_claim_default(self) -> str:
         return os.environ.get(SHARED_CLAIM_ENV, "")
@@ -160,12 +167,11 @@ class KubernetesBackend(Backend):
         return os.environ.get(SHARED_MOUNT_ENV, "/mnt/cloudml")
 
     def pod_settings(self) -> dict[str, str]:
-        """The environment that makes a pod's own `Client()` (a study driver's, a notebook
-        server's) use this cluster, namespace, image and shared volume."""
-        env = {"CLOUDML_BACKEND": "kubernetes", NAMESPACE_ENV: self.ns, IMAGE_ENV: self.image}
-        if self.shared_claim:
-            env |= {SHARED_CLAIM_ENV: self.shared_claim, SHARED_MOUNT_ENV: self.shared_mount}
-        return env
+        """The environment that makes a pod's own `Client()` (a study driver's) use this
+        cluster, namespace, images and shared volume."""
+        return pod_environment(
+            self.ns, self.image, self.serving_image, self.shared_claim, self.shared_mount
+        )
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -173,6 +179,7 @@ class KubernetesBackend(Backend):
         self._api: KubeApi | None = None
         self._index: JobIndex | None = None
         self._rbac_ready = False
+        self._quota_cache: tuple[float, builtins.list[Obj]] | None = None
         self._serving: ClusterDeployments | None = None
 
     # --- connection -----------------------------------------------------------------------------
@@ -199,9 +206,11 @@ class KubernetesBackend(Backend):
 
     @property
     def index(self) -> JobIndex:
-        """The watched Jobs and pods of this namespace (started on first use)."""
+        """The watched Jobs and pods of this namespace (started on first use, with a first
+        read of the namespace's quotas, so that submitting is not slowed by it)."""
         with self._lock:
             if self._index is None:
+                self._quotas()
                 index = JobIndex()
                 selector = managed_selector()
                 jobs = Informer(self.api, self.api.path("jobs"), selector, index.on_job)
@@ -250,9 +259,37 @@ class KubernetesBackend(Backend):
             package_uri=package_uri,
             pods=self._pod_options(job_id, is_study),
         )
+        self._check_quota(job_id, [m for m in manifests if m["kind"] == "Job"])
         record = self._apply(spec, job_id, manifests)
         self.index.on_job("ADDED", record)
         return self.get(job_id)
+
+    def _check_quota(self, job_id: str, jobs: builtins.list[Obj]) -> None:
+        """Refuse a job that could never fit the namespace's quotas, naming the quota and by
+        how much; one that fits once running work ends is left to wait for it (Kubernetes
+        creates its pods when the quota allows)."""
+        asks = quota.total(quota.job_asks(job) for job in jobs)
+        quota.check(
+            f"job {job_id}",
+            asks,
+            self._quotas(),
+            now=False,
+            advice="Ask for fewer replicas, GPUs, CPUs or memory, or for a larger quota",
+        )
+
+    def _quotas(self) -> builtins.list[Obj]:
+        """The namespace's ResourceQuotas, read at most every QUOTA_TTL seconds ([] when this
+        identity may not read them: the API server still enforces them)."""
+        now = time.monotonic()
+        if self._quota_cache is None or now - self._quota_cache[0] > QUOTA_TTL:
+            try:
+                items = self.api.get(self.api.path("resourcequotas")).get("items") or []
+            except ApiError as exc:
+                if exc.status != 403:
+                    raise
+                items = []
+            self._quota_cache = (now, items)
+        return self._quota_cache[1]
 
     def _pod_options(self, job_id: str, is_study: bool) -> PodOptions:
         shared = self.shared
@@ -324,9 +361,11 @@ class KubernetesBackend(Backend):
         if self._rbac_ready:
             return
         for manifest in rbac.study_driver_objects(self.ns):
-            path = rbac.collection_path(manifest, self.ns)
-            with contextlib.suppress(Conflict):
-                self.api.create(path, manifest)
+            try:  # read first: a tenant's notebook may read but not create them (the hub did)
+                self.api.get(rbac.object_path(manifest))
+            except NotFound:
+                with contextlib.suppress(Conflict):
+                    self.api.create(rbac.collection_path(manifest, self.ns), manifest)
         self._rbac_ready = True
 
     # --- read -----------------------------------------------------------------------------------
@@ -574,6 +613,23 @@ class KubernetesBackend(Backend):
             self.api.delete(self.api.path("jobs", primary), propagationPolicy="Background")
         if self._index is not None:
             self._index.forget(job_name(job_id))
+
+
+def pod_environment(
+    namespace: str,
+    image: str,
+    serving_image: str = "",
+    shared_claim: str = "",
+    shared_mount: str = "",
+) -> dict[str, str]:
+    """The environment that makes `Client()` in a pod (a notebook server's, a study driver's)
+    use the Kubernetes backend in ``namespace`` with these images and shared volume."""
+    env = {"CLOUDML_BACKEND": "kubernetes", NAMESPACE_ENV: namespace, IMAGE_ENV: image}
+    if serving_image:
+        env[SERVING_IMAGE_ENV] = serving_image
+    if shared_claim:
+        env |= {SHARED_CLAIM_ENV: shared_claim, SHARED_MOUNT_ENV: shared_mount or "/mnt/cloudml"}
+    return env
 
 
 def _matches(info: JobInfo, query: JobQuery) -> bool:
