@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,8 +17,11 @@ from typing import Any
 import pytest
 import urllib3
 from fakecluster import FakeCluster
+from fakecluster.quantity import Quantity
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
+
+from jupyter_cloudml.backends.kubernetes.api import QUOTA_RE
 
 NS = "team-a"
 IMAGE = "python:3.11-slim"
@@ -96,7 +100,9 @@ def condition(obj: dict[str, Any] | None, kind: str, status: str = "True") -> di
 def job_pods(cluster: FakeCluster, job: str) -> list[dict[str, Any]]:
     """The pods of a Job (by the ``job-name`` label Kubernetes gives them)."""
     return [
-        p for p in cluster.objects("pods", NS) if p["metadata"]["labels"].get("job-name") == job
+        p
+        for p in cluster.objects("pods", NS)
+        if (p["metadata"].get("labels") or {}).get("job-name") == job
     ]
 
 
@@ -877,3 +883,420 @@ def test_no_process_survives_the_cluster(tmp_path: Path) -> None:
         pids = [*cluster.pids, grandchild]
         assert all(alive(pid) for pid in pids)
     assert not any(alive(pid) for pid in pids)
+
+
+# --- identities, RBAC, quota and limit ranges ---------------------------------------------------
+
+SA_USER = f"system:serviceaccount:{NS}:runner"
+
+
+@contextlib.contextmanager
+def as_service_account(
+    cluster: FakeCluster, namespace: str, name: str
+) -> Iterator[client.ApiClient]:
+    """An API client authenticated as the service account (from ``kubeconfig_for``)."""
+    configuration = client.Configuration()
+    config.load_kube_config(
+        config_file=str(cluster.kubeconfig_for(namespace, name)),
+        client_configuration=configuration,
+    )
+    with client.ApiClient(configuration) as api_client:
+        yield api_client
+
+
+def refused(call: Any, *args: Any, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and ``Status`` body of a call that must fail."""
+    with pytest.raises(ApiException) as failure:
+        call(*args, **kwargs)
+    return failure.value.status, json.loads(failure.value.body)
+
+
+def rule(group: str, resources: list[str], verbs: list[str], **extra: Any) -> dict[str, Any]:
+    return {"apiGroups": [group], "resources": resources, "verbs": verbs, **extra}
+
+
+def bind(
+    rbac: client.RbacAuthorizationV1Api,
+    name: str,
+    role: tuple[str, str],
+    subject: dict[str, str],
+    namespace: str | None = None,
+) -> None:
+    """A RoleBinding in ``namespace`` (a ClusterRoleBinding without one) of ``role``
+    (kind, name) to one subject."""
+    body = {
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role[0], "name": role[1]},
+        "subjects": [subject],
+    }
+    if namespace is None:
+        rbac.create_cluster_role_binding(body)
+    else:
+        rbac.create_namespaced_role_binding(namespace, body)
+
+
+def sa(name: str, namespace: str = NS) -> dict[str, str]:
+    return {"kind": "ServiceAccount", "name": name, "namespace": namespace}
+
+
+def sleeper(name: str, **resources: dict[str, str]) -> dict[str, Any]:
+    """A pod that sleeps, with the given ``requests``/``limits``."""
+    container = {
+        "name": "main",
+        "image": IMAGE,
+        "command": ["python", "-c", "import time; time.sleep(60)"],
+    }
+    if resources:
+        container["resources"] = resources
+    return {"metadata": {"name": name}, "spec": {"containers": [container]}}
+
+
+def test_rbac_allows_what_a_role_grants_and_refuses_the_rest(
+    cluster: FakeCluster, api: client.ApiClient, core: client.CoreV1Api
+) -> None:
+    rbac = client.RbacAuthorizationV1Api(api)
+    rules = [
+        rule("batch", ["jobs"], ["create", "get", "list"]),
+        rule("", ["pods"], ["get", "list", "watch"]),
+        rule("", ["pods/log"], ["get"]),
+        rule("", ["configmaps"], ["list"]),
+        rule("", ["configmaps"], ["get"], resourceNames=["settings"]),
+    ]
+    rbac.create_namespaced_role(NS, {"metadata": {"name": "runner"}, "rules": rules})
+    bind(rbac, "runner", ("Role", "runner"), sa("runner"), NS)
+    core.create_namespaced_config_map(NS, {"metadata": {"name": "settings"}})
+    core.create_namespaced_config_map(NS, {"metadata": {"name": "other"}})
+    code = "print('hello')"
+    talker = sleeper("talker")
+    talker["spec"]["containers"][0]["command"] = ["python", "-c", code]
+    talker["spec"]["restartPolicy"] = "Never"
+    core.create_namespaced_pod(NS, talker)
+    cluster.wait_for(lambda: "hello" in cluster.logs("talker"))
+
+    with as_service_account(cluster, NS, "runner") as api_sa:
+        batch_sa, core_sa = client.BatchV1Api(api_sa), client.CoreV1Api(api_sa)
+        batch_sa.create_namespaced_job(NS, job_manifest("j", "pass", suspend=True))
+        assert [j.metadata.name for j in batch_sa.list_namespaced_job(NS).items] == ["j"]
+        assert core_sa.read_namespaced_pod_log("talker", NS) == "hello\n"
+        assert core_sa.read_namespaced_config_map("settings", NS).metadata.name == "settings"
+        assert len(core_sa.list_namespaced_config_map(NS).items) == 2
+        assert "batch" in {g.name for g in client.ApisApi(api_sa).get_api_versions().groups}
+        assert client.CoreApi(api_sa).get_api_versions().versions == ["v1"]
+
+        status, body = refused(batch_sa.delete_namespaced_job, "j", NS)
+        assert status == 403 and body["reason"] == "Forbidden" and body["code"] == 403
+        assert body["message"] == (
+            f'jobs.batch "j" is forbidden: User "{SA_USER}" cannot delete resource "jobs" '
+            f'in API group "batch" in the namespace "{NS}"'
+        )
+        assert body["details"] == {"name": "j", "group": "batch", "kind": "jobs"}
+        _, body = refused(core_sa.create_namespaced_config_map, NS, {"metadata": {"name": "x"}})
+        assert body["message"] == (  # a create names no object: the URL has none
+            f'configmaps is forbidden: User "{SA_USER}" cannot create resource "configmaps" '
+            f'in API group "" in the namespace "{NS}"'
+        )
+        assert body["details"] == {"kind": "configmaps"}
+        _, body = refused(core_sa.read_namespaced_config_map, "other", NS)
+        assert body["message"].startswith(
+            f'configmaps "other" is forbidden: User "{SA_USER}" cannot get resource "configmaps"'
+        )
+        status, body = refused(
+            lambda: list(
+                watch.Watch().stream(core_sa.list_namespaced_config_map, NS, timeout_seconds=1)
+            )
+        )
+        assert (
+            status == 403
+            and 'cannot watch resource "configmaps" in API group ""' in (body["message"])
+        )
+        _, body = refused(core_sa.delete_collection_namespaced_config_map, NS)
+        assert 'cannot deletecollection resource "configmaps"' in body["message"]
+        _, body = refused(core_sa.list_namespace)
+        assert body["message"] == (
+            f'namespaces is forbidden: User "{SA_USER}" cannot list resource "namespaces" '
+            'in API group "" at the cluster scope'
+        )
+        _, body = refused(core_sa.read_namespace, NS)  # a namespace is in itself
+        assert body["message"] == (
+            f'namespaces "{NS}" is forbidden: User "{SA_USER}" cannot get resource '
+            f'"namespaces" in API group "" in the namespace "{NS}"'
+        )
+        _, body = refused(core_sa.list_namespaced_pod, "default")
+        assert body["message"].endswith('in the namespace "default"')
+        _, body = refused(core_sa.list_pod_for_all_namespaces)
+        assert body["message"].endswith("at the cluster scope")
+        _, body = refused(core_sa.patch_namespaced_pod, "talker", NS, {"metadata": {}})
+        assert 'cannot patch resource "pods"' in body["message"]
+    assert cluster.get("jobs", "j") is not None and cluster.get("configmaps", "x") is None
+    assert [(d.verb, d.group, d.resource, d.namespace, d.name) for d in cluster.denied] == [
+        ("delete", "batch", "jobs", NS, "j"),
+        ("create", "", "configmaps", NS, ""),
+        ("get", "", "configmaps", NS, "other"),
+        ("watch", "", "configmaps", NS, ""),
+        ("deletecollection", "", "configmaps", NS, ""),
+        ("list", "", "namespaces", "", ""),
+        ("get", "", "namespaces", NS, NS),
+        ("list", "", "pods", "default", ""),
+        ("list", "", "pods", "", ""),
+        ("patch", "", "pods", NS, "talker"),
+    ]
+    assert {d.user for d in cluster.denied} == {SA_USER}
+
+    rbac.create_namespaced_role(
+        NS, {"metadata": {"name": "pod-reader"}, "rules": [rule("", ["pods"], ["get"])]}
+    )
+    bind(rbac, "peeker", ("Role", "pod-reader"), sa("peeker"), NS)
+    with as_service_account(cluster, NS, "peeker") as api_peeker:
+        core_peeker = client.CoreV1Api(api_peeker)
+        assert core_peeker.read_namespaced_pod("talker", NS).metadata.name == "talker"
+        _, body = refused(core_peeker.read_namespaced_pod_log, "talker", NS)
+        assert body["message"] == (
+            f'pods "talker" is forbidden: User "system:serviceaccount:{NS}:peeker" cannot get '
+            f'resource "pods/log" in API group "" in the namespace "{NS}"'
+        )
+        assert body["details"] == {"name": "talker", "kind": "pods"}
+    # the admin (the cluster's own kubeconfig) is never refused
+    assert {n.metadata.name for n in core.list_namespace().items} >= {NS, "default"}
+    assert len(cluster.denied) == 11
+
+
+def test_rbac_binding_scopes_and_authentication(
+    cluster: FakeCluster, api: client.ApiClient, core: client.CoreV1Api
+) -> None:
+    rbac = client.RbacAuthorizationV1Api(api)
+    core.create_namespace({"metadata": {"name": "team-b"}})
+    for ns in (NS, "team-b"):
+        core.create_namespaced_secret(ns, {"metadata": {"name": f"s-{ns}"}})
+    reader = rule("", ["configmaps"], ["get", "list"])
+    rbac.create_cluster_role({"metadata": {"name": "cm-reader"}, "rules": [reader]})
+    rbac.create_cluster_role(
+        {"metadata": {"name": "secret-lister"}, "rules": [rule("", ["secrets"], ["list"])]}
+    )
+    bind(rbac, "elsewhere", ("ClusterRole", "cm-reader"), sa("runner"), "team-b")
+    group = {"kind": "Group", "name": f"system:serviceaccounts:{NS}"}
+    bind(rbac, "team-a-secrets", ("ClusterRole", "secret-lister"), group)
+    bind(rbac, "broken", ("Role", "ghost"), sa("runner"), NS)
+    with as_service_account(cluster, NS, "runner") as api_sa:
+        core_sa = client.CoreV1Api(api_sa)
+        assert core_sa.list_namespaced_config_map("team-b").items == []
+        _, body = refused(core_sa.list_namespaced_config_map, NS)  # granted in team-b only
+        assert body["message"] == (
+            f'configmaps is forbidden: User "{SA_USER}" cannot list resource "configmaps" in '
+            f'API group "" in the namespace "{NS}": RBAC: role.rbac.authorization.k8s.io '
+            '"ghost" not found'
+        )
+        everywhere = core_sa.list_secret_for_all_namespaces().items
+        assert {s.metadata.name for s in everywhere} == {f"s-{NS}", "s-team-b"}
+        assert [s.metadata.name for s in core_sa.list_namespaced_secret("team-b").items] == [
+            "s-team-b"
+        ]
+        _, body = refused(core_sa.read_namespaced_secret, f"s-{NS}", NS)
+        assert 'cannot get resource "secrets"' in body["message"]
+    with as_service_account(cluster, "team-b", "runner") as api_other:
+        _, body = refused(client.CoreV1Api(api_other).list_namespaced_secret, NS)
+        assert 'User "system:serviceaccount:team-b:runner" cannot list' in body["message"]
+    assert cluster.objects("clusterroles") and cluster.get("clusterroles", "cluster-admin")
+
+    request = urllib.request.Request(
+        f"{cluster.url}/api/v1/namespaces/{NS}/pods", headers={"Authorization": "Bearer nope"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as unknown:
+        urllib.request.urlopen(request)
+    assert unknown.value.code == 401
+    assert json.loads(unknown.value.read()) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "Unauthorized",
+        "reason": "Unauthorized",
+        "code": 401,
+    }
+
+
+@pytest.mark.parametrize(
+    ("written", "canonical"),
+    [
+        ("1000m", "1"),
+        ("1.5", "1500m"),
+        ("0.5Gi", "512Mi"),
+        ("1024Mi", "1Gi"),
+        ("1536Mi", "1536Mi"),
+        ("1500000", "1500k"),
+        ("2", "2"),
+        (4, "4"),
+        ("0", "0"),
+    ],
+)
+def test_quantities_print_as_the_api_server_writes_them(written: object, canonical: str) -> None:
+    assert str(Quantity.parse(written)) == canonical
+
+
+def test_quota_refuses_pods_over_it_and_reports_usage(
+    cluster: FakeCluster, core: client.CoreV1Api
+) -> None:
+    hard = {"requests.nvidia.com/gpu": "2", "pods": "3", "count/configmaps": "1"}
+    core.create_namespaced_resource_quota(
+        NS, {"metadata": {"name": "gpu-quota"}, "spec": {"hard": hard}}
+    )
+    status, body = refused(
+        core.create_namespaced_pod, NS, sleeper("big", limits={"nvidia.com/gpu": "4"})
+    )
+    message = (
+        'pods "big" is forbidden: exceeded quota: gpu-quota, requested: '
+        "requests.nvidia.com/gpu=4, used: requests.nvidia.com/gpu=0, "
+        "limited: requests.nvidia.com/gpu=2"
+    )
+    assert status == 403 and body["reason"] == "Forbidden" and body["message"] == message
+    assert body["details"] == {"name": "big", "kind": "pods"}
+    quota = QUOTA_RE.search(body["message"])  # what the backend parses
+    assert (
+        quota and quota["quota"] == "gpu-quota" and quota["limited"] == "requests.nvidia.com/gpu=2"
+    )
+
+    core.create_namespaced_pod(NS, sleeper("one", limits={"nvidia.com/gpu": "1"}))
+
+    def used() -> dict[str, str]:
+        return core.read_namespaced_resource_quota("gpu-quota", NS).status.used or {}
+
+    expected = {"requests.nvidia.com/gpu": "1", "pods": "1", "count/configmaps": "0"}
+    cluster.wait_for(lambda: used() == expected, what="the quota's usage")
+    typed = core.read_namespaced_resource_quota("gpu-quota", NS)
+    assert typed.status.hard == hard
+    _, body = refused(
+        core.create_namespaced_pod, NS, sleeper("two", limits={"nvidia.com/gpu": "2"})
+    )
+    assert (
+        "requested: requests.nvidia.com/gpu=2, used: requests.nvidia.com/gpu=1, "
+        in (body["message"])
+    )
+    core.create_namespaced_config_map(NS, {"metadata": {"name": "first"}})
+    _, body = refused(core.create_namespaced_config_map, NS, {"metadata": {"name": "second"}})
+    assert body["message"] == (
+        'configmaps "second" is forbidden: exceeded quota: gpu-quota, requested: '
+        "count/configmaps=1, used: count/configmaps=1, limited: count/configmaps=1"
+    )
+    core.delete_namespaced_pod("one", NS, grace_period_seconds=0)
+    cluster.wait_for(lambda: used().get("pods") == "0" and used()["requests.nvidia.com/gpu"] == "0")
+    core.create_namespaced_pod(NS, sleeper("two", limits={"nvidia.com/gpu": "2"}))
+    assert cluster.get("pods", "big") is None and cluster.get("configmaps", "second") is None
+
+
+def test_limit_range_defaults_then_quota_on_cpu_and_memory(
+    cluster: FakeCluster, core: client.CoreV1Api
+) -> None:
+    hard = {"requests.cpu": "1", "limits.memory": "1Gi"}
+    core.create_namespaced_resource_quota(
+        NS, {"metadata": {"name": "compute"}, "spec": {"hard": hard}}
+    )
+    _, body = refused(core.create_namespaced_pod, NS, sleeper("bare"))
+    assert body["message"] == (
+        'pods "bare" is forbidden: failed quota: compute: must specify limits.memory for: main; '
+        "requests.cpu for: main"
+    )
+    limits = {
+        "type": "Container",
+        "default": {"cpu": "500m", "memory": "512Mi"},
+        "defaultRequest": {"cpu": "250m"},
+        "max": {"cpu": "1"},
+    }
+    core.create_namespaced_limit_range(
+        NS, {"metadata": {"name": "defaults"}, "spec": {"limits": [limits]}}
+    )
+    stored = core.read_namespaced_limit_range("defaults", NS).spec.limits[0]
+    assert stored.default_request == {"cpu": "250m", "memory": "512Mi"}  # request <- limit
+    pod = core.create_namespaced_pod(NS, sleeper("bare"))
+    resources = pod.spec.containers[0].resources
+    assert resources.requests == {"cpu": "250m", "memory": "512Mi"}
+    assert resources.limits == {"cpu": "500m", "memory": "512Mi"}
+    assert pod.metadata.annotations["kubernetes.io/limit-ranger"] == (
+        "LimitRanger plugin set: cpu, memory request for container main; "
+        "cpu, memory limit for container main"
+    )
+    assert pod.status.qos_class == "Burstable"
+    own = core.create_namespaced_pod(NS, sleeper("own", requests={"cpu": "100m"}))
+    assert own.spec.containers[0].resources.requests == {"cpu": "100m", "memory": "512Mi"}
+    _, body = refused(core.create_namespaced_pod, NS, sleeper("third"))
+    assert body["message"] == (
+        'pods "third" is forbidden: exceeded quota: compute, requested: limits.memory=512Mi, '
+        "used: limits.memory=1Gi, limited: limits.memory=1Gi"
+    )
+    _, body = refused(core.create_namespaced_pod, NS, sleeper("huge", limits={"cpu": "2"}))
+    assert body["message"] == (
+        'pods "huge" is forbidden: maximum cpu usage per Container is 1, but limit is 2'
+    )
+    quota = cluster.wait_for(
+        lambda: (q := cluster.get("resourcequotas", "compute")) and q.get("status", {}).get("used")
+    )
+    assert quota == {"requests.cpu": "350m", "limits.memory": "1Gi"}
+
+
+def test_job_over_quota_records_failed_create_and_runs_once_quota_frees(
+    cluster: FakeCluster, core: client.CoreV1Api, batch: client.BatchV1Api
+) -> None:
+    hard = {"requests.nvidia.com/gpu": "1"}
+    core.create_namespaced_resource_quota(
+        NS, {"metadata": {"name": "gpus"}, "spec": {"hard": hard}}
+    )
+    core.create_namespaced_pod(NS, sleeper("hog", limits={"nvidia.com/gpu": "1"}))
+    container = {"resources": {"limits": {"nvidia.com/gpu": "1"}}}
+    batch.create_namespaced_job(NS, job_manifest("gated", "print('ran')", container=container))
+
+    def failed_creates() -> list[dict[str, Any]]:
+        return [e for e in cluster.events("gated") if e["reason"] == "FailedCreate"]
+
+    event = cluster.wait_for(failed_creates, what="a FailedCreate event")[0]
+    assert event["type"] == "Warning" and event["source"] == {"component": "job-controller"}
+    assert re.fullmatch(
+        r'Error creating: pods "gated-0-[a-z0-9]{5}" is forbidden: exceeded quota: gpus, '
+        r"requested: requests.nvidia.com/gpu=1, used: requests.nvidia.com/gpu=1, "
+        r"limited: requests.nvidia.com/gpu=1",
+        event["message"],
+    )
+    assert not job_pods(cluster, "gated")
+    assert "active" not in cluster.get("jobs", "gated")["status"]  # type: ignore[index]
+    core.delete_namespaced_pod("hog", NS, grace_period_seconds=0)
+    cluster.wait_for(
+        lambda: condition(cluster.get("jobs", "gated"), "Complete"), timeout=20, what="the job"
+    )
+    assert cluster.logs(job_pods(cluster, "gated")[0]["metadata"]["name"]) == "ran\n"
+
+
+def test_deployment_over_quota_reports_replica_failure(
+    cluster: FakeCluster, api: client.ApiClient, core: client.CoreV1Api
+) -> None:
+    core.create_namespaced_resource_quota(
+        NS, {"metadata": {"name": "pods"}, "spec": {"hard": {"pods": "1"}}}
+    )
+    labels = {"app": "web"}
+    body = {
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "srv", "image": IMAGE}]},
+            },
+        },
+    }
+    client.AppsV1Api(api).create_namespaced_deployment(NS, body)
+    failure = cluster.wait_for(
+        lambda: condition(cluster.get("deployments", "web"), "ReplicaFailure"),
+        what="the ReplicaFailure condition",
+    )
+    assert failure["reason"] == "FailedCreate"
+    assert re.fullmatch(
+        r'pods "web-[a-z0-9]+-[a-z0-9]{5}" is forbidden: exceeded quota: pods, '
+        r"requested: pods=1, used: pods=1, limited: pods=1",
+        failure["message"],
+    )
+    warnings = [e for e in cluster.events("web") if e["reason"] == "FailedCreate"]
+    assert warnings and warnings[0]["message"] == f"Error creating: {failure['message']}"
+    assert len(cluster.objects("pods", NS)) == 1
+    core.patch_namespaced_resource_quota("pods", NS, {"spec": {"hard": {"pods": "2"}}})
+    cluster.wait_for(
+        lambda: cluster.get("deployments", "web")["status"].get("readyReplicas") == 2,  # type: ignore[index]
+        timeout=20,
+    )
+    assert not condition(cluster.get("deployments", "web"), "ReplicaFailure")

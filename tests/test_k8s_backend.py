@@ -17,9 +17,10 @@ import pytest
 from cloudml_testkit import wait_for
 from fakecluster import FakeCluster
 
-from jupyter_cloudml.backends.kubernetes import KubernetesBackend
+from jupyter_cloudml.backends.kubernetes import KubernetesBackend, rbac
 from jupyter_cloudml.client import Client
 from jupyter_cloudml.exceptions import BackendUnavailable, Conflict, NotFound, QuotaExceeded
+from jupyter_cloudml.hub.tenant import NOTEBOOK_ACCOUNT
 from jupyter_cloudml.models import (
     Framework,
     JobStatus,
@@ -56,13 +57,26 @@ def shared(cluster, tmp_path):
     return folder
 
 
+def tenant_kubeconfig(cluster: FakeCluster, namespace: str = "team-a") -> str:
+    """A kubeconfig of a tenant's notebook server: its identity holds exactly the Roles the
+    hub gives tenants (``rbac.NOTEBOOK_RULES``, and the study driver's), and nothing else."""
+    objects = [
+        *rbac.identity_objects(NOTEBOOK_ACCOUNT, namespace, rbac.NOTEBOOK_RULES),
+        *rbac.study_driver_objects(namespace),
+    ]
+    for obj in objects:
+        cluster.create(obj["kind"].lower() + "s", obj, namespace)
+    return str(cluster.kubeconfig_for(namespace, NOTEBOOK_ACCOUNT))
+
+
 @pytest.fixture
 def backend(cluster, shared):
     backend = KubernetesBackend(
-        kubeconfig=str(cluster.kubeconfig), shared_claim=CLAIM, shared_mount=str(shared)
+        kubeconfig=tenant_kubeconfig(cluster), shared_claim=CLAIM, shared_mount=str(shared)
     )
     yield backend
     backend.close()
+    assert not cluster.denied, cluster.denied  # the tenant's Role allowed all the magics did
 
 
 def spec(code: str, name: str = "train", **fields) -> TrainSpec:
@@ -442,11 +456,12 @@ def kserve_backend(tmp_path):
         folder.mkdir()
         fake.pvc_dirs[CLAIM] = str(folder)
         backend = KubernetesBackend(
-            kubeconfig=str(fake.kubeconfig), shared_claim=CLAIM, shared_mount=str(folder)
+            kubeconfig=tenant_kubeconfig(fake), shared_claim=CLAIM, shared_mount=str(folder)
         )
         yield backend, fake
         backend.close()
         assert not fake.errors, fake.errors
+        assert not fake.denied, fake.denied
 
 
 def test_kserve_inference_service_with_canary_split_and_rollback(kserve_backend, monkeypatch):

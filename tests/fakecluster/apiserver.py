@@ -1,9 +1,10 @@
 """The HTTP face of the fake cluster: a kmock Kubernetes scaffold serving the Store.
 
 kmock gives the loopback HTTP server (``kmock.Server``), ``/``, ``/version`` and the ``Status``
-404 for unknown endpoints. This subclass records every request, consumes injected faults, and
-answers resource requests itself (list, watch, get, create, replace, patch, delete,
-deletecollection, ``/status``, pod ``/log``) with the Store's semantics. It also serves
+404 for unknown endpoints. This subclass records every request, authenticates and authorizes it
+(``rbac``), consumes injected faults, and answers resource requests itself (list, watch, get,
+create, replace, patch, delete, deletecollection, ``/status``, pod ``/log``) with the Store's
+semantics. It also serves
 discovery from the registry: kmock's answers neither ``/apis/`` (the client's trailing slash)
 nor a core ``groupVersion`` of ``v1``.
 """
@@ -26,6 +27,7 @@ import yaml
 
 from .common import ApiError, Obj, rfc3339_nano, within
 from .faults import Faults
+from .rbac import Authorizer, request_attributes
 from .resources import ResourceType
 from .store import JOB_ORPHAN_WARNING, ORPHAN_BY_DEFAULT, Store, not_found
 
@@ -72,10 +74,11 @@ def _unknown(path: str) -> ApiError:
 class ApiServer(kmock.KubernetesScaffold):
     """kmock's discovery and errors, with the stateful API served from a ``Store``."""
 
-    def __init__(self, store: Store, faults: Faults) -> None:
+    def __init__(self, store: Store, faults: Faults, authorizer: Authorizer) -> None:
         super().__init__()
         self.store = store
         self.faults = faults
+        self.authorizer = authorizer
         self.log_source: LogSource | None = None
         #: (METHOD, path) of every request received, in order.
         self.request_log: list[tuple[str, str]] = []
@@ -97,13 +100,19 @@ class ApiServer(kmock.KubernetesScaffold):
 
     # --- entry point ---------------------------------------------------------------------------
 
-    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> Response:  # type: ignore[override]
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> Response:
         body = await raw_request.read()
         method, path = raw_request.method.upper(), raw_request.path
         self.request_log.append((method, path))
         self.request_params.append(dict(raw_request.query))
         self.request_headers.append(dict(raw_request.headers))
         try:
+            identity = self.authorizer.authenticate(raw_request.headers.get("Authorization"))
+            if identity is not None:
+                q = raw_request.query
+                watch = q.get("watch") in _TRUE
+                attrs = request_attributes(identity, method, path, watch, q.get("fieldSelector"))
+                self.authorizer.authorize(identity, attrs)
             fault = self.faults.take(method, path, body)
             if fault is not None:
                 raise fault
@@ -176,7 +185,7 @@ class ApiServer(kmock.KubernetesScaffold):
                 raise _unknown(path)
             resources = []
             for t in served:
-                entry = {"name": t.plural, "singularName": t.singular, "kind": t.kind}
+                entry: Obj = {"name": t.plural, "singularName": t.singular, "kind": t.kind}
                 entry.update(namespaced=t.namespaced, verbs=list(_VERBS))
                 if t.short_names:
                     entry["shortNames"] = list(t.short_names)

@@ -7,6 +7,10 @@ Usage::
         ...
         cluster.get("jobs", "x")["status"]
 
+``cluster.kubeconfig`` is the admin (never refused); ``cluster.kubeconfig_for(ns, sa)`` is a
+service account whose requests RBAC authorizes (refusals in ``cluster.denied``). Every create
+goes through LimitRange and ResourceQuota admission, the controllers' pods included.
+
 Everything runs in one thread with its own asyncio loop; the test thread talks HTTP to
 ``cluster.url`` (the official client, or anything) and reads state with ``objects``/``get``.
 """
@@ -36,6 +40,9 @@ from .gc import GarbageCollector
 from .jobs import JobController
 from .kserve import InferenceServiceController
 from .kubelet import Kubelet
+from .limitranges import LimitRanger
+from .quota import QuotaAdmission, QuotaController
+from .rbac import Authorizer, Identity, RequestAttributes, bootstrap_objects
 from .resources import Registry
 from .scheduler import Scheduler, node_object
 from .store import Store
@@ -62,6 +69,7 @@ class FakeCluster:
         grace_cap: float = 5.0,
         ready_delay: float = 0.2,
         job_backoff: float = 0.0,
+        create_backoff: float = 1.0,
         history_limit: int = 10_000,
     ) -> None:
         self.tmp_path = Path(tmp_path)
@@ -73,6 +81,11 @@ class FakeCluster:
         self.pvc_dirs: dict[str, Path | str] = {}
         self.registry = Registry(crds)
         self.store = Store(self.registry, history_limit)
+        limit_ranger = LimitRanger(self.store)
+        self.quota = QuotaAdmission(self.store)
+        self.store.mutating.append(limit_ranger.default)
+        self.store.validating += [limit_ranger.check, self.quota]
+        self.authorizer = Authorizer(self.store)
         self.faults = Faults()
         self.ctx = Context(self.store, EventRecorder(self.store, node), node)
         self._node = node_object(node, gpus, gpu_product, cpus, memory)
@@ -80,9 +93,10 @@ class FakeCluster:
             "grace_cap": grace_cap,
             "ready_delay": ready_delay,
             "job_backoff": job_backoff,
+            "create_backoff": create_backoff,
         }
         self._crds = tuple(crds)
-        self.apiserver = ApiServer(self.store, self.faults)
+        self.apiserver = ApiServer(self.store, self.faults, self.authorizer)
         self.kubelet: Kubelet | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -125,6 +139,8 @@ class FakeCluster:
                 self.registry.by_plural("namespaces"), None, {"metadata": {"name": ns}}
             )
         self.store.create(self.registry.by_plural("nodes"), None, self._node)
+        for plural, obj in bootstrap_objects():
+            self.store.create(self.registry.by_plural(plural), None, obj)
         await self.apiserver.__aenter__()
         await self._serve()
         self._write_kubeconfig()
@@ -138,11 +154,17 @@ class FakeCluster:
             ready_delay=float(self._options["ready_delay"]),
         )
         self.apiserver.log_source = self.kubelet.log_buffer
+        create_backoff = float(self._options["create_backoff"])
         controllers: list[Controller] = [
             GarbageCollector(self.ctx),
             Scheduler(self.ctx),
-            JobController(self.ctx, backoff=float(self._options["job_backoff"])),
-            DeploymentController(self.ctx),
+            JobController(
+                self.ctx,
+                backoff=float(self._options["job_backoff"]),
+                create_backoff=create_backoff,
+            ),
+            DeploymentController(self.ctx, create_backoff=create_backoff),
+            QuotaController(self.ctx, self.quota),
             self.kubelet,
         ]
         for crd in self._crds:
@@ -197,22 +219,45 @@ class FakeCluster:
 
         return self._call(call())
 
-    def _write_kubeconfig(self) -> None:
+    def _write_kubeconfig(
+        self, path: Path | None = None, user: dict[str, str] | None = None, namespace: str = ""
+    ) -> None:
+        """A kubeconfig for the cluster: the admin's (no credentials) unless told ``user``."""
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-            "users": [{"name": "fake", "user": {}}],
+            "users": [{"name": "fake", "user": user or {}}],
             "contexts": [
                 {
                     "name": "fake",
-                    "context": {"cluster": "fake", "user": "fake", "namespace": self.namespace},
+                    "context": {
+                        "cluster": "fake",
+                        "user": "fake",
+                        "namespace": namespace or self.namespace,
+                    },
                 }
             ],
             "current-context": "fake",
             "preferences": {},
         }
-        self.kubeconfig.write_text(json.dumps(config, indent=2))
+        (path or self.kubeconfig).write_text(json.dumps(config, indent=2))
+
+    def kubeconfig_for(self, namespace: str, service_account: str) -> Path:
+        """A kubeconfig whose bearer token is the service account
+        ``system:serviceaccount:<namespace>:<service_account>`` (its requests are authorized
+        by RBAC, unlike the admin's ``kubeconfig``), with ``namespace`` as its default."""
+        assert self.url, "the cluster is not running (use it as a context manager)"
+        token = self.authorizer.issue(Identity.service_account(namespace, service_account))
+        path = self.workdir / f"kubeconfig-{namespace}-{service_account}"
+        self._write_kubeconfig(path, {"token": token}, namespace)
+        return path
+
+    @property
+    def denied(self) -> list[RequestAttributes]:
+        """The attributes (user, verb, group, resource, namespace, name...) of every request
+        RBAC refused so far, in order."""
+        return self.authorizer.denied()
 
     # --- the API server ------------------------------------------------------------------------
 

@@ -151,3 +151,17 @@ class ApiError(Exception):
         if self.details:
             body["details"] = self.details
         return body
+
+
+def forbidden(group: str, resource: str, name: str | None, why: str) -> ApiError:
+    """A 403 ``Status`` worded as the API server's ``NewForbidden``: ``jobs.batch "x" is
+    forbidden: <why>`` (no name for collections)."""
+    qualified = f"{resource}.{group}" if group else resource
+    target = f'{qualified} "{name}"' if name else qualified
+    details = {"name": name, "group": group, "kind": resource}
+    return ApiError(
+        403,
+        "Forbidden",
+        f"{target} is forbidden: {why}",
+        {key: value for key, value in details.items() if value},
+    )

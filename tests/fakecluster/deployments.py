@@ -2,21 +2,27 @@
 pods replaced once the new ones are ready, and the Deployment's status and conditions.
 
 Simplification: pods are owned by the Deployment itself (no ReplicaSet in between); their
-names still look like ``<deployment>-<pod-template-hash>-<random>``.
+names still look like ``<deployment>-<pod-template-hash>-<random>``. A pod creation the API
+refuses (quota...) is retried with an exponential backoff; the ``FailedCreate`` warning a real
+ReplicaSet controller records on the ReplicaSet goes on the Deployment here (from
+``replicaset-controller``), and the Deployment gets the ``ReplicaFailure`` condition real ones
+copy from their ReplicaSet.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
 
 from .base import Context, Controller
-from .common import Obj, controller_uid, owner_ref, set_condition
+from .common import ApiError, Obj, controller_uid, owner_ref, set_condition
 from .resources import ResourceType
 
 HASH_LABEL = "pod-template-hash"
 COMPONENT = "deployment-controller"
+REPLICASET_COMPONENT = "replicaset-controller"
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
 
 
@@ -33,18 +39,29 @@ def _ready(pod: Obj) -> bool:
     )
 
 
+@dataclasses.dataclass
+class Refusal:
+    """Pod creations of one Deployment refused in a row, the last error and the next try."""
+
+    count: int = 0
+    message: str = ""
+    retry: float = 0.0
+
+
 class DeploymentController(Controller):
     """Keeps every Deployment's pods and status."""
 
     kinds = frozenset({"Deployment", "Pod"})
     tick = 0.2
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, create_backoff: float = 1.0) -> None:
         super().__init__(ctx)
         self.deploy_rt: ResourceType = ctx.rt("deployments")
         self.pods_rt: ResourceType = ctx.rt("pods")
+        self.create_backoff = create_backoff
         #: Deployment uid -> (template hash, when that template was first seen).
         self.progress: dict[str, tuple[str, float]] = {}
+        self.refusals: dict[str, Refusal] = {}
 
     def reconcile(self) -> None:
         """Sync every Deployment with its pods."""
@@ -74,16 +91,17 @@ class DeploymentController(Controller):
             p for p in alive if (p["metadata"].get("labels") or {}).get(HASH_LABEL) == current_hash
         ]
         old = [p for p in alive if p not in current]
-        if len(current) < replicas:
-            for _ in range(replicas - len(current)):
-                current.append(self._pod(deployment, template, current_hash))
-            self.ctx.events.record(
-                deployment,
-                "Normal",
-                "ScalingReplicaSet",
-                f"Scaled up replica set {rs_name} from {len(alive) - len(old)} to {replicas}",
-                COMPONENT,
-            )
+        refusal = self.refusals.setdefault(m["uid"], Refusal())
+        if len(current) < replicas and time.time() >= refusal.retry:
+            if not refusal.count:
+                self.ctx.events.record(
+                    deployment,
+                    "Normal",
+                    "ScalingReplicaSet",
+                    f"Scaled up replica set {rs_name} from {len(current)} to {replicas}",
+                    COMPONENT,
+                )
+            current += self._create(deployment, template, current_hash, replicas - len(current))
         elif len(current) > replicas:
             extra = sorted(current, key=lambda p: p["metadata"]["creationTimestamp"])[replicas:]
             self._delete(extra)
@@ -135,6 +153,10 @@ class DeploymentController(Controller):
                 "MinimumReplicasUnavailable",
                 "Deployment does not have minimum availability.",
             )
+        if refusal.count:
+            set_condition(conditions, "ReplicaFailure", "True", "FailedCreate", refusal.message)
+        else:
+            conditions = [c for c in conditions if c.get("type") != "ReplicaFailure"]
         deadline = float(spec.get("progressDeadlineSeconds", 600))
         if len(ready_current) >= replicas and not old:
             progress = (
@@ -159,6 +181,30 @@ class DeploymentController(Controller):
             d["status"] = status
 
         self.store.update_obj(self.deploy_rt, deployment, write)
+
+    def _create(self, deployment: Obj, template: Obj, current_hash: str, count: int) -> list[Obj]:
+        """Up to ``count`` new pods; a refusal is recorded and retried after a backoff."""
+        refusal = self.refusals[deployment["metadata"]["uid"]]
+        created = []
+        for _ in range(count):
+            try:
+                created.append(self._pod(deployment, template, current_hash))
+            except ApiError as exc:
+                self.ctx.events.record(
+                    deployment,
+                    "Warning",
+                    "FailedCreate",
+                    f"Error creating: {exc.message}",
+                    REPLICASET_COMPONENT,
+                )
+                refusal.count += 1
+                refusal.message = exc.message
+                refusal.retry = time.time() + self.create_backoff * min(
+                    2 ** (refusal.count - 1), 60
+                )
+                return created
+        refusal.count = 0
+        return created
 
     def _pod(self, deployment: Obj, template: Obj, current_hash: str) -> Obj:
         tmeta = template.get("metadata") or {}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
-from .common import Obj, rfc3339
+from .common import ApiError, Obj, rfc3339
 from .store import Store
 
 
@@ -46,26 +47,24 @@ class EventRecorder:
                 self.store.update_obj(self.rt, event, bump)
                 return
         now = rfc3339()
-        self.store.create(
-            self.rt,
-            namespace,
-            {
-                "metadata": {"name": f"{m.get('name')}.{time.time_ns():x}", "namespace": namespace},
-                "involvedObject": involved,
-                "reason": reason,
-                "message": message,
-                "type": type_,
-                "source": {"component": component, "host": self.host}
-                if component == "kubelet"
-                else {"component": component},
-                "firstTimestamp": now,
-                "lastTimestamp": now,
-                "count": 1,
-                "eventTime": None,
-                "reportingComponent": component,
-                "reportingInstance": self.host if component == "kubelet" else "",
-            },
-        )
+        body = {
+            "metadata": {"name": f"{m.get('name')}.{time.time_ns():x}", "namespace": namespace},
+            "involvedObject": involved,
+            "reason": reason,
+            "message": message,
+            "type": type_,
+            "source": {"component": component, "host": self.host}
+            if component == "kubelet"
+            else {"component": component},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "eventTime": None,
+            "reportingComponent": component,
+            "reportingInstance": self.host if component == "kubelet" else "",
+        }
+        with contextlib.suppress(ApiError):  # refused (quota...): dropped, as client-go does
+            self.store.create(self.rt, namespace, body)
 
 
 def _first_container(pod: Obj) -> str:

@@ -11,6 +11,7 @@ import time
 
 from .base import Context, Controller
 from .common import (
+    ApiError,
     Obj,
     condition_true,
     controller_kind,
@@ -46,6 +47,9 @@ class JobState:
     evaluated: set[str] = dataclasses.field(default_factory=set)
     failure: tuple[str, str] | None = None
     last_failure: float = 0.0
+    #: Pod creations refused in a row (quota...), and when to try again.
+    create_failures: int = 0
+    create_retry: float = 0.0
 
 
 def _index(pod: Obj) -> int | None:
@@ -108,11 +112,12 @@ class JobController(Controller):
     kinds = frozenset({"Job", "Pod"})
     tick = 0.1
 
-    def __init__(self, ctx: Context, backoff: float = 0.0) -> None:
+    def __init__(self, ctx: Context, backoff: float = 0.0, create_backoff: float = 1.0) -> None:
         super().__init__(ctx)
         self.jobs_rt: ResourceType = ctx.rt("jobs")
         self.pods_rt: ResourceType = ctx.rt("pods")
         self.backoff = backoff
+        self.create_backoff = create_backoff
         self.states: dict[str, JobState] = {}
 
     def on_change(self, rt: ResourceType, kind: str, obj: Obj, old: Obj | None) -> None:
@@ -236,8 +241,8 @@ class JobController(Controller):
             if (
                 now >= state.last_failure + self.backoff * min(2 ** max(len(failed) - 1, 0), 64)
                 or not failed
-            ):
-                active += self._create(job, active, done_indexes, succeeded)
+            ) and now >= state.create_retry:
+                active += self._create(job, state, active, done_indexes, succeeded)
         terminating = [
             p for p in pods if not _terminal(p) and p["metadata"].get("deletionTimestamp")
         ]
@@ -272,18 +277,21 @@ class JobController(Controller):
         self.store.update_obj(self.jobs_rt, job, write)
 
     def _create(
-        self, job: Obj, active: list[Obj], done_indexes: list[int], succeeded: int
+        self, job: Obj, state: JobState, active: list[Obj], done_indexes: list[int], succeeded: int
     ) -> list[Obj]:
+        """The missing pods; when the API refuses one (quota...), a ``FailedCreate`` warning
+        and a retry after an exponential backoff, as the real controller's work queue does."""
         spec = job["spec"]
         parallelism = int(spec.get("parallelism", 1))
-        created: list[Obj] = []
+        wanted: list[int | None] = []
         if spec.get("completionMode") == "Indexed":
             running = {_index(p) for p in active}
-            for index in range(int(spec.get("completions") or 0)):
-                if len(active) + len(created) >= parallelism:
-                    break
-                if index not in running and index not in done_indexes:
-                    created.append(self._pod(job, index))
+            free = [
+                i
+                for i in range(int(spec.get("completions") or 0))
+                if i not in running and i not in done_indexes
+            ]
+            wanted += free[: max(0, parallelism - len(active))]
         else:
             completions = spec.get("completions")
             want = (
@@ -291,8 +299,20 @@ class JobController(Controller):
                 if completions is None
                 else min(parallelism, int(completions) - succeeded)
             )
-            for _ in range(max(0, want - len(active))):
-                created.append(self._pod(job, None))
+            wanted += [None] * max(0, want - len(active))
+        created: list[Obj] = []
+        for index in wanted:
+            try:
+                created.append(self._pod(job, index))
+            except ApiError as exc:
+                self.ctx.events.record(
+                    job, "Warning", "FailedCreate", f"Error creating: {exc.message}", COMPONENT
+                )
+                state.create_failures += 1
+                delay = self.create_backoff * min(2 ** (state.create_failures - 1), 60)
+                state.create_retry = time.time() + delay
+                return created
+        state.create_failures = 0
         return created
 
     def _pod(self, job: Obj, index: int | None) -> Obj:

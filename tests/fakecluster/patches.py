@@ -51,17 +51,17 @@ def strategic_merge_patch(target: Any, patch: Any, field: str = "") -> Any:
             return target + [v for v in patch if v not in target]
         key = MERGE_KEYS.get(field)
         if key and all(isinstance(v, dict) for v in [*patch, *target]):
-            result = [copy.deepcopy(v) for v in target]
+            merged = [copy.deepcopy(v) for v in target]
             for item in patch:
-                match = next((r for r in result if r.get(key) == item.get(key)), None)
+                match = next((r for r in merged if r.get(key) == item.get(key)), None)
                 if item.get("$patch") == "delete":
                     if match is not None:
-                        result.remove(match)
+                        merged.remove(match)
                 elif match is None:
-                    result.append(copy.deepcopy(item))
+                    merged.append(copy.deepcopy(item))
                 else:
-                    result[result.index(match)] = strategic_merge_patch(match, item)
-            return result
+                    merged[merged.index(match)] = strategic_merge_patch(match, item)
+            return merged
         return copy.deepcopy(patch)
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)

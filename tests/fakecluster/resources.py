@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from .common import ApiError, Obj
+from .quantity import Quantity
 from .selectors import match_labels_selector
 
 
@@ -56,7 +57,8 @@ _BUILTIN = [
     ResourceType("", "v1", "events", "Event", short_names=("ev",)),
     ResourceType("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
     ResourceType("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", status=True),
-    ResourceType("", "v1", "resourcequotas", "ResourceQuota", status=True),
+    ResourceType("", "v1", "resourcequotas", "ResourceQuota", status=True, short_names=("quota",)),
+    ResourceType("", "v1", "limitranges", "LimitRange", short_names=("limits",)),
     ResourceType("", "v1", "endpoints", "Endpoints"),
     ResourceType("", "v1", "namespaces", "Namespace", namespaced=False, status=True),
     ResourceType("", "v1", "nodes", "Node", namespaced=False, status=True),
@@ -67,6 +69,16 @@ _BUILTIN = [
     ResourceType("apps", "v1", "statefulsets", "StatefulSet", status=True),
     ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role"),
     ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+    ResourceType(
+        "rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False
+    ),
+    ResourceType(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        namespaced=False,
+    ),
     ResourceType("networking.k8s.io", "v1", "ingresses", "Ingress", status=True),
 ]
 
@@ -153,7 +165,15 @@ def validate(rt: ResourceType, obj: Obj) -> None:
     meta = obj.get("metadata") or {}
     name = str(meta.get("name") or "")
     causes: list[tuple[str, str]] = []
-    if rt.kind in ("Service", "Namespace"):
+    if rt.group == "rbac.authorization.k8s.io":  # any path segment: "system:discovery"
+        for bad in ("/", "%"):
+            if bad in name:
+                causes.append(
+                    ("metadata.name", f'Invalid value: "{name}": may not contain {bad!r}')
+                )
+        if name in ("", ".", ".."):
+            causes.append(("metadata.name", f'Invalid value: "{name}": may not be {name!r}'))
+    elif rt.kind in ("Service", "Namespace"):
         pattern = _DNS_1035 if rt.kind == "Service" else _DNS_LABEL
         if len(name) > 63 or not pattern.match(name):
             causes.append(
@@ -216,6 +236,33 @@ def validate(rt: ResourceType, obj: Obj) -> None:
             causes.append(("[]", f"Too long: must have at most {CONFIGMAP_MAX_BYTES} bytes"))
     if causes:
         raise _invalid(rt, name, causes)
+    for amount in _quantities(rt, obj):
+        try:
+            Quantity.parse(amount)
+        except ValueError:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                "quantities must match the regular expression "
+                "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+            ) from None
+
+
+def _quantities(rt: ResourceType, obj: Obj) -> Iterator[object]:
+    """The resource amounts an object holds (containers', a quota's, a LimitRange's)."""
+    spec = obj.get("spec") or {}
+    if rt.kind == "ResourceQuota":
+        yield from (spec.get("hard") or {}).values()
+    elif rt.kind == "LimitRange":
+        for item in spec.get("limits") or []:
+            for field in ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio"):
+                yield from (item.get(field) or {}).values()
+    pod_spec = spec if rt.kind == "Pod" else (spec.get("template") or {}).get("spec") or {}
+    for container in [*(pod_spec.get("initContainers") or []), *(pod_spec.get("containers") or [])]:
+        resources = container.get("resources") or {}
+        for field in ("requests", "limits"):
+            yield from (resources.get(field) or {}).values()
 
 
 def check_immutable(rt: ResourceType, old: Obj, new: Obj) -> None:
@@ -227,6 +274,10 @@ def check_immutable(rt: ResourceType, old: Obj, new: Obj) -> None:
                 raise _invalid(
                     rt, name, [(field, "Forbidden: field is immutable when `immutable` is set")]
                 )
+    if rt.kind in ("RoleBinding", "ClusterRoleBinding") and old.get("roleRef") != new.get(
+        "roleRef"
+    ):
+        raise _invalid(rt, name, [("roleRef", "Invalid value: cannot change roleRef")])
     if rt.kind == "Job":
         before, after = old.get("spec", {}), new.get("spec", {})
         for field in ("template", "completions", "completionMode", "selector"):
@@ -245,7 +296,7 @@ def apply_defaults(rt: ResourceType, obj: Obj) -> None:
         _default_job(obj)
     elif rt.kind == "Pod":
         _default_pod_spec(obj.setdefault("spec", {}))
-        obj["status"] = {"phase": "Pending", "qosClass": _qos(obj["spec"])}
+        _default_requests_to_limits(obj["spec"])
     elif rt.kind == "Deployment":
         spec = obj.setdefault("spec", {})
         spec.setdefault("replicas", 1)
@@ -274,8 +325,17 @@ def apply_defaults(rt: ResourceType, obj: Obj) -> None:
         for port in spec.get("ports") or []:
             port.setdefault("protocol", "TCP")
             port.setdefault("targetPort", port.get("port"))
+    elif rt.kind == "LimitRange":
+        for item in (obj.get("spec") or {}).get("limits") or []:
+            _default_limit_range_item(item)
     elif rt.custom:
         obj.setdefault("status", {})
+
+
+def prepare_for_create(rt: ResourceType, obj: Obj) -> None:
+    """What the server sets after admission plugins changed the object: a Pod's status."""
+    if rt.kind == "Pod":
+        obj["status"] = {"phase": "Pending", "qosClass": _qos(obj["spec"])}
 
 
 def _default_job(obj: Obj) -> None:
@@ -316,10 +376,31 @@ def _default_pod_spec(spec: Obj) -> None:
         container.setdefault("terminationMessagePath", "/dev/termination-log")
         container.setdefault("terminationMessagePolicy", "File")
         container.setdefault("resources", {})
-        limits = container["resources"].get("limits") or {}
-        requests = container["resources"].get("requests")
-        if limits and requests is None:
-            container["resources"]["requests"] = dict(limits)
+
+
+def _default_requests_to_limits(spec: Obj) -> None:
+    """A Pod's (not a template's) containers request what they limit unless told otherwise."""
+    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        resources = container.setdefault("resources", {})
+        limits = resources.get("limits") or {}
+        if limits:
+            requests = resources.setdefault("requests", {})
+            for name, amount in limits.items():
+                requests.setdefault(name, amount)
+
+
+def _default_limit_range_item(item: Obj) -> None:
+    """A Container limit's default limit falls back to its max, its default request to the
+    default limit, then to its min."""
+    if item.get("type") != "Container":
+        return
+    default = item.setdefault("default", {})
+    request = item.setdefault("defaultRequest", {})
+    for name, amount in (item.get("max") or {}).items():
+        default.setdefault(name, amount)
+    for source in (default, item.get("min") or {}):
+        for name, amount in source.items():
+            request.setdefault(name, amount)
 
 
 def _qos(spec: Obj) -> str:

@@ -2,38 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 from .base import Context, Controller
 from .common import Obj, set_condition
+from .quantity import parse_float
 
 GPU = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
-_SUFFIXES = {
-    "": 1.0,
-    "m": 1e-3,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-    "Ki": 2.0**10,
-    "Mi": 2.0**20,
-    "Gi": 2.0**30,
-    "Ti": 2.0**40,
-    "Pi": 2.0**50,
-    "Ei": 2.0**60,
-}
-
-
-def quantity(value: object) -> float:
-    """A Kubernetes quantity (``500m``, ``4Gi``, ``2``) as a number."""
-    m = _QUANTITY.match(str(value).strip())
-    if not m or m[2] not in _SUFFIXES:
-        raise ValueError(f"invalid quantity {value!r}")
-    return float(m[1]) * _SUFFIXES[m[2]]
 
 
 def pod_requests(pod: Obj) -> dict[str, float]:
@@ -43,7 +17,7 @@ def pod_requests(pod: Obj) -> dict[str, float]:
         res = container.get("resources") or {}
         asked = {**(res.get("limits") or {}), **(res.get("requests") or {})}
         for name, amount in asked.items():
-            total[name] = total.get(name, 0.0) + quantity(amount)
+            total[name] = total.get(name, 0.0) + parse_float(amount)
     return total
 
 
@@ -140,7 +114,7 @@ class Scheduler(Controller):
         if node is None:
             return
         labels = node["metadata"].get("labels") or {}
-        free = {k: quantity(v) for k, v in node["status"]["allocatable"].items()}
+        free = {k: parse_float(v) for k, v in node["status"]["allocatable"].items()}
         pods = [p for rt, p in self.store.live() if rt == self.pods_rt]
         pending = []
         for pod in pods:

@@ -41,28 +41,33 @@ def _bad(selector: str, term: str) -> ApiError:
     )
 
 
+def _requirement(
+    key: str, op: str, values: frozenset[str] = frozenset()
+) -> Callable[[Mapping[str, str]], bool]:
+    """One parsed term (``in``, ``notin``, ``exists``, ``!``) as a predicate on labels."""
+
+    def check(labels: Mapping[str, str]) -> bool:
+        if op == "in":
+            return labels.get(key) in values
+        if op == "notin":
+            return labels.get(key) not in values
+        return (key in labels) == (op == "exists")
+
+    return check
+
+
 def label_matcher(selector: str | None) -> Matcher:
     """``a=b,c!=d,e,!f,g in (x,y),h notin (z)`` -> a predicate on objects' labels."""
     checks: list[Callable[[Mapping[str, str]], bool]] = []
     for term in _split_terms(selector or ""):
         if m := _SET_TERM.match(term):
-            key, values = m["key"], {v.strip() for v in m["values"].split(",") if v.strip()}
-            if m["op"] == "in":
-                checks.append(lambda labels, k=key, vs=values: labels.get(k) in vs)
-            else:
-                checks.append(lambda labels, k=key, vs=values: labels.get(k) not in vs)
+            values = frozenset(v.strip() for v in m["values"].split(",") if v.strip())
+            checks.append(_requirement(m["key"], m["op"], values))
         elif m := _EQ_TERM.match(term):
-            key, value = m["key"], m["value"]
-            if m["op"] == "!=":
-                checks.append(lambda labels, k=key, v=value: labels.get(k) != v)
-            else:
-                checks.append(lambda labels, k=key, v=value: labels.get(k) == v)
+            op = "notin" if m["op"] == "!=" else "in"
+            checks.append(_requirement(m["key"], op, frozenset({m["value"]})))
         elif m := _EXISTS_TERM.match(term):
-            key = m["key"]
-            if m["neg"]:
-                checks.append(lambda labels, k=key: k not in labels)
-            else:
-                checks.append(lambda labels, k=key: k in labels)
+            checks.append(_requirement(m["key"], "!" if m["neg"] else "exists"))
         else:
             raise _bad(selector or "", term)
 

@@ -9,6 +9,7 @@ events so a watch can resume from a version (or get ``410 Gone`` when it is too 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import collections
 import copy
 import dataclasses
@@ -20,10 +21,20 @@ from typing import Any
 
 from .common import ApiError, Obj, meta, random_suffix, rfc3339
 from .patches import apply_patch
-from .resources import Registry, ResourceType, apply_defaults, check_immutable, validate
+from .resources import (
+    Registry,
+    ResourceType,
+    apply_defaults,
+    check_immutable,
+    prepare_for_create,
+    validate,
+)
 from .selectors import Matcher, field_matcher, label_matcher
 
 Listener = Callable[[ResourceType, str, Obj, "Obj | None"], None]
+#: An admission plugin's hook on create: may change the object (mutating) or raise an
+#: ``ApiError`` (validating); runs under the store's lock.
+Admission = Callable[[ResourceType, Obj], None]
 Key = tuple[str | None, str]
 #: Warning the real API server gives when a Job is deleted without a propagation policy.
 JOB_ORPHAN_WARNING = (
@@ -119,6 +130,10 @@ class Store:
         self._floor: dict[ResourceType, int] = collections.defaultdict(int)
         self.watchers: set[Watcher] = set()
         self._listeners: list[Listener] = []
+        #: Admission on create, in order: mutating plugins before validation, validating ones
+        #: after it (every create goes through them: API clients' and controllers').
+        self.mutating: list[Admission] = []
+        self.validating: list[Admission] = []
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -152,7 +167,7 @@ class Store:
             ]
             return sorted(items, key=_sort_key), self.rv
 
-    def live(self) -> list[tuple[ResourceType, Obj]]:
+    def live(self) -> builtins.list[tuple[ResourceType, Obj]]:
         """Every live object, not copied (stored objects are replaced, never edited in place,
         so these stay consistent): read-only."""
         with self.lock:
@@ -292,7 +307,12 @@ class Store:
             m["creationTimestamp"] = rfc3339()
             m["generation"] = 1
             apply_defaults(rt, obj)
+            for admit in self.mutating:
+                admit(rt, obj)
+            prepare_for_create(rt, obj)
             validate(rt, obj)
+            for admit in self.validating:
+                admit(rt, obj)
             if dry_run:
                 return obj
             self._bump(obj)
@@ -549,7 +569,7 @@ class Store:
         label_selector: str | None,
         field_selector: str | None,
         **options: Any,
-    ) -> list[Obj]:
+    ) -> builtins.list[Obj]:
         """DELETE on a collection: every matching object, as ``delete`` would."""
         items, _ = self.list(rt, namespace, label_selector, field_selector)
         out = []
