@@ -165,7 +165,7 @@ async def test_spawn_form_refuses_a_profile_the_quota_cannot_fit_now(cluster):
 
 
 def job(name: str, **fields) -> TrainSpec:
-    code = b"print('hello from', __name__)\n"
+    code = b"import sys, time\nprint('hello from', __name__)\nif sys.argv[1:]: time.sleep(4)\n"
     return TrainSpec(name=name, package=package_files({"main.py": code}, "main"), **fields)
 
 
@@ -189,6 +189,21 @@ def test_the_notebook_identity_runs_the_magics_in_its_namespace_only(cluster):
             notebook.submit(job("big", replicas=Replicas(workers=2), resources=Resources(gpus=2)))
         assert "requests.nvidia.com/gpu: asks 4, over quota 'cloudml-quota'" in str(caught.value)
         assert "by 2 (it allows 2," in str(caught.value)
+
+        busy = notebook.submit(job("busy", resources=Resources(gpus=1), args=("--sleep",)))
+        wait_for(lambda: notebook.get(busy.id).status is JobStatus.RUNNING, timeout=30)
+        waits = notebook.submit(job("waits", resources=Resources(gpus=2)))  # fits, not now
+
+        def waiting_for_quota() -> bool:
+            return any("waiting for quota" in e.message for e in notebook.events(waits.id))
+
+        wait_for(waiting_for_quota, timeout=30)
+        (event,) = [e for e in notebook.events(waits.id) if "waiting" in e.message][:1]
+        assert event.message.endswith(
+            "waiting for quota: over quota 'cloudml-quota' of the namespace: "
+            "requests.nvidia.com/gpu: asks 2, 1 of 2 in use"
+        )
+        wait_for(lambda: notebook.get(waits.id).status is JobStatus.SUCCEEDED, timeout=60)
         assert not cluster.denied, cluster.denied
     finally:
         notebook.close()

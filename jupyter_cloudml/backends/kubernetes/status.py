@@ -24,6 +24,7 @@ from ...models import (
     TrainSpec,
     from_dict,
 )
+from .api import QUOTA_RE, quota_message
 from .labels import (
     CANCELLED_ANNOTATION,
     COMPLETION_INDEX_KEY,
@@ -267,10 +268,14 @@ def cluster_event(event: Obj) -> Event:
         or _created(event)
     )
     subject = f"{involved.get('kind', '')} {involved.get('name', '')}".strip()
+    message = str(event.get("message") or "")
+    if event.get("reason") == "FailedCreate" and (quota := QUOTA_RE.search(message)):
+        # the job controller retries as the quota frees up: the job waits, it did not fail
+        message = f"waiting for quota: {quota_message(quota)}"
     return Event(
         when,
         str(event.get("reason") or "Event"),
-        f"{subject}: {event.get('message', '')}",
+        f"{subject}: {message}",
         str(event.get("type") or "Normal"),
     )
 
