@@ -398,3 +398,20 @@ def test_helm_values_configure_the_hub_as_documented():
     assert values["hub"]["networkPolicy"]["interNamespaceAccessLabels"] == "accept"
     namespace = tenant_objects(spawner.tenant())[0]
     assert namespace["metadata"]["labels"]["hub.jupyter.org/network-access-hub"] == "true"
+
+
+def test_the_documented_chart_is_the_one_the_hub_image_extends():
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    bases = {
+        m
+        for path in (root / "images").rglob("Dockerfile*")
+        for m in re.findall(r"quay\.io/jupyterhub/k8s-hub:(\S+)", path.read_text())
+    }
+    documented = {
+        m
+        for path in (root / "README.md", root / "helm" / "values.yaml")
+        for m in re.findall(r"jupyterhub/jupyterhub --version (\S+)", path.read_text())
+    }
+    assert len(bases) == 1 and documented == bases, (bases, documented)

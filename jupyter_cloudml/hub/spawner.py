@@ -183,7 +183,8 @@ class CloudMLSpawner(KubeSpawner):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if not self.profile_list:  # type: ignore[has-type]  # e.g. Zero to JupyterHub's empty singleuser.profileList
+        # An empty list (Zero to JupyterHub's default singleuser.profileList) means ours.
+        if not self.profile_list:  # type: ignore[has-type]
             self.profile_list = self._profile_list_default()
         self._kube: KubeApi | None = None
         self._stored_gpus = 0
@@ -266,9 +267,9 @@ class CloudMLSpawner(KubeSpawner):
             what = f"profile {profile['display_name']!r}"
             try:
                 await asyncio.to_thread(self.check_quota, asks, what)
-            except CloudMLError as exc:
-                if isinstance(exc, QuotaExceeded):
-                    raise
+            except QuotaExceeded:
+                raise
+            except CloudMLError as exc:  # the spawn checks again, after setting up the tenant
                 self.log.warning("Could not check the quota of %s: %s", self.user.name, exc)
         return options
 
