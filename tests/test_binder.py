@@ -132,8 +132,8 @@ def test_environment_has_the_python_and_node_the_build_needs() -> None:
         importlib.metadata.metadata("jupyter-cloudml")["Requires-Python"]
     )
     assert requires_python.contains(Version(conda["python"]))
-    # The images build the lab extension with the same node major (their `node` stage).
-    dockerfile = (ROOT / "images" / "trainer" / "Dockerfile").read_text()
+    # The images build the lab extension with the same node major (the `node` stage).
+    dockerfile = (ROOT / "images" / "Dockerfile").read_text()
     node_image = re.search(r"^FROM node:(\d+)[.\w-]* AS node$", dockerfile, re.M)
     assert node_image and conda["nodejs"] == node_image.group(1)
     assert "pip" in conda

@@ -1,6 +1,7 @@
-"""The container images in images/: hadolint-clean Dockerfiles whose build context, wheel stage,
-entrypoints, versions and documented tags agree with the project, and the trainer's entrypoint
-run as a real process the way a training pod runs it. No Docker engine is needed."""
+"""The container images in images/: one hadolint-clean multi-stage Dockerfile whose build context,
+wheel stage, targets' entrypoints, versions and documented builds agree with the project, and the
+trainer's entrypoint run as a real process the way a training pod runs it. No Docker engine is
+needed."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -44,9 +46,10 @@ from jupyter_cloudml.packaging import package_cell
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "images"
-DOCKERFILES = sorted(IMAGES.glob("*/Dockerfile"))
-NAMES = [path.parent.name for path in DOCKERFILES]
-#: The stages every Dockerfile shares word for word: the project's wheel.
+DOCKERFILE = IMAGES / "Dockerfile"
+#: The images: one target stage of the Dockerfile each.
+TARGETS = ("notebook", "trainer", "serving", "hub")
+#: The stages before them, which build the project's wheel once for all of them.
 WHEEL_STAGES = ("node", "wheel")
 #: The JupyterHub (major.minor) each Zero to JupyterHub chart minor runs in its hub image
 #: (the chart's changelog); the notebook's jupyterhub-singleuser must be the same.
@@ -103,9 +106,23 @@ def instructions(path: Path) -> list[Instruction]:
     return out
 
 
-def stages(path: Path) -> list[Stage]:
-    """The build stages of a Dockerfile, with the ARGs before the first FROM resolved."""
-    args: dict[str, str] = {}
+def global_args(path: Path = DOCKERFILE) -> dict[str, str]:
+    """The ARGs before the first FROM, which `--build-arg` can set for a FROM: their defaults."""
+    found: dict[str, str] = {}
+    for ins in instructions(path):
+        if ins.keyword == "FROM":
+            break
+        if ins.keyword == "ARG":
+            key, _, value = ins.args.partition("=")
+            found[key] = value
+    return found
+
+
+def stages(path: Path = DOCKERFILE, build_args: Mapping[str, str] | None = None) -> list[Stage]:
+    """The build stages of a Dockerfile, their bases resolved as `docker build` resolves them with
+    these --build-arg values (only declared ARGs take one; the others keep their defaults)."""
+    given = build_args or {}
+    args = {key: given.get(key, default) for key, default in global_args(path).items()}
     found: list[tuple[str, str | None, list[Instruction]]] = []
     for ins in instructions(path):
         if ins.keyword == "FROM":
@@ -115,14 +132,13 @@ def stages(path: Path) -> list[Stage]:
             found.append((base, name, []))
         elif found:
             found[-1][2].append(ins)
-        elif ins.keyword == "ARG" and "=" in ins.args:
-            key, _, value = ins.args.partition("=")
-            args[key] = value
     return [Stage(base, name, tuple(body)) for base, name, body in found]
 
 
-def final_stage(name: str) -> Stage:
-    return stages(IMAGES / name / "Dockerfile")[-1]
+def target(name: str, build_args: Mapping[str, str] | None = None) -> Stage:
+    """The stage `docker build --target NAME` ends with."""
+    (stage,) = [s for s in stages(DOCKERFILE, build_args) if s.name == name]
+    return stage
 
 
 def arg_default(stage: Stage, name: str) -> str:
@@ -141,7 +157,7 @@ def copy_sources(ins: Instruction) -> list[str]:
     return [w for w in words if not w.startswith("--")][:-1]
 
 
-def ignore_patterns(dockerfile: Path) -> list[re.Pattern[str]]:
+def ignore_patterns(dockerfile: Path = DOCKERFILE) -> list[re.Pattern[str]]:
     """The exclusions of the Dockerfile's own ignore file, as regular expressions."""
     lines = (dockerfile.parent / f"{dockerfile.name}.dockerignore").read_text().splitlines()
     patterns = [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
@@ -181,19 +197,26 @@ def python_of(base: str) -> str:
 
 
 def readme_builds() -> dict[str, list[str]]:
-    """The `docker build` commands of images/README.md, by the Dockerfile they build."""
+    """The `docker build` commands of images/README.md, by the target they build."""
     text = (IMAGES / "README.md").read_text().replace("\\\n", " ")
     builds: dict[str, list[str]] = {}
     for line in text.splitlines():
         if line.startswith("docker build "):
-            words = shlex.split(line)
-            builds.setdefault(words[words.index("-f") + 1], []).append(line)
+            builds.setdefault(option(line, "--target"), []).append(line)
     return builds
 
 
 def option(command: str, flag: str) -> str:
     words = shlex.split(command)
+    assert flag in words, f"{command}: no {flag}"
     return words[words.index(flag) + 1]
+
+
+def build_args(command: str) -> dict[str, str]:
+    """The --build-arg values of a `docker build` command."""
+    words = shlex.split(command)
+    pairs = [words[n + 1] for n, word in enumerate(words) if word == "--build-arg"]
+    return dict(pair.split("=", 1) for pair in pairs)
 
 
 def hadolint() -> str:
@@ -212,14 +235,20 @@ def pyproject() -> dict:
 # --- the Dockerfiles ------------------------------------------------------------------------------
 
 
-def test_every_image_is_here() -> None:
-    assert NAMES == ["hub", "notebook", "serving", "trainer"]
+def test_every_image_is_a_target_of_one_dockerfile() -> None:
+    assert sorted(p.name for p in IMAGES.iterdir()) == [
+        "Dockerfile",
+        "Dockerfile.dockerignore",
+        "README.md",
+    ]
+    names = [s.name or f"unnamed FROM {s.base}" for s in stages()]
+    assert names[: len(WHEEL_STAGES)] == list(WHEEL_STAGES)
+    assert sorted(names[len(WHEEL_STAGES) :]) == sorted(TARGETS)
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=NAMES)
-def test_hadolint_finds_nothing(dockerfile: Path) -> None:
+def test_hadolint_finds_nothing() -> None:
     proc = subprocess.run(
-        [hadolint(), "--no-color", str(dockerfile.relative_to(ROOT))],
+        [hadolint(), "--no-color", str(DOCKERFILE.relative_to(ROOT))],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -228,12 +257,11 @@ def test_hadolint_finds_nothing(dockerfile: Path) -> None:
     assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=NAMES)
-def test_copied_paths_exist_and_are_in_the_build_context(dockerfile: Path) -> None:
-    patterns = ignore_patterns(dockerfile)
+def test_copied_paths_exist_and_are_in_the_build_context() -> None:
+    patterns = ignore_patterns()
     copies = [
-        (f"{dockerfile.relative_to(ROOT)}:{ins.line}", source)
-        for stage in stages(dockerfile)
+        (f"{DOCKERFILE.relative_to(ROOT)}:{ins.line}", source)
+        for stage in stages()
         for ins in stage.instructions
         if ins.keyword in ("COPY", "ADD")
         for source in copy_sources(ins)
@@ -256,22 +284,9 @@ def test_copied_paths_exist_and_are_in_the_build_context(dockerfile: Path) -> No
         assert not excluded(path, patterns), path
 
 
-def test_wheel_stages_and_ignore_files_are_the_same_everywhere() -> None:
-    def shared(path: Path) -> list[tuple[str, str]]:
-        found = [s for s in stages(path) if s.name in WHEEL_STAGES]
-        assert [s.name for s in found] == list(WHEEL_STAGES), path
-        return [(s.base, i.keyword + " " + i.args) for s in found for i in s.instructions]
-
-    first = shared(DOCKERFILES[0])
-    for path in DOCKERFILES[1:]:
-        assert shared(path) == first, f"{path}: the wheel stages differ from {DOCKERFILES[0]}"
-    ignores = {(p.parent / f"{p.name}.dockerignore").read_text() for p in DOCKERFILES}
-    assert len(ignores) == 1, "the Dockerfile.dockerignore files differ"
-
-
 def test_wheel_stage_copies_what_the_build_reads() -> None:
     """pyproject's readme, wheel packages, shared data and the lab extension's npm project."""
-    wheel = next(s for s in stages(DOCKERFILES[0]) if s.name == "wheel")
+    wheel = target("wheel")
     copied = {
         src for ins in wheel.instructions if ins.keyword == "COPY" for src in copy_sources(ins)
     }
@@ -286,19 +301,26 @@ def test_wheel_stage_copies_what_the_build_reads() -> None:
     assert wheel.last("RUN").args.startswith("pip wheel ") and "--no-deps" in wheel.last("RUN").args
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=NAMES)
-def test_images_install_the_wheel_with_extras_the_project_has(dockerfile: Path) -> None:
-    installs = wheel_installs(stages(dockerfile)[-1])
-    assert len(installs) == 1, f"{dockerfile}: install the wheel once in the final stage"
+@pytest.mark.parametrize("name", TARGETS)
+def test_images_install_the_wheel_of_the_wheel_stage_with_extras_the_project_has(
+    name: str,
+) -> None:
+    stage = target(name)
+    installs = wheel_installs(stage)
+    assert len(installs) == 1, f"{name}: install the wheel once"
     extras = {e.strip() for e in installs[0].split(",") if e.strip()}
     assert extras <= set(pyproject()["project"]["optional-dependencies"]), extras
+    mounts = [i for i in stage.instructions if "from=wheel,source=/dist," in i.args]
+    assert [i.keyword for i in mounts] == ["RUN"], f"{name}: mount the wheel stage's /dist once"
+    # Only the wheel stage builds it: no target makes a wheel of its own.
+    assert not [i for i in stage.instructions if "pip wheel" in i.args], name
 
 
 def test_trainer_runs_the_command_of_the_job_manifests(tmp_path: Path) -> None:
     spec = TrainSpec(name="mnist", package=package_cell("print(1)", source_dir=tmp_path))
     (job,) = [d for d in training_manifests(spec, JOB_ID, NS) if d["kind"] == "Job"]
     container = job["spec"]["template"]["spec"]["containers"][0]
-    trainer = final_stage("trainer")
+    trainer = target("trainer")
     assert trainer.exec_form("ENTRYPOINT") == container["command"]
     assert container["command"] == ["python", "-m", ENTRYPOINT_MODULE]
     assert importlib.util.find_spec(ENTRYPOINT_MODULE) is not None
@@ -313,7 +335,7 @@ def test_serving_runs_the_command_of_the_model_server_pods() -> None:
     deployment = version_deployment(spec, NS, storage_uri="s3://models/iris/model.joblib")
     pod = deployment["spec"]["template"]["spec"]
     server = pod["containers"][0]["command"]
-    serving = final_stage("serving")
+    serving = target("serving")
     entrypoint = serving.exec_form("ENTRYPOINT")
     assert entrypoint == ["python", "-m", "jupyter_cloudml.serving.replica"]
     assert server[: len(entrypoint)] == entrypoint
@@ -325,7 +347,7 @@ def test_serving_runs_the_command_of_the_model_server_pods() -> None:
 
 
 def test_notebook_runs_singleuser_as_jovyan_on_kubespawners_port() -> None:
-    notebook = final_stage("notebook")
+    notebook = target("notebook")
     (command,) = notebook.exec_form("CMD")
     scripts = importlib.metadata.entry_points(group="console_scripts", name=command)
     assert [s.value for s in scripts] and all(
@@ -340,12 +362,12 @@ def test_notebook_runs_singleuser_as_jovyan_on_kubespawners_port() -> None:
 
 
 def test_notebook_versions_match_the_hub_and_the_lab_extension() -> None:
-    hub_base = final_stage("hub").base
+    hub_base = target("hub").base
     match = re.fullmatch(r"quay\.io/jupyterhub/k8s-hub:(\d+\.\d+)\.\d+", hub_base)
     assert match, hub_base
     chart = match.group(1)
     assert chart in CHART_JUPYTERHUB, f"which JupyterHub does chart {chart} run? add it above"
-    notebook = final_stage("notebook")
+    notebook = target("notebook")
     jupyterhub = Version(arg_default(notebook, "JUPYTERHUB_VERSION"))
     assert f"{jupyterhub.major}.{jupyterhub.minor}" == CHART_JUPYTERHUB[chart]
     hub_extra = [Requirement(r) for r in pyproject()["project"]["optional-dependencies"]["hub"]]
@@ -360,13 +382,13 @@ def test_notebook_versions_match_the_hub_and_the_lab_extension() -> None:
 
 def test_notebook_trainers_and_serving_have_one_python() -> None:
     """Notebook values go to jobs and back pickled: the same Python minor version everywhere."""
-    gpu_trainer = [
-        option(cmd, "--build-arg").split("=", 1)[1]
-        for cmd in readme_builds()["images/trainer/Dockerfile"]
-        if "--build-arg" in cmd
-    ]
-    assert gpu_trainer, "images/README.md shows no GPU trainer build"
-    bases = [final_stage(n).base for n in ("notebook", "trainer", "serving")] + gpu_trainer
+    gpu_builds = [build_args(cmd) for cmd in readme_builds()["trainer"] if build_args(cmd)]
+    assert gpu_builds, "images/README.md shows no GPU trainer build"
+    for args in gpu_builds:
+        assert set(args) <= set(global_args()), f"{args}: not an ARG before the first FROM"
+    gpu_trainer = [target("trainer", args).base for args in gpu_builds]
+    assert all(base.startswith("nvidia/cuda:") for base in gpu_trainer), gpu_trainer
+    bases = [target(n).base for n in ("notebook", "trainer", "serving")] + gpu_trainer
     assert {python_of(base) for base in bases} == {python_of(bases[0])}, bases
 
 
@@ -374,9 +396,12 @@ def test_readme_builds_every_image_under_the_names_the_project_pulls(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     builds = readme_builds()
-    assert sorted(builds) == [str(p.relative_to(ROOT)) for p in DOCKERFILES]
-    assert all(cmd.rstrip().endswith(" .") for cmds in builds.values() for cmd in cmds)
-    tags = {Path(f).parent.name: option(cmds[0], "-t") for f, cmds in builds.items()}
+    assert sorted(builds) == sorted(TARGETS)
+    commands = [cmd for cmds in builds.values() for cmd in cmds]
+    assert all(option(cmd, "-f") == str(DOCKERFILE.relative_to(ROOT)) for cmd in commands)
+    assert all(cmd.rstrip().endswith(" .") for cmd in commands)  # the repository root
+    assert not [cmds[0] for cmds in builds.values() if build_args(cmds[0])]  # defaults first
+    tags = {name: option(cmds[0], "-t") for name, cmds in builds.items()}
     monkeypatch.delenv("CLOUDML_IMAGE", raising=False)
     monkeypatch.delenv("CLOUDML_SERVING_IMAGE", raising=False)
     backend = KubernetesBackend()

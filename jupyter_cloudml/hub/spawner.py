@@ -113,12 +113,12 @@ class CloudMLSpawner(KubeSpawner):
     trainer_image = Unicode(
         "jupyter-cloudml/trainer:latest",
         config=True,
-        help="Image of training pods the tenant's magics start (see images/trainer).",
+        help="Image of the tenant's training pods (images/Dockerfile, target trainer).",
     )
     serving_image = Unicode(
         "jupyter-cloudml/serving:latest",
         config=True,
-        help="Image of model servers the tenant's magics start (see images/serving).",
+        help="Image of the tenant's model servers (images/Dockerfile, target serving).",
     )
     shared_storage_class = Unicode(
         "",
