@@ -34,6 +34,7 @@ from .tenant import (
     SharedStorage,
     Tenant,
     merged_quota,
+    quota_object,
     tenant_objects,
 )
 
@@ -237,13 +238,13 @@ class CloudMLSpawner(KubeSpawner):
 
     def check_quota_offline(self, profile: Mapping[str, Any]) -> None:
         """Whether ``profile`` could ever fit the configured quota (no cluster read)."""
-        desired = [o for o in tenant_objects(self.tenant()) if o["kind"] == "ResourceQuota"]
         asks = profiles.profile_asks(profile, self._resource_defaults())
+        desired = [quota_object(self.tenant())]
         quotas.check(f"profile {profile['display_name']!r}", asks, desired, now=False)
 
     def _live_quotas(self) -> list[dict[str, Any]]:
         """The namespace's ResourceQuotas as they will be: ours with the configured limits."""
-        desired = next(o for o in tenant_objects(self.tenant()) if o["kind"] == "ResourceQuota")
+        desired = quota_object(self.tenant())
         try:
             listing = self.kube().get(f"/api/v1/namespaces/{self.namespace}/resourcequotas")
         except NotFound:

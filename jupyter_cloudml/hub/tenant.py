@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from ..backends.kubernetes import rbac
@@ -144,14 +143,29 @@ def merged_quota(
     return quota
 
 
+def _labels(tenant: Tenant) -> dict[str, str]:
+    return {MANAGED_BY_KEY: MANAGED_BY, TENANT_KEY: tenant.namespace}
+
+
+def _meta(tenant: Tenant, name: str) -> dict[str, Any]:
+    return {"name": name, "namespace": tenant.namespace, "labels": _labels(tenant)}
+
+
+def quota_object(tenant: Tenant) -> dict[str, Any]:
+    """The tenant's ResourceQuota."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": _meta(tenant, QUOTA_NAME),
+        "spec": {"hard": {k: str(v) for k, v in sorted(tenant.quota.items())}},
+    }
+
+
 def tenant_objects(tenant: Tenant) -> list[dict[str, Any]]:
     """The Namespace first, then everything in it: ResourceQuota, LimitRange, the notebook's
     and the study driver's ServiceAccount, Role and RoleBinding, and the shared claim."""
     ns = tenant.namespace
-    labels = {MANAGED_BY_KEY: MANAGED_BY, TENANT_KEY: ns}
-
-    def meta(name: str) -> dict[str, Any]:
-        return {"name": name, "namespace": ns, "labels": dict(labels)}
+    labels = _labels(tenant)
 
     objects: list[dict[str, Any]] = [
         {
@@ -163,19 +177,14 @@ def tenant_objects(tenant: Tenant) -> list[dict[str, Any]]:
                 "annotations": {USER_ANNOTATION: tenant.user},
             },
         },
-        {
-            "apiVersion": "v1",
-            "kind": "ResourceQuota",
-            "metadata": meta(QUOTA_NAME),
-            "spec": {"hard": {k: str(v) for k, v in sorted(tenant.quota.items())}},
-        },
+        quota_object(tenant),
     ]
     if tenant.limits:
         objects.append(
             {
                 "apiVersion": "v1",
                 "kind": "LimitRange",
-                "metadata": meta(LIMITS_NAME),
+                "metadata": _meta(tenant, LIMITS_NAME),
                 "spec": {"limits": [{"type": "Container", **_strings(tenant.limits)}]},
             }
         )
@@ -186,7 +195,7 @@ def tenant_objects(tenant: Tenant) -> list[dict[str, Any]]:
             {
                 "apiVersion": "v1",
                 "kind": "PersistentVolumeClaim",
-                "metadata": meta(SHARED_CLAIM_NAME),
+                "metadata": _meta(tenant, SHARED_CLAIM_NAME),
                 "spec": {
                     "accessModes": ["ReadWriteMany"],
                     "storageClassName": tenant.shared.storage_class,
@@ -195,12 +204,6 @@ def tenant_objects(tenant: Tenant) -> list[dict[str, Any]]:
             }
         )
     return objects
-
-
-def gpu_quota(quota: Mapping[str, str]) -> Decimal | None:
-    """How many GPUs a quota allows (None: no GPU limit)."""
-    amount = quota.get("requests.nvidia.com/gpu")
-    return None if amount is None else quantity(amount)
 
 
 def _strings(limits: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
