@@ -21,7 +21,7 @@ from fakecluster.quantity import Quantity
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from jupyter_cloudml.backends.kubernetes.api import QUOTA_RE
+from jupyter_cloudml.backends.kubernetes.quota import QUOTA_RE
 
 NS = "team-a"
 IMAGE = "python:3.11-slim"

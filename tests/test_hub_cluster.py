@@ -200,8 +200,8 @@ def test_the_notebook_identity_runs_the_magics_in_its_namespace_only(cluster):
         wait_for(waiting_for_quota, timeout=30)
         (event,) = [e for e in notebook.events(waits.id) if "waiting" in e.message][:1]
         assert event.message.endswith(
-            "waiting for quota: over quota 'cloudml-quota' of the namespace: "
-            "requests.nvidia.com/gpu: asks 2, 1 of 2 in use"
+            "waiting for quota: requests.nvidia.com/gpu: asks 2, over quota 'cloudml-quota' "
+            "of the namespace by 1 (it allows 2, 1 in use)"
         )
         wait_for(lambda: notebook.get(waits.id).status is JobStatus.SUCCEEDED, timeout=60)
         assert not cluster.denied, cluster.denied

@@ -314,7 +314,8 @@ def test_429_and_5xx_are_retried_and_quota_is_explained(backend, cluster):
         "limited: requests.nvidia.com/gpu=4"
     )
     cluster.fail("POST", r"/jobs$", 403, message=quota, reason="Forbidden")
-    with pytest.raises(QuotaExceeded, match=r"gpu-quota.*asks 2, 3 of 4 in use"):
+    refusal = r"asks 2, over quota 'gpu-quota' of the namespace by 1 \(it allows 4, 3 in use\)"
+    with pytest.raises(QuotaExceeded, match=refusal):
         backend.submit(spec("print(1)"))
 
 

@@ -221,7 +221,8 @@ def test_api_errors_become_the_projects_errors() -> None:
     err = error_for(403, status_body(403, quota, "Forbidden"), "https://k8s:6443")
     assert isinstance(err, QuotaExceeded)
     assert str(err) == (
-        "over quota 'team-a-quota' of the namespace: requests.nvidia.com/gpu: asks 2, 3 of 4 in use"
+        "requests.nvidia.com/gpu: asks 2, over quota 'team-a-quota' of the namespace by 1 "
+        "(it allows 4, 3 in use)"
     )
     assert isinstance(error_for(404, status_body(404, "jobs x not found"), "h"), NotFound)
     assert isinstance(error_for(409, status_body(409, "exists"), "h"), Conflict)

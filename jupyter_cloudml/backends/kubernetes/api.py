@@ -16,12 +16,12 @@ import contextlib
 import json
 import logging
 import random
-import re
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ...exceptions import BackendUnavailable, CloudMLError, Conflict, NotFound, QuotaExceeded
+from .quota import QUOTA_RE, refusal_message
 
 #: Where Kubernetes mounts a pod's service-account namespace.
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -33,11 +33,6 @@ API_ROOTS = {
     "deployments": "/apis/apps/v1",
     "inferenceservices": "/apis/serving.kserve.io/v1beta1",
 }
-#: "exceeded quota: team-a, requested: requests.nvidia.com/gpu=2, used: ..., limited: ..."
-QUOTA_RE = re.compile(
-    r"exceeded quota: (?P<quota>[^,]+), requested: (?P<requested>.*?), used: (?P<used>.*?), "
-    r"limited: (?P<limited>[^\s]*)"
-)
 
 
 class ApiError(CloudMLError):
@@ -227,8 +222,8 @@ def error_for(status: int, data: bytes, host: str) -> CloudMLError:
         return NotFound(message)
     if status == 409:
         return Conflict(message)
-    if status == 403 and (quota := QUOTA_RE.search(message)):
-        return QuotaExceeded(quota_message(quota))
+    if status == 403 and (refusal := QUOTA_RE.search(message)):
+        return QuotaExceeded(refusal_message(refusal))
     if status in RETRY_STATUSES:
         return BackendUnavailable(
             f"the Kubernetes API server at {host} answers {status}: {message}"
@@ -236,23 +231,6 @@ def error_for(status: int, data: bytes, host: str) -> CloudMLError:
     return ApiError(
         status, f"Kubernetes refused the request ({status} {reason}): {message}", reason
     )
-
-
-def quota_message(quota: re.Match[str]) -> str:
-    """Which quota refused, and by how much, for each resource it names."""
-    requested, used, limited = (_amounts(quota[k]) for k in ("requested", "used", "limited"))
-    parts = [
-        f"{name}: asks {amount}, {used.get(name, '0')} of {limited[name]} in use"
-        for name, amount in requested.items()
-        if name in limited
-    ]
-    return f"over quota {quota['quota']!r} of the namespace: " + "; ".join(
-        parts or [quota.group(0)]
-    )
-
-
-def _amounts(text: str) -> dict[str, str]:
-    return dict(p.split("=", 1) for p in text.split(",") if "=" in p)
 
 
 def _query_value(value: Any) -> Any:

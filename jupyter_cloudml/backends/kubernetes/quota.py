@@ -7,6 +7,7 @@ the hub's spawn form say which quota and by how much, in the words of the quota 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,6 +19,12 @@ GPU_QUOTA = "requests.nvidia.com/gpu"
 #: The quota keys compared (others, e.g. object counts, are left to the API server).
 CHECKED = ("requests.cpu", "requests.memory", GPU_QUOTA, "limits.cpu", "limits.memory", "pods")
 _ALIASES = {"cpu": "requests.cpu", "memory": "requests.memory"}
+#: The API server's refusal: "exceeded quota: team-a, requested: requests.nvidia.com/gpu=2,
+#: used: requests.nvidia.com/gpu=3, limited: requests.nvidia.com/gpu=4"
+QUOTA_RE = re.compile(
+    r"exceeded quota: (?P<quota>[^,]+), requested: (?P<requested>.*?), used: (?P<used>.*?), "
+    r"limited: (?P<limited>[^\s]*)"
+)
 
 
 def quantity(text: str | int | float) -> Decimal:
@@ -72,7 +79,8 @@ class Shortfall:
     """One resource of one quota that an ask does not fit in."""
 
     quota: str
-    namespace: str
+    #: None when not known (the API server's refusal does not name it)
+    namespace: str | None
     resource: str
     asks: Decimal
     hard: Decimal
@@ -86,10 +94,10 @@ class Shortfall:
         return self.asks - (self.hard - self.used if self.now else self.hard)
 
     def describe(self) -> str:
+        where = f"namespace {self.namespace}" if self.namespace else "the namespace"
         return (
-            f"{self.resource}: asks {_fmt(self.asks)}, over quota {self.quota!r} of namespace "
-            f"{self.namespace} by {_fmt(self.over)} (it allows {_fmt(self.hard)}, "
-            f"{_fmt(self.used)} in use)"
+            f"{self.resource}: asks {_fmt(self.asks)}, over quota {self.quota!r} of {where} "
+            f"by {_fmt(self.over)} (it allows {_fmt(self.hard)}, {_fmt(self.used)} in use)"
         )
 
 
@@ -134,6 +142,31 @@ def check(
     if found:
         details = "; ".join(s.describe() for s in found)
         raise QuotaExceeded(f"{what} does not fit: {details}" + (f". {advice}" if advice else ""))
+
+
+def refusal_message(refusal: re.Match[str]) -> str:
+    """The API server's quota refusal (a ``QUOTA_RE`` match) in the words of ``Shortfall``."""
+    requested, used, limited = (_amounts(refusal[k]) for k in ("requested", "used", "limited"))
+    try:
+        found = [
+            Shortfall(
+                refusal["quota"],
+                None,
+                name,
+                quantity(amount),
+                quantity(limited[name]),
+                quantity(used.get(name, "0")),
+            )
+            for name, amount in requested.items()
+            if name in limited
+        ]
+    except ValueError:
+        found = []
+    return "; ".join(s.describe() for s in found) or refusal.group(0)
+
+
+def _amounts(text: str) -> dict[str, str]:
+    return dict(p.split("=", 1) for p in text.split(",") if "=" in p)
 
 
 def _normalised(amounts: Mapping[str, Any]) -> dict[str, Decimal]:

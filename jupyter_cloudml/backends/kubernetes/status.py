@@ -24,7 +24,6 @@ from ...models import (
     TrainSpec,
     from_dict,
 )
-from .api import QUOTA_RE, quota_message
 from .labels import (
     CANCELLED_ANNOTATION,
     COMPLETION_INDEX_KEY,
@@ -33,6 +32,7 @@ from .labels import (
     ROLE_KEY,
     SPEC_ANNOTATION,
 )
+from .quota import QUOTA_RE, refusal_message
 
 Obj = dict[str, Any]
 #: Container waiting reasons that mean the image will not come (not a slow start).
@@ -269,9 +269,9 @@ def cluster_event(event: Obj) -> Event:
     )
     subject = f"{involved.get('kind', '')} {involved.get('name', '')}".strip()
     message = str(event.get("message") or "")
-    if event.get("reason") == "FailedCreate" and (quota := QUOTA_RE.search(message)):
+    if event.get("reason") == "FailedCreate" and (refusal := QUOTA_RE.search(message)):
         # the job controller retries as the quota frees up: the job waits, it did not fail
-        message = f"waiting for quota: {quota_message(quota)}"
+        message = f"waiting for quota: {refusal_message(refusal)}"
     return Event(
         when,
         str(event.get("reason") or "Event"),
