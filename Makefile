@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: run test lint typecheck jstest pytest bench clean
+.PHONY: run test lint typecheck jstest pytest bench clean control-plane cluster cluster-down
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,19 @@ pytest: $(VENV)/.installed-test $(LABEXT) $(SERVING_VENV)/.cloudml-serving-env
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test: lint typecheck jstest pytest
+
+# Kubernetes' own control plane (kube-apiserver, controller manager, scheduler, etcd), built from
+# its Go modules into ~/.cache/jupyter-cloudml/control-plane/ (reused when there).
+control-plane:
+	bash tests/cluster/build.sh
+
+# A real control plane and two process nodes on loopback, left running; prints `export KUBECONFIG=...`.
+CLUSTER_DIR ?= .cluster
+cluster: $(VENV)/.installed-test
+	@cd tests && ../$(BIN)/python -m cluster up --dir ../$(CLUSTER_DIR)
+
+cluster-down: $(VENV)/.installed
+	@cd tests && ../$(BIN)/python -m cluster down --dir ../$(CLUSTER_DIR)
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run_all.py

@@ -1,0 +1,306 @@
+"""A real Kubernetes control plane for the tests, built from Kubernetes' own Go modules
+(``build.sh``), with process nodes (``node.py``) that run pods as local processes.
+
+Usage::
+
+    with Cluster(tmp_path, images={IMAGE: sys.executable}) as cluster:
+        cluster.add_node("node-0", gpus=2)
+        kubeconfig = cluster.service_account_kubeconfig("team-a", "cloudml-notebook")
+        ...
+
+``cluster.admin_kubeconfig`` is an admin identity (for the harness, never for the code under
+test); ``service_account_kubeconfig`` is a ServiceAccount's bound token, judged by RBAC like a
+pod's. ``python -m cluster up|down`` does the same from a shell (``make cluster``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from .control_plane import ControlPlane, State, free_port, stop_pids
+
+HERE = Path(__file__).resolve().parent
+Obj = dict[str, Any]
+
+#: Lets the node agents read Services and Pods cluster-wide for pod DNS, as CoreDNS's may.
+DNS_ROLE = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "ClusterRole",
+    "metadata": {"name": "cloudml-test:cluster-dns"},
+    "rules": [
+        {"apiGroups": [""], "resources": ["services", "pods"], "verbs": ["list", "watch"]},
+    ],
+}  # fmt: skip
+DNS_USER = "cloudml-test:cluster-dns"
+
+
+class ClusterError(Exception):
+    """An admin request the API server refused."""
+
+    def __init__(self, status: int, body: Obj) -> None:
+        self.status = status
+        self.body = body
+        super().__init__(f"{status}: {body.get('message', body)}")
+
+
+class Cluster(ControlPlane):
+    """The control plane plus process nodes and the helpers tests use as the admin."""
+
+    def __init__(
+        self, workdir: Path, images: dict[str, str] | None = None, bin_dir: Path | None = None
+    ) -> None:
+        super().__init__(Path(workdir), bin_dir)
+        self.images = dict(images or {})
+        self.nodes: dict[str, subprocess.Popen[bytes]] = {}
+        self._node_args: dict[str, list[str]] = {}
+        self._ip_blocks = 10
+
+    def start(self) -> None:
+        super().start()
+        self.apply(DNS_ROLE)
+        self.apply(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": DNS_ROLE["metadata"]["name"]},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": DNS_ROLE["metadata"]["name"]},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                              "name": DNS_USER}],
+            }
+        )  # fmt: skip
+
+    # --- nodes -----------------------------------------------------------------------------
+
+    def add_node(
+        self,
+        name: str = "node-0",
+        *,
+        cpu: str = "16",
+        memory: str = "64Gi",
+        gpus: int = 0,
+        gpu_product: str = "NVIDIA-A100-SXM4-80GB",
+        taints: tuple[str, ...] = (),
+        wait: bool = True,
+    ) -> None:
+        """Start a node agent for ``name`` and wait until its Node is Ready."""
+        assert self.ca is not None
+        kubeconfig = self.node_kubeconfig(name)
+        serving = self.node_serving_cert(name)
+        dns = self.ca.issue("cluster-dns", DNS_USER)
+        from .control_plane import kubeconfig as write_kubeconfig
+
+        dns_kubeconfig = write_kubeconfig(
+            self.workdir / "cluster-dns.kubeconfig", self.state.apiserver_url, self.ca.cert, dns,
+            "cluster-dns",
+        )  # fmt: skip
+        images = self.workdir / "images.json"
+        images.write_text(json.dumps(self.images))
+        self._ip_blocks += 1
+        args = [
+            sys.executable, "-m", "cluster.node", f"--name={name}", f"--kubeconfig={kubeconfig}",
+            f"--dns-kubeconfig={dns_kubeconfig}", f"--workdir={self.workdir / 'nodes' / name}",
+            f"--port={free_port()}", f"--serving-cert={serving.cert}",
+            f"--serving-key={serving.key}", f"--ca={self.ca.cert}",
+            f"--apiserver-port={self.apiserver_port}", f"--images={images}", f"--cpu={cpu}",
+            f"--memory={memory}", f"--gpus={gpus}", f"--gpu-product={gpu_product}",
+            f"--ip-block={self._ip_blocks}",
+            *[f"--taint={t}" for t in taints],
+        ]  # fmt: skip
+        self._node_args[name] = args
+        self.start_node(name, wait=wait)
+
+    def start_node(self, name: str, wait: bool = True) -> None:
+        """(Re)start the agent of a node added before."""
+        log = open(self.logs / f"node-{name}.log", "ab")  # noqa: SIM115 - the child keeps it
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
+        proc = subprocess.Popen(
+            self._node_args[name], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, env=env, cwd=self.workdir,
+        )  # fmt: skip
+        log.close()
+        self.nodes[name] = proc
+        self.register(f"node-{name}", proc)
+        if wait:
+            self._wait(lambda: self.node_ready(name), f"node {name}", 60)
+
+    def node_ready(self, name: str) -> bool:
+        try:
+            node = self.get(f"/api/v1/nodes/{name}")
+        except urllib.error.HTTPError:
+            return False
+        conditions = (node.get("status") or {}).get("conditions") or []
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+        taints = [t["key"] for t in node.get("spec", {}).get("taints") or []]
+        return ready and not any(t.startswith("node.kubernetes.io/") for t in taints)
+
+    # --- admin requests --------------------------------------------------------------------
+
+    def request(self, method: str, path: str, body: Obj | None = None, **query: Any) -> Obj:
+        """One request as the admin; ``ClusterError`` on a refusal."""
+        url = self.state.apiserver_url + path
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        data = None if body is None else json.dumps(body).encode()
+        content = "application/merge-patch+json" if method == "PATCH" else "application/json"
+        request = urllib.request.Request(
+            url, data=data, method=method, headers={"Content-Type": content}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30, context=self.ssl_context()) as r:
+                return json.loads(r.read() or b"{}")  # type: ignore[no-any-return]
+        except urllib.error.HTTPError as exc:
+            text = exc.read()
+            try:
+                decoded = json.loads(text)
+            except ValueError:
+                decoded = {"message": text.decode(errors="replace")}
+            raise ClusterError(exc.code, decoded) from None
+
+    def apply(self, obj: Obj, namespace: str | None = None) -> Obj:
+        """Create ``obj`` as the admin (an existing one is left as it is)."""
+        from jupyter_cloudml.backends.kubernetes.rbac import collection_path
+
+        ns = namespace or obj["metadata"].get("namespace")
+        try:
+            return self.request("POST", _collection(obj, ns, collection_path), obj)
+        except ClusterError as exc:
+            if exc.status != 409:
+                raise
+            return obj
+
+    def objects(self, plural: str, namespace: str | None = None, **query: Any) -> list[Obj]:
+        """Every object of a kind (in ``namespace``, or everywhere)."""
+        path = _api(plural) + (f"/namespaces/{namespace}" if namespace else "") + f"/{plural}"
+        return list(self.request("GET", path, **query)["items"])
+
+    def get_object(self, plural: str, name: str, namespace: str | None = None) -> Obj | None:
+        path = _api(plural) + (f"/namespaces/{namespace}" if namespace else "") + f"/{plural}/{name}"
+        try:
+            return self.request("GET", path)
+        except ClusterError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def namespace(self, name: str) -> str:
+        """A namespace, ready for pods (its ``default`` ServiceAccount exists)."""
+        self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        self._wait(
+            lambda: self.get_object("serviceaccounts", "default", name) is not None,
+            f"the default ServiceAccount of {name}",
+            30,
+        )
+        return name
+
+    def service_account_kubeconfig(self, namespace: str, account: str, hours: int = 24) -> Path:
+        """A kubeconfig holding a bound token of ServiceAccount ``account`` (it must exist)."""
+        token = self.request(
+            "POST",
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+             "spec": {"expirationSeconds": hours * 3600}},
+        )["status"]["token"]  # fmt: skip
+        assert self.ca is not None
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "test", "cluster": {"server": self.state.apiserver_url,
+                                                      "certificate-authority": str(self.ca.cert)}}],
+            "users": [{"name": account, "user": {"token": token}}],
+            "contexts": [{"name": account, "context": {"cluster": "test", "user": account,
+                                                       "namespace": namespace}}],
+            "current-context": account,
+        }  # fmt: skip
+        path = self.workdir / f"sa-{namespace}-{account}.kubeconfig"
+        path.write_text(json.dumps(doc))
+        path.chmod(0o600)
+        return path
+
+    def shared_volume(self, namespace: str, claim: str, folder: Path, size: str = "10Gi") -> None:
+        """A ReadWriteMany claim bound (by the real binder) to a hostPath volume at ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        pv_name = f"{namespace}-{claim}"
+        self.apply({
+            "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv_name},
+            "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteMany"],
+                     "hostPath": {"path": str(folder)}, "storageClassName": "",
+                     "persistentVolumeReclaimPolicy": "Retain",
+                     "claimRef": {"namespace": namespace, "name": claim}},
+        })  # fmt: skip
+        self.apply({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": claim, "namespace": namespace},
+            "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "",
+                     "volumeName": pv_name, "resources": {"requests": {"storage": size}}},
+        })  # fmt: skip
+
+        def bound() -> bool:
+            pvc = self.get_object("persistentvolumeclaims", claim, namespace) or {}
+            return pvc.get("status", {}).get("phase") == "Bound"
+
+        self._wait(bound, f"claim {claim}", 30)
+
+    def audit_events(self) -> list[Obj]:
+        """Every audited request so far (the API server's audit log, JSON lines)."""
+        if not self.audit_log.exists():
+            return []
+        return [json.loads(line) for line in self.audit_log.read_text().splitlines() if line]
+
+    def wait(self, predicate: Any, what: str, timeout: float = 30) -> None:
+        """Until ``predicate()`` holds (the control plane's processes checked as it waits)."""
+        self._wait(predicate, what, timeout)
+
+
+def _api(plural: str) -> str:
+    groups = {
+        "jobs": "/apis/batch/v1",
+        "deployments": "/apis/apps/v1",
+        "replicasets": "/apis/apps/v1",
+        "roles": "/apis/rbac.authorization.k8s.io/v1",
+        "rolebindings": "/apis/rbac.authorization.k8s.io/v1",
+        "endpointslices": "/apis/discovery.k8s.io/v1",
+        "leases": "/apis/coordination.k8s.io/v1",
+        "inferenceservices": "/apis/serving.kserve.io/v1beta1",
+    }
+    return groups.get(plural, "/api/v1")
+
+
+def _collection(obj: Obj, namespace: str | None, collection_path: Any) -> str:
+    path: str = collection_path(obj, namespace)
+    return path
+
+
+def up(workdir: Path, images: dict[str, str], gpus: int = 2) -> Cluster:
+    """Start a control plane and two nodes (one with GPUs) in ``workdir``, detached."""
+    cluster = Cluster(workdir, images)
+    try:
+        cluster.start()
+        cluster.add_node("node-0")
+        cluster.add_node("gpu-node-0", gpus=gpus, taints=("nvidia.com/gpu=present:NoSchedule",))
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def down(workdir: Path) -> list[str]:
+    """Stop what ``up`` started in ``workdir`` (by the PIDs it recorded)."""
+    state = State.load(workdir)
+    stopped = stop_pids(state.pids)
+    state.pids.clear()
+    state.save()
+    time.sleep(0)
+    return stopped
+
+
+__all__ = ["Cluster", "ClusterError", "ControlPlane", "down", "up"]
