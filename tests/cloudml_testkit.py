@@ -5,6 +5,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+#: Images the test cluster's nodes know (each stands for a local interpreter), and its GPUs.
+TRAINER_IMAGE = "jupyter-cloudml/trainer:latest"
+SERVING_IMAGE = "jupyter-cloudml/serving:latest"
+GPU_PRODUCT = "NVIDIA-A100-SXM4-80GB"
+
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     """Poll `predicate` every 10 ms until it holds; fail the test after `timeout` seconds."""

@@ -102,17 +102,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-#: Images the test cluster's nodes know, and the interpreters that stand for them.
-TRAINER_IMAGE = "jupyter-cloudml/trainer:latest"
-SERVING_IMAGE = "jupyter-cloudml/serving:latest"
-GPU_PRODUCT = "NVIDIA-A100-SXM4-80GB"
-
-
 @pytest.fixture(scope="session")
 def kube(tmp_path_factory: pytest.TempPathFactory):
     """Kubernetes' own control plane (etcd, kube-apiserver, kube-controller-manager,
     kube-scheduler; built or reused by tests/cluster/build.sh) with two process nodes: ``node-0``
     and ``gpu-node-0`` (2 ``nvidia.com/gpu``, tainted), once per session."""
+    from cloudml_testkit import GPU_PRODUCT, SERVING_IMAGE, TRAINER_IMAGE
     from cluster import Cluster
 
     images = {TRAINER_IMAGE: sys.executable, SERVING_IMAGE: sys.executable}

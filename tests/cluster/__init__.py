@@ -19,27 +19,26 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .control_plane import ControlPlane, State, free_port, stop_pids
+from .control_plane import ControlPlane, free_port
 
 HERE = Path(__file__).resolve().parent
 Obj = dict[str, Any]
 
 #: Lets the node agents read Services and Pods cluster-wide for pod DNS, as CoreDNS's may.
-DNS_ROLE = {
+DNS_ROLE: Obj = {
     "apiVersion": "rbac.authorization.k8s.io/v1",
     "kind": "ClusterRole",
     "metadata": {"name": "cloudml-test:cluster-dns"},
     "rules": [
         {"apiGroups": [""], "resources": ["services", "pods"], "verbs": ["list", "watch"]},
     ],
-}  # fmt: skip
+}
 DNS_USER = "cloudml-test:cluster-dns"
 
 
@@ -72,12 +71,16 @@ class Cluster(ControlPlane):
                 "apiVersion": "rbac.authorization.k8s.io/v1",
                 "kind": "ClusterRoleBinding",
                 "metadata": {"name": DNS_ROLE["metadata"]["name"]},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                            "name": DNS_ROLE["metadata"]["name"]},
-                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                              "name": DNS_USER}],
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": DNS_ROLE["metadata"]["name"],
+                },
+                "subjects": [
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": DNS_USER}
+                ],
             }
-        )  # fmt: skip
+        )
 
     # --- nodes -----------------------------------------------------------------------------
 
@@ -100,33 +103,55 @@ class Cluster(ControlPlane):
         from .control_plane import kubeconfig as write_kubeconfig
 
         dns_kubeconfig = write_kubeconfig(
-            self.workdir / "cluster-dns.kubeconfig", self.state.apiserver_url, self.ca.cert, dns,
+            self.workdir / "cluster-dns.kubeconfig",
+            self.state.apiserver_url,
+            self.ca.cert,
+            dns,
             "cluster-dns",
-        )  # fmt: skip
+        )
         images = self.workdir / "images.json"
         images.write_text(json.dumps(self.images))
         self._ip_blocks += 1
         args = [
-            sys.executable, "-m", "cluster.node", f"--name={name}", f"--kubeconfig={kubeconfig}",
-            f"--dns-kubeconfig={dns_kubeconfig}", f"--workdir={self.workdir / 'nodes' / name}",
-            f"--port={free_port()}", f"--serving-cert={serving.cert}",
-            f"--serving-key={serving.key}", f"--ca={self.ca.cert}",
-            f"--apiserver-port={self.apiserver_port}", f"--images={images}", f"--cpu={cpu}",
-            f"--memory={memory}", f"--gpus={gpus}", f"--gpu-product={gpu_product}",
+            sys.executable,
+            "-m",
+            "cluster.node",
+            f"--name={name}",
+            f"--kubeconfig={kubeconfig}",
+            f"--dns-kubeconfig={dns_kubeconfig}",
+            f"--workdir={self.workdir / 'nodes' / name}",
+            f"--port={free_port()}",
+            f"--serving-cert={serving.cert}",
+            f"--serving-key={serving.key}",
+            f"--ca={self.ca.cert}",
+            f"--apiserver-port={self.apiserver_port}",
+            f"--images={images}",
+            f"--cpu={cpu}",
+            f"--memory={memory}",
+            f"--gpus={gpus}",
+            f"--gpu-product={gpu_product}",
             f"--ip-block={self._ip_blocks}",
             *[f"--taint={t}" for t in taints],
-        ]  # fmt: skip
+        ]
         self._node_args[name] = args
         self.start_node(name, wait=wait)
 
     def start_node(self, name: str, wait: bool = True) -> None:
         """(Re)start the agent of a node added before."""
         log = open(self.logs / f"node-{name}.log", "ab")  # noqa: SIM115 - the child keeps it
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
+        }
         proc = subprocess.Popen(
-            self._node_args[name], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, env=env, cwd=self.workdir,
-        )  # fmt: skip
+            self._node_args[name],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+            cwd=self.workdir,
+        )
         log.close()
         self.nodes[name] = proc
         self.register(f"node-{name}", proc)
@@ -157,7 +182,8 @@ class Cluster(ControlPlane):
         )
         try:
             with urllib.request.urlopen(request, timeout=30, context=self.ssl_context()) as r:
-                return json.loads(r.read() or b"{}")  # type: ignore[no-any-return]
+                answer: Obj = json.loads(r.read() or b"{}")
+                return answer
         except urllib.error.HTTPError as exc:
             text = exc.read()
             try:
@@ -172,7 +198,7 @@ class Cluster(ControlPlane):
 
         ns = namespace or obj["metadata"].get("namespace")
         try:
-            return self.request("POST", _collection(obj, ns, collection_path), obj)
+            return self.request("POST", collection_path(obj, ns), obj)
         except ClusterError as exc:
             if exc.status != 409:
                 raise
@@ -184,7 +210,9 @@ class Cluster(ControlPlane):
         return list(self.request("GET", path, **query)["items"])
 
     def get_object(self, plural: str, name: str, namespace: str | None = None) -> Obj | None:
-        path = _api(plural) + (f"/namespaces/{namespace}" if namespace else "") + f"/{plural}/{name}"
+        path = (
+            _api(plural) + (f"/namespaces/{namespace}" if namespace else "") + f"/{plural}/{name}"
+        )
         try:
             return self.request("GET", path)
         except ClusterError as exc:
@@ -207,20 +235,34 @@ class Cluster(ControlPlane):
         token = self.request(
             "POST",
             f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
-            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-             "spec": {"expirationSeconds": hours * 3600}},
-        )["status"]["token"]  # fmt: skip
+            {
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {"expirationSeconds": hours * 3600},
+            },
+        )["status"]["token"]
         assert self.ca is not None
         doc = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "test", "cluster": {"server": self.state.apiserver_url,
-                                                      "certificate-authority": str(self.ca.cert)}}],
+            "clusters": [
+                {
+                    "name": "test",
+                    "cluster": {
+                        "server": self.state.apiserver_url,
+                        "certificate-authority": str(self.ca.cert),
+                    },
+                }
+            ],
             "users": [{"name": account, "user": {"token": token}}],
-            "contexts": [{"name": account, "context": {"cluster": "test", "user": account,
-                                                       "namespace": namespace}}],
+            "contexts": [
+                {
+                    "name": account,
+                    "context": {"cluster": "test", "user": account, "namespace": namespace},
+                }
+            ],
             "current-context": account,
-        }  # fmt: skip
+        }
         path = self.workdir / f"sa-{namespace}-{account}.kubeconfig"
         path.write_text(json.dumps(doc))
         path.chmod(0o600)
@@ -230,19 +272,34 @@ class Cluster(ControlPlane):
         """A ReadWriteMany claim bound (by the real binder) to a hostPath volume at ``folder``."""
         folder.mkdir(parents=True, exist_ok=True)
         pv_name = f"{namespace}-{claim}"
-        self.apply({
-            "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv_name},
-            "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteMany"],
-                     "hostPath": {"path": str(folder)}, "storageClassName": "",
-                     "persistentVolumeReclaimPolicy": "Retain",
-                     "claimRef": {"namespace": namespace, "name": claim}},
-        })  # fmt: skip
-        self.apply({
-            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": {"name": claim, "namespace": namespace},
-            "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "",
-                     "volumeName": pv_name, "resources": {"requests": {"storage": size}}},
-        })  # fmt: skip
+        self.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": pv_name},
+                "spec": {
+                    "capacity": {"storage": size},
+                    "accessModes": ["ReadWriteMany"],
+                    "hostPath": {"path": str(folder)},
+                    "storageClassName": "",
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "claimRef": {"namespace": namespace, "name": claim},
+                },
+            }
+        )
+        self.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": claim, "namespace": namespace},
+                "spec": {
+                    "accessModes": ["ReadWriteMany"],
+                    "storageClassName": "",
+                    "volumeName": pv_name,
+                    "resources": {"requests": {"storage": size}},
+                },
+            }
+        )
 
         def bound() -> bool:
             pvc = self.get_object("persistentvolumeclaims", claim, namespace) or {}
@@ -275,11 +332,6 @@ def _api(plural: str) -> str:
     return groups.get(plural, "/api/v1")
 
 
-def _collection(obj: Obj, namespace: str | None, collection_path: Any) -> str:
-    path: str = collection_path(obj, namespace)
-    return path
-
-
 def up(workdir: Path, images: dict[str, str], gpus: int = 2) -> Cluster:
     """Start a control plane and two nodes (one with GPUs) in ``workdir``, detached."""
     cluster = Cluster(workdir, images)
@@ -293,14 +345,4 @@ def up(workdir: Path, images: dict[str, str], gpus: int = 2) -> Cluster:
     return cluster
 
 
-def down(workdir: Path) -> list[str]:
-    """Stop what ``up`` started in ``workdir`` (by the PIDs it recorded)."""
-    state = State.load(workdir)
-    stopped = stop_pids(state.pids)
-    state.pids.clear()
-    state.save()
-    time.sleep(0)
-    return stopped
-
-
-__all__ = ["Cluster", "ClusterError", "ControlPlane", "down", "up"]
+__all__ = ["Cluster", "ClusterError", "ControlPlane", "up"]

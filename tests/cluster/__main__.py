@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import down, up
+from . import ControlPlane, up
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / ".cluster"
 #: The images the nodes know: this interpreter has jupyter-cloudml installed.
@@ -26,11 +26,11 @@ def main() -> int:
         if not (workdir / "state.json").exists():
             print(f"no cluster in {workdir}")
             return 0
-        stopped = down(workdir)
+        stopped = ControlPlane.stop_folder(workdir)
         print(f"stopped {', '.join(stopped) or 'nothing'}; state kept in {workdir}")
         return 0
     if (workdir / "state.json").exists():
-        down(workdir)
+        ControlPlane.stop_folder(workdir)
         shutil.rmtree(workdir)
     cluster = up(workdir, {image: sys.executable for image in IMAGES})
     nodes = ", ".join(cluster.nodes)

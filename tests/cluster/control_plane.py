@@ -20,8 +20,10 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .pki import APISERVER_NAMES, LOOPBACK, CertificateAuthority, KeyPair, service_account_keys
 
@@ -40,13 +42,27 @@ ADMISSION_PLUGINS = (
 CONTROLLERS = ",".join(
     f"{name}-controller"
     for name in (
-        "job", "ttl-after-finished", "garbage-collector", "replicaset", "deployment",
-        "resourcequota", "namespace", "serviceaccount", "serviceaccount-token", "endpointslice",
-        "node-lifecycle", "taint-eviction", "pod-garbage-collector",
-        "root-ca-certificate-publisher", "clusterrole-aggregation", "persistentvolume-binder",
-        "persistentvolume-protection", "persistentvolumeclaim-protection", "ttl",
+        "job",
+        "ttl-after-finished",
+        "garbage-collector",
+        "replicaset",
+        "deployment",
+        "resourcequota",
+        "namespace",
+        "serviceaccount",
+        "serviceaccount-token",
+        "endpointslice",
+        "node-lifecycle",
+        "taint-eviction",
+        "pod-garbage-collector",
+        "root-ca-certificate-publisher",
+        "clusterrole-aggregation",
+        "persistentvolume-binder",
+        "persistentvolume-protection",
+        "persistentvolumeclaim-protection",
+        "ttl",
     )
-)  # fmt: skip
+)
 AUDIT_POLICY = """\
 apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -96,13 +112,18 @@ def kubeconfig(path: Path, server: str, ca: Path, user: KeyPair, name: str) -> P
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "test", "cluster": {"server": server, "certificate-authority": str(ca)}}],
+        "clusters": [
+            {"name": "test", "cluster": {"server": server, "certificate-authority": str(ca)}}
+        ],
         "users": [
-            {"name": name, "user": {"client-certificate": str(user.cert), "client-key": str(user.key)}}
+            {
+                "name": name,
+                "user": {"client-certificate": str(user.cert), "client-key": str(user.key)},
+            }
         ],
         "contexts": [{"name": name, "context": {"cluster": "test", "user": name}}],
         "current-context": name,
-    }  # fmt: skip
+    }
     path.write_text(json.dumps(doc, indent=1))
     path.chmod(0o600)
     return path
@@ -324,9 +345,13 @@ class ControlPlane:
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
         proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, cwd=self.workdir,
-        )  # fmt: skip
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=self.workdir,
+        )
         log.close()
         self.procs[name] = proc
         self.state.pids[name] = proc.pid
@@ -344,7 +369,7 @@ class ControlPlane:
             tail = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
             raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
 
-    def _wait(self, ready, what: str, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    def _wait(self, ready: Callable[[], object], what: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for name in self.procs:
@@ -368,11 +393,12 @@ class ControlPlane:
         except (urllib.error.URLError, OSError):
             return False
 
-    def get(self, path: str) -> dict:  # type: ignore[type-arg]
+    def get(self, path: str) -> dict[str, Any]:
         """GET an API path as the admin (for readiness checks and tests)."""
         url = self.state.apiserver_url + path
         with urllib.request.urlopen(url, timeout=10, context=self.ssl_context()) as response:
-            return json.loads(response.read())  # type: ignore[no-any-return]
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
 
     def wait_ready(self, timeout: float = 120) -> None:
         """Until ``/readyz`` answers 200."""

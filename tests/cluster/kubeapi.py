@@ -67,12 +67,12 @@ class KubeClient:
         ) as response:
             text = await response.text()
             try:
-                decoded = json.loads(text) if text else {}
+                decoded: Obj = json.loads(text) if text else {}
             except ValueError:
                 decoded = {"message": text}
             if response.status >= 400:
                 raise ApiError(response.status, decoded)
-            return decoded  # type: ignore[no-any-return]
+            return decoded
 
     async def get(self, path: str, **params: str) -> Obj:
         return await self.request("GET", path, params=params)
@@ -89,8 +89,13 @@ class KubeClient:
     async def watch(self, path: str, resource_version: str, **params: str) -> AsyncIterator[Obj]:
         """The events of one watch from ``resource_version`` until the server ends it
         (a 410 ``ERROR`` event raises ``ApiError``)."""
-        query = {**params, "watch": "true", "resourceVersion": resource_version,
-                 "allowWatchBookmarks": "true", "timeoutSeconds": "300"}  # fmt: skip
+        query = {
+            **params,
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": "300",
+        }
         timeout = aiohttp.ClientTimeout(total=None, sock_read=330)
         async with self.session.get(self.server + path, params=query, timeout=timeout) as response:
             if response.status >= 400:
