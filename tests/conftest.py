@@ -103,14 +103,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def kube(tmp_path_factory: pytest.TempPathFactory):
+def kube(tmp_path_factory: pytest.TempPathFactory, serving_python: str):
     """Kubernetes' own control plane (etcd, kube-apiserver, kube-controller-manager,
     kube-scheduler; built or reused by tests/cluster/build.sh) with two process nodes: ``node-0``
     and ``gpu-node-0`` (2 ``nvidia.com/gpu``, tainted), once per session."""
     from cloudml_testkit import GPU_PRODUCT, SERVING_IMAGE, TRAINER_IMAGE
     from cluster import Cluster
 
-    images = {TRAINER_IMAGE: sys.executable, SERVING_IMAGE: sys.executable}
+    images = {TRAINER_IMAGE: sys.executable, SERVING_IMAGE: serving_python}
     with Cluster(tmp_path_factory.mktemp("kube"), images) as cluster:
         cluster.add_node("node-0")
         cluster.add_node(

@@ -488,6 +488,61 @@ def test_tensorboard_is_a_deployment_over_the_jobs_event_files(backend, kube, te
         backend.stop_tensorboard(board.id)
 
 
+# --- serving ------------------------------------------------------------------------------------
+
+MODEL_JOB = """
+import os, joblib
+from sklearn.linear_model import LinearRegression
+model = LinearRegression().fit([[0.0], [1.0], [2.0]], [0.0, 2.0, 4.0])
+joblib.dump(model, os.path.join(os.environ["CLOUDML_JOB_DIR"], "model.joblib"))
+"""
+
+
+def test_plain_deployment_serves_through_its_service_with_versions_and_rollback(
+    backend, kube, tenant
+):
+    from jupyter_cloudml.exceptions import Unsupported
+    from jupyter_cloudml.models import DeploymentStatus, DeploySpec, ModelFramework
+
+    ns = tenant.namespace
+    job = backend.submit(spec(MODEL_JOB))
+    wait_status(backend, job.id, JobStatus.SUCCEEDED)
+    client = Client(backend=backend)
+    model = f"job:{job.id}"
+    backend._deployments.timeout = 120
+    first = client.deploy(DeploySpec("iris", model, ModelFramework.SKLEARN, replicas=2))
+    assert first.status is DeploymentStatus.READY
+    assert first.url == f"http://iris.{ns}.svc:80"
+    assert [(v.version, v.traffic, len(v.replicas)) for v in first.versions] == [("v1", 100, 2)]
+    pods = kube.objects("pods", ns, labelSelector="cloudml.io/version=v1")
+    assert len({p["status"]["podIP"] for p in pods}) == 2  # two model servers, each ready
+    pod = kube.get_object("deployments", "iris-v1", ns)["spec"]["template"]["spec"]
+    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == CLAIM
+    with kube.resolving_services():  # as the notebook server, a pod, resolves the Service
+        assert client.predict("iris", [[3.0], [4.0]]) == pytest.approx([6.0, 8.0])
+    second = client.deploy(DeploySpec("iris", model, ModelFramework.SKLEARN, version="v2"))
+    assert [(v.version, v.traffic) for v in second.versions] == [("v1", 0), ("v2", 100)]
+    assert kube.get_object("services", "iris", ns)["spec"]["selector"]["cloudml.io/version"] == "v2"
+    with pytest.raises(Conflict, match="already has a version v2"):
+        client.deploy(DeploySpec("iris", model, ModelFramework.SKLEARN, version="v2"))
+    back = client.rollback("iris")
+    assert {v.version: v.traffic for v in back.versions} == {"v1": 100, "v2": 0}
+    with pytest.raises(Unsupported, match="KServe"):
+        client.set_traffic("iris", {"v1": 50, "v2": 50})
+    with pytest.raises(Conflict, match="100%"):
+        client.undeploy("iris", "v1")
+    client.undeploy("iris", "v2")
+    assert kube.get_object("deployments", "iris-v2", ns) is None
+    assert [d.name for d in client.deployments()] == ["iris"]
+    client.undeploy("iris")
+    wait_for(
+        lambda: not kube.objects("deployments", ns) and not kube.get_object("services", "iris", ns),
+        timeout=30,
+    )
+    with pytest.raises(NotFound):
+        client.get_deployment("iris")
+
+
 # --- faults of the control plane ---------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """What the real control plane cannot do on demand, on the emulated cluster (`fakecluster`):
-bursts of 429 and 5xx answers, expired and dropped watches. And, until the process node serves
-model servers (next step of the move to the real control plane), the serving lifecycles.
+bursts of 429 and 5xx answers, expired and dropped watches. And, until KServe's CRD is
+installed into the real API server, the InferenceService lifecycle.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from fakecluster import FakeCluster
 
 from jupyter_cloudml.backends.kubernetes import KubernetesBackend, rbac
 from jupyter_cloudml.client import Client
-from jupyter_cloudml.exceptions import Conflict, NotFound, QuotaExceeded
+from jupyter_cloudml.exceptions import QuotaExceeded
 from jupyter_cloudml.hub.tenant import NOTEBOOK_ACCOUNT
 from jupyter_cloudml.models import (
     JobStatus,
@@ -135,41 +135,6 @@ MODEL_JOB = """
 import os, pathlib
 pathlib.Path(os.environ["CLOUDML_JOB_DIR"], "model.joblib").write_bytes(b"model")
 """
-
-
-def test_plain_deployment_versions_traffic_and_undeploy(backend, cluster):
-    from jupyter_cloudml.exceptions import Unsupported
-    from jupyter_cloudml.models import DeploymentStatus, DeploySpec, ModelFramework
-
-    job = backend.submit(spec(MODEL_JOB))
-    wait_status(backend, job.id, JobStatus.SUCCEEDED)
-    client = Client(backend=backend)
-    model = f"job:{job.id}"  # the job dir: the emulated kubelet mounts folders only
-    backend._deployments.timeout = 30
-    first = client.deploy(DeploySpec("iris", model, ModelFramework.SKLEARN, replicas=2))
-    assert first.status is DeploymentStatus.READY
-    assert first.url == "http://iris.team-a.svc:80"
-    assert [(v.version, v.traffic, len(v.replicas)) for v in first.versions] == [("v1", 100, 2)]
-    pod = cluster.get("deployments", "iris-v1")["spec"]["template"]["spec"]
-    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == CLAIM
-    second = client.deploy(DeploySpec("iris", model, ModelFramework.SKLEARN, version="v2"))
-    assert [(v.version, v.traffic) for v in second.versions] == [("v1", 0), ("v2", 100)]
-    assert cluster.get("services", "iris")["spec"]["selector"]["cloudml.io/version"] == "v2"
-    with pytest.raises(Conflict, match="already has a version v2"):
-        client.deploy(DeploySpec("iris", model, ModelFramework.SKLEARN, version="v2"))
-    back = client.rollback("iris")
-    assert {v.version: v.traffic for v in back.versions} == {"v1": 100, "v2": 0}
-    with pytest.raises(Unsupported, match="KServe"):
-        client.set_traffic("iris", {"v1": 50, "v2": 50})
-    with pytest.raises(Conflict, match="100%"):
-        client.undeploy("iris", "v1")
-    client.undeploy("iris", "v2")
-    assert cluster.get("deployments", "iris-v2") is None
-    assert [d.name for d in client.deployments()] == ["iris"]
-    client.undeploy("iris")
-    wait_for(lambda: not cluster.objects("deployments") and not cluster.get("services", "iris"))
-    with pytest.raises(NotFound):
-        client.get_deployment("iris")
 
 
 @pytest.fixture

@@ -15,13 +15,16 @@ pod's. ``python -m cluster up|down`` does the same from a shell (``make cluster`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +134,7 @@ class Cluster(ControlPlane):
             f"--gpus={gpus}",
             f"--gpu-product={gpu_product}",
             f"--ip-block={self._ip_blocks}",
+            *(["--service-proxy"] if not self._node_args else []),
             *[f"--taint={t}" for t in taints],
         ]
         self._node_args[name] = args
@@ -306,6 +310,34 @@ class Cluster(ControlPlane):
             return pvc.get("status", {}).get("phase") == "Bound"
 
         self._wait(bound, f"claim {claim}", 30)
+
+    def service_hosts(self) -> dict[str, str]:
+        """Cluster DNS names -> loopback addresses, as the nodes' pods resolve them now."""
+        first = next(iter(self._node_args), None)
+        path = self.workdir / "nodes" / str(first) / "cluster-hosts"
+        names: dict[str, str] = {}
+        if first is not None and path.exists():
+            for line in path.read_text().splitlines():
+                address, *aliases = line.split()
+                for alias in aliases:
+                    names.setdefault(alias, address)
+        return names
+
+    @contextlib.contextmanager
+    def resolving_services(self) -> Iterator[None]:
+        """In this process, ``*.svc`` names resolve as in a pod (a notebook server's view)."""
+        real = socket.getaddrinfo
+
+        def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(host, str) and (host.endswith(".svc") or ".svc." in host):
+                host = self.service_hosts().get(host, host)
+            return real(host, *args, **kwargs)
+
+        socket.getaddrinfo = getaddrinfo
+        try:
+            yield
+        finally:
+            socket.getaddrinfo = real
 
     def audit_events(self) -> list[Obj]:
         """Every audited request so far (the API server's audit log, JSON lines)."""

@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--taint", action="append", default=[], help="key=value:Effect")
     parser.add_argument("--ip-block", type=int, default=10, help="pod IPs are 127.<block>.x.y")
     parser.add_argument("--grace-cap", type=float, default=5.0)
+    parser.add_argument(
+        "--service-proxy", action="store_true", help="proxy ClusterIP Services (one node only)"
+    )
     parser.add_argument("--kubelet-version", default="v1.37.2")
     args = parser.parse_args(argv)
     ipaddress.ip_address(f"127.{args.ip_block}.0.1")  # a valid block

@@ -12,7 +12,7 @@ import signal
 from pathlib import Path
 
 from ..kubeapi import ApiError, KubeClient, Obj, informer
-from .dns import watch_dns
+from .dns import watch_network
 from .logs import serve_logs
 from .pod import PodRun
 from .sandbox import SA_PATH
@@ -52,7 +52,7 @@ class NodeAgent:
             asyncio.ensure_future(self.watch_pods()),
         ]
         if self.args.dns_kubeconfig:
-            tasks.append(asyncio.ensure_future(watch_dns(self)))
+            tasks.append(asyncio.ensure_future(watch_network(self)))
         (self.workdir / "ready").write_text(str(os.getpid()))
         await self.stopping.wait()
         for task in tasks:
@@ -243,6 +243,12 @@ class NodeAgent:
                 self._ips_in_use.add(ip)
                 return ip
         raise RuntimeError("no pod IP left")
+
+    def write_cluster_hosts(self) -> None:
+        """The cluster's DNS records as one hosts file, for clients outside pods (tests)."""
+        path = self.workdir / "cluster-hosts"
+        path.with_suffix(".tmp").write_text("".join(line + "\n" for line in self.hosts))
+        path.with_suffix(".tmp").replace(path)
 
     def shim(self, interpreter: str) -> Path:
         """A folder with ``python``/``python3`` scripts running ``interpreter``."""

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from .pod import ContainerBox
 
 SA_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+#: Leads every container's PYTHONPATH: its sitecustomize gives the pod its own listening address.
+POD_NETWORK = Path(__file__).resolve().parent / "podnet"
 #: Mounted in the container's own mount namespace; other mount paths are rewritten to folders.
 BIND_PREFIXES = ("/var/run/secrets/",)
 _PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
@@ -231,6 +233,7 @@ class PodSandbox:
             "KUBERNETES_SERVICE_HOST": "127.0.0.1",
             "KUBERNETES_SERVICE_PORT": str(self.node.args.apiserver_port),
             "KUBERNETES_SERVICE_PORT_HTTPS": str(self.node.args.apiserver_port),
+            "CLOUDML_TEST_POD_IP": self.ip,
         }
         for source in c.get("envFrom") or []:
             for kind in ("configMap", "secret"):
@@ -261,6 +264,7 @@ class PodSandbox:
         if box.gpus:
             env["NVIDIA_VISIBLE_DEVICES"] = ",".join(map(str, box.gpus))
         env = {k: self.remap(v) for k, v in env.items()}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(POD_NETWORK), env.get("PYTHONPATH")]))
         argv = [
             self.remap(expand(str(a), env))
             for a in [*(c.get("command") or []), *(c.get("args") or [])]
