@@ -14,12 +14,10 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from cloudml_testkit import GPU_PRODUCT, wait_for
+from k8s_testkit import CLAIM, make_tenant, refusals, spec, wait_status
 
 from jupyter_cloudml.backends.kubernetes import KubernetesBackend, rbac
 from jupyter_cloudml.client import Client
@@ -33,50 +31,8 @@ from jupyter_cloudml.models import (
     ParamType,
     Replicas,
     Resources,
-    TrainSpec,
     TuningSpec,
 )
-from jupyter_cloudml.packaging import package_files
-
-CLAIM = "cloudml-shared"
-
-
-@dataclass
-class Tenant:
-    """A tenant namespace: its notebook identity's kubeconfig and the shared folder."""
-
-    namespace: str
-    kubeconfig: Path
-    shared: Path
-    #: Refusals a test provoked on purpose (the others fail it).
-    expected: list[str] = field(default_factory=list)
-
-    @property
-    def user(self) -> str:
-        return f"system:serviceaccount:{self.namespace}:{NOTEBOOK_ACCOUNT}"
-
-
-def make_tenant(kube, folder: Path) -> Tenant:
-    """A namespace set up as the hub sets up a tenant's: the notebook's and the study driver's
-    ServiceAccounts and Roles, and a shared claim (bound to ``folder``)."""
-    ns = kube.namespace(f"t-{uuid.uuid4().hex[:8]}")
-    for obj in [
-        *rbac.identity_objects(NOTEBOOK_ACCOUNT, ns, rbac.NOTEBOOK_RULES),
-        *rbac.study_driver_objects(ns),
-    ]:
-        kube.apply(obj, ns)
-    kube.shared_volume(ns, CLAIM, folder)
-    return Tenant(ns, kube.service_account_kubeconfig(ns, NOTEBOOK_ACCOUNT), folder)
-
-
-def refusals(kube, user: str) -> list[str]:
-    """Requests of ``user`` the API server refused with 403 (from its audit log)."""
-    return [
-        f"{e['verb']} {e['requestURI']}"
-        for e in kube.audit_events()
-        if e.get("user", {}).get("username") == user
-        and e.get("responseStatus", {}).get("code") == 403
-    ]
 
 
 @pytest.fixture
@@ -95,23 +51,6 @@ def backend(kube, tenant):
     backend.close()
     unexpected = [r for r in refusals(kube, tenant.user) if r not in tenant.expected]
     assert not unexpected  # the tenant's Role allowed all the magics did
-
-
-def spec(code: str, name: str = "train", **fields) -> TrainSpec:
-    return TrainSpec(name=name, package=package_files({"main.py": code.encode()}, "main"), **fields)
-
-
-def wait_status(backend, job_id, *statuses, timeout=60.0):
-    """Wait for one of `statuses`; a job that ends in another one fails the test at once."""
-
-    def reached():
-        info = backend.get(job_id)
-        if info.status.terminal and info.status not in statuses:
-            raise AssertionError(f"job ended {info.status.value}: {info.reason}")
-        return info.status in statuses
-
-    wait_for(reached, timeout=timeout)
-    return backend.get(job_id)
 
 
 def objects_of(kube, namespace, job_id):

@@ -1,6 +1,5 @@
 """What the real control plane cannot do on demand, on the emulated cluster (`fakecluster`):
-bursts of 429 and 5xx answers, expired and dropped watches. And, until KServe's CRD is
-installed into the real API server, the InferenceService lifecycle.
+bursts of 429 and 5xx answers, expired and dropped watches.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from cloudml_testkit import wait_for
 from fakecluster import FakeCluster
 
 from jupyter_cloudml.backends.kubernetes import KubernetesBackend, rbac
-from jupyter_cloudml.client import Client
 from jupyter_cloudml.exceptions import QuotaExceeded
 from jupyter_cloudml.hub.tenant import NOTEBOOK_ACCOUNT
 from jupyter_cloudml.models import (
@@ -129,65 +127,3 @@ def test_watch_expiry_and_drops_miss_no_transition(backend, cluster):
     wait_for(lambda: jobs_informer.relists > relists, timeout=10)
     cluster.drop_watches()
     assert wait_status(backend, job.id, JobStatus.SUCCEEDED).status is JobStatus.SUCCEEDED
-
-
-MODEL_JOB = """
-import os, pathlib
-pathlib.Path(os.environ["CLOUDML_JOB_DIR"], "model.joblib").write_bytes(b"model")
-"""
-
-
-@pytest.fixture
-def kserve_backend(tmp_path):
-    with FakeCluster(
-        tmp_path / "kserve", namespace="team-a", images={IMAGE: sys.executable},
-        crds=("serving.kserve.io/v1beta1/inferenceservices",),
-    ) as fake:  # fmt: skip
-        folder = tmp_path / "kshared"
-        folder.mkdir()
-        fake.pvc_dirs[CLAIM] = str(folder)
-        backend = KubernetesBackend(
-            kubeconfig=tenant_kubeconfig(fake), shared_claim=CLAIM, shared_mount=str(folder)
-        )
-        yield backend, fake
-        backend.close()
-        assert not fake.errors, fake.errors
-        assert not fake.denied, fake.denied
-
-
-def test_kserve_inference_service_with_canary_split_and_rollback(kserve_backend, monkeypatch):
-    from jupyter_cloudml.backends.kubernetes import serving
-    from jupyter_cloudml.exceptions import InvalidSpec
-    from jupyter_cloudml.models import DeploymentStatus, DeploySpec, ModelFramework
-
-    backend, cluster = kserve_backend
-    client = Client(backend=backend)
-    job = backend.submit(spec(MODEL_JOB))
-    wait_status(backend, job.id, JobStatus.SUCCEEDED)
-    model = f"job:{job.id}/model.joblib"
-    first = client.deploy(DeploySpec("churn", model, ModelFramework.XGBOOST))
-    assert first.status is DeploymentStatus.READY and first.url.startswith("http://churn.")
-    isvc = cluster.get("inferenceservices", "churn")
-    storage = isvc["spec"]["predictor"]["model"]["storageUri"]
-    assert storage == f"pvc://{CLAIM}/jobs/{job.id}/job_dir/model.joblib"
-    canary = client.deploy(
-        DeploySpec(
-            "churn", model, ModelFramework.XGBOOST, version="v2", traffic={"v2": 10, "v1": 90}
-        )
-    )
-    assert {v.version: v.traffic for v in canary.versions} == {"v1": 90, "v2": 10}
-    assert (
-        cluster.get("inferenceservices", "churn")["spec"]["predictor"]["canaryTrafficPercent"] == 10
-    )
-    promoted = client.set_traffic("churn", {"v2": 100})
-    assert {v.version: v.traffic for v in promoted.versions} == {"v1": 0, "v2": 100}
-    assert (
-        "canaryTrafficPercent" not in cluster.get("inferenceservices", "churn")["spec"]["predictor"]
-    )
-    rolled = client.rollback("churn")
-    assert {v.version: v.traffic for v in rolled.versions} == {"v1": 100, "v2": 0}
-    monkeypatch.setattr(serving, "STORAGE_SCHEMES", (*serving.STORAGE_SCHEMES, "fail"))
-    with pytest.raises(InvalidSpec, match="ModelLoadFailed"):
-        client.deploy(DeploySpec("broken", "fail://no/model", ModelFramework.SKLEARN))
-    client.undeploy("churn")
-    wait_for(lambda: cluster.get("inferenceservices", "churn") is None)

@@ -69,21 +69,7 @@ class Cluster(ControlPlane):
     def start(self) -> None:
         super().start()
         self.apply(DNS_ROLE)
-        self.apply(
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "ClusterRoleBinding",
-                "metadata": {"name": DNS_ROLE["metadata"]["name"]},
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "ClusterRole",
-                    "name": DNS_ROLE["metadata"]["name"],
-                },
-                "subjects": [
-                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": DNS_USER}
-                ],
-            }
-        )
+        self.apply(_cluster_role_binding(DNS_ROLE["metadata"]["name"], DNS_USER))
 
     # --- nodes -----------------------------------------------------------------------------
 
@@ -116,7 +102,6 @@ class Cluster(ControlPlane):
         images.write_text(json.dumps(self.images))
         self._ip_blocks += 1
         args = [
-            sys.executable,
             "-m",
             "cluster.node",
             f"--name={name}",
@@ -142,25 +127,26 @@ class Cluster(ControlPlane):
 
     def start_node(self, name: str, wait: bool = True) -> None:
         """(Re)start the agent of a node added before."""
-        log = open(self.logs / f"node-{name}.log", "ab")  # noqa: SIM115 - the child keeps it
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
-        }
+        self.nodes[name] = self._spawn_python(f"node-{name}", self._node_args[name])
+        if wait:
+            self._wait(lambda: self.node_ready(name), f"node {name}", 60)
+
+    def _spawn_python(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        """Run ``python ARGS`` (a module of this package) as a process of the cluster."""
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
+        path = os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))
         proc = subprocess.Popen(
-            self._node_args[name],
+            [sys.executable, *args],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env=env,
+            env={**os.environ, "PYTHONPATH": path},
             cwd=self.workdir,
         )
         log.close()
-        self.nodes[name] = proc
-        self.register(f"node-{name}", proc)
-        if wait:
-            self._wait(lambda: self.node_ready(name), f"node {name}", 60)
+        self.register(name, proc)
+        return proc
 
     def node_ready(self, name: str) -> bool:
         try:
@@ -171,6 +157,39 @@ class Cluster(ControlPlane):
         ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
         taints = [t["key"] for t in node.get("spec", {}).get("taints") or []]
         return ready and not any(t.startswith("node.kubernetes.io/") for t in taints)
+
+    def install_kserve(self, ready_delay: float = 0.2) -> None:
+        """KServe's InferenceService CRD, and the stand-in for its controller (``kserve.py``)."""
+        import yaml
+
+        from . import kserve
+
+        assert self.bin_dir is not None and self.ca is not None
+        crd = yaml.safe_load((self.bin_dir / kserve.CRD_FILE).read_text())
+        self.apply(crd)
+
+        def established() -> bool:
+            found = self.get_object("customresourcedefinitions", crd["metadata"]["name"]) or {}
+            conditions = (found.get("status") or {}).get("conditions") or []
+            return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+        self._wait(established, "the InferenceService CRD", 30)
+        self.apply(kserve.ROLE)
+        self.apply(_cluster_role_binding(kserve.USER, kserve.USER))
+        from .control_plane import kubeconfig as write_kubeconfig
+
+        pair = self.ca.issue("kserve-controller", kserve.USER)
+        config = write_kubeconfig(
+            self.workdir / "kserve.kubeconfig",
+            self.state.apiserver_url,
+            self.ca.cert,
+            pair,
+            "kserve",
+        )
+        self._spawn_python(
+            "kserve-controller",
+            ["-m", "cluster.kserve", f"--kubeconfig={config}", f"--ready-delay={ready_delay}"],
+        )
 
     # --- admin requests --------------------------------------------------------------------
 
@@ -350,6 +369,16 @@ class Cluster(ControlPlane):
         self._wait(predicate, what, timeout)
 
 
+def _cluster_role_binding(role: str, user: str) -> Obj:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": role},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }
+
+
 def _api(plural: str) -> str:
     groups = {
         "jobs": "/apis/batch/v1",
@@ -360,6 +389,7 @@ def _api(plural: str) -> str:
         "endpointslices": "/apis/discovery.k8s.io/v1",
         "leases": "/apis/coordination.k8s.io/v1",
         "inferenceservices": "/apis/serving.kserve.io/v1beta1",
+        "customresourcedefinitions": "/apis/apiextensions.k8s.io/v1",
     }
     return groups.get(plural, "/api/v1")
 
