@@ -20,6 +20,7 @@ BENCHES = [
     "bench_server.py",
     "bench_serving.py",
     "bench_k8s.py",
+    "bench_control_plane.py",
     "bench_hub.py",
 ]
 

@@ -228,8 +228,15 @@ async def test_spawning_sets_up_the_tenant_namespace_once_and_follows_config(kub
     assert kube.get_object("limitranges", "cloudml-limits", ns)["spec"]["limits"] == [
         {"type": "Container", "default": {"memory": "8Gi"}, "defaultRequest": {"memory": "8Gi"}}
     ]
+    versions = {
+        plural: kube.get_object(plural, name, ns)["metadata"]["resourceVersion"]
+        for plural, name in (("resourcequotas", "cloudml-quota"), ("limitranges", "cloudml-limits"))
+    }
     outcomes = hub.spawner(user, **worded).prepare_tenant({}, "server")
     assert set(kinds_by_action(outcomes)) == {UNCHANGED}
+    for plural, version in versions.items():  # nothing was written
+        name = "cloudml-quota" if plural == "resourcequotas" else "cloudml-limits"
+        assert kube.get_object(plural, name, ns)["metadata"]["resourceVersion"] == version
 
 
 @pytest.mark.asyncio
@@ -387,27 +394,26 @@ def test_the_notebook_identity_runs_the_magics_in_its_namespace_only(kube, hub):
 
 
 @pytest.fixture
-def hub_client(hub, monkeypatch):
-    """KubeSpawner's own Kubernetes client (``kubernetes_asyncio``, process-wide) configured
-    as the hub's ServiceAccount, as ``load_config`` does in the hub pod."""
+def kubernetes_asyncio_default():
+    """KubeSpawner's client configuration is process-wide: put it back after the test."""
     from kubernetes_asyncio.client import Configuration
-    from kubespawner import clients
 
     before = Configuration.get_default_copy()
-    monkeypatch.setenv("KUBECONFIG", str(hub.kubeconfig))
-    clients.load_config.cache_clear()
-    clients.load_config()
-    yield clients
-    clients.load_config.cache_clear()
+    yield
     Configuration.set_default(before)
 
 
 @pytest.mark.asyncio
 async def test_kubespawner_creates_a_gpu_notebook_pod_the_server_admits_and_schedules(
-    kube, hub, hub_client
+    kube, hub, kubernetes_asyncio_default
 ):
+    from kubernetes_asyncio import config as kubernetes_config
+    from kubespawner.clients import shared_client
+
+    # KubeSpawner's own client as the hub's ServiceAccount (in the hub pod: in-cluster config)
+    await kubernetes_config.load_kube_config(config_file=str(hub.kubeconfig))
     spawner = hub.spawner(hub.username("erin"))
-    spawner.api = hub_client.shared_client("CoreV1Api")
+    spawner.api = shared_client("CoreV1Api")
     ns = spawner.namespace
     spawner.prepare_tenant({}, "server")
     # A cluster that enforces Pod Security's baseline level on every tenant namespace.

@@ -1,8 +1,9 @@
 """Make a tenant's namespace objects exist as configured, idempotently, touching nothing foreign.
 
 Each object is read first: missing ones are created; ours (labelled managed-by jupyter-cloudml)
-are brought up to date when the configuration changed; an object of the same name that someone
-else made is left exactly as it is and reported, like a namespace that existed before the hub.
+are brought up to date when the configuration changed, judged by what the API server would store
+(a dry run); an object of the same name that someone else made is left exactly as it is and
+reported, like a namespace that existed before the hub.
 """
 
 from __future__ import annotations
@@ -86,6 +87,12 @@ def _ensure(api: KubeApi, manifest: Obj) -> Outcome:
     for f in fields:
         updated[f] = manifest.get(f)
     updated["metadata"]["labels"] = {**labels, **(meta.get("labels") or {})}
+    # The API server stores some settings in its own words (canonical quantities such as 500m
+    # for 0.5, defaulted fields such as a LimitRange's defaultRequest): what it would store
+    # decides whether anything changes, not the configuration's spelling.
+    stored = api.request("PUT", object_path(manifest), query={"dryRun": "All"}, body=updated)
+    if all(stored.get(f) == existing.get(f) for f in fields) and _labels_kept(existing, meta):
+        return outcome(UNCHANGED)
     api.request("PUT", object_path(manifest), body=updated)
     return outcome(UPDATED)
 
