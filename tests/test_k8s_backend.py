@@ -499,3 +499,28 @@ def test_api_server_restart_loses_no_transition(backend, kube, tenant):
     tenant.expected = refusals(kube, tenant.user)
     assert done.replicas[0].exit_code == 0
     assert "ok" in [ln.text for ln in backend.logs(job.id)]
+
+
+def test_etcd_restart_loses_no_transition(backend, kube):
+    job = backend.submit(spec("import time\nprint('up', flush=True)\ntime.sleep(8)\nprint('ok')"))
+    wait_status(backend, job.id, JobStatus.RUNNING)
+    kube.kill("etcd")
+    kube.start_etcd()
+    kube.wait_ready()
+    done = wait_status(backend, job.id, JobStatus.SUCCEEDED, timeout=90)
+    assert done.replicas[0].exit_code == 0
+    assert "ok" in [ln.text for ln in backend.logs(job.id)]
+
+
+def test_a_killed_node_agent_fails_its_pods_and_the_job_says_why(backend, kube, tenant):
+    job = backend.submit(spec("import time\nprint('up', flush=True)\ntime.sleep(600)"))
+    wait_status(backend, job.id, JobStatus.RUNNING)
+    pod = kube.objects("pods", tenant.namespace, labelSelector=f"cloudml.io/job={job.id}")[0]
+    node = pod["spec"]["nodeName"]
+    kube.kill(f"node-{node}")  # SIGKILL: its Lease is no longer renewed
+    kube.wait(lambda: not kube.node_ready(node), f"{node} NotReady", 90)
+    kube.start_node(node)  # it finds the pod's container gone, as a restarted kubelet does
+    done = wait_status(backend, job.id, JobStatus.FAILED, timeout=90)
+    assert (
+        "worker-0 exited with 137 (ContainerStatusUnknown: The container could not" in done.reason
+    )

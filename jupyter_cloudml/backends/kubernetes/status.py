@@ -100,11 +100,32 @@ def pod_replica(pod: Obj) -> str:
 
 
 def pod_exit_code(pod: Obj) -> int | None:
+    terminated = pod_termination(pod)
+    return None if terminated is None else int(terminated.get("exitCode", 0))
+
+
+def pod_termination(pod: Obj) -> Obj | None:
+    """The first terminated container state of a pod (exit code, reason, message), if any."""
     for status in pod.get("status", {}).get("containerStatuses") or []:
         terminated = (status.get("state") or {}).get("terminated")
         if terminated is not None:
-            return int(terminated.get("exitCode", 0))
+            return dict(terminated)
     return None
+
+
+#: Container end reasons that say nothing beyond the exit code.
+_PLAIN_ENDS = frozenset({"", "Error", "Completed"})
+
+
+def exit_description(name: str, terminated: Obj) -> str:
+    """``worker-0 exited with 137 (OOMKilled)``: the code, and the kubelet's reason when it
+    says more than the code (OOMKilled, ContainerStatusUnknown, StartError ...)."""
+    text = f"{name} exited with {int(terminated.get('exitCode', 0))}"
+    reason = str(terminated.get("reason") or "")
+    if reason not in _PLAIN_ENDS:
+        message = str(terminated.get("message") or "").strip()
+        text += f" ({reason}: {message})" if message else f" ({reason})"
+    return text
 
 
 def pod_ready(pod: Obj) -> bool:
@@ -200,9 +221,9 @@ def _status(
 
 def _failure_reason(role: str, failed: Obj, newest: dict[str, Obj]) -> str:
     codes = [
-        f"{name} exited with {code}"
+        exit_description(name, ended)
         for name, pod in sorted(newest.items())
-        if (code := pod_exit_code(pod)) not in (None, 0)
+        if (ended := pod_termination(pod)) is not None and int(ended.get("exitCode", 0)) != 0
     ]
     why = failed.get("reason") or "Failed"
     message = failed.get("message") or ""

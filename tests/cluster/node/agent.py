@@ -234,6 +234,10 @@ class NodeAgent:
             del self.by_name[(run.ns, run.name)]
         self._ips_in_use.discard(run.ip)
 
+    def claim_ip(self, ip: str) -> None:
+        """Keep a pod's IP (one an earlier agent gave it) out of new allocations."""
+        self._ips_in_use.add(ip)
+
     def allocate_ip(self) -> str:
         block = int(self.args.ip_block)
         for _ in range(65000):

@@ -161,6 +161,8 @@ class PodRun(PodSandbox):
             shutil.rmtree(self.dir / "volumes")
 
     async def _lifecycle(self) -> None:
+        if self._started_before() and await self._recover():
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         await self.push()
         reported = ""
@@ -174,7 +176,7 @@ class PodRun(PodSandbox):
             if await self._sleep(1.0):
                 await self._end_pending()
                 return
-        self.ip = self.node.allocate_ip()
+        self.ip = self.ip or self.node.allocate_ip()
         self.write_hosts()
         await self.push()
         for box in self.inits:
@@ -187,6 +189,40 @@ class PodRun(PodSandbox):
         await self.push()
         await asyncio.gather(*(self._keep_running(box) for box in self.mains))
         await self._finish()
+
+    def _started_before(self) -> bool:
+        """Whether an earlier agent of this node started the pod's containers."""
+        statuses = (self.pod.get("status") or {}).get("containerStatuses") or []
+        return any("waiting" not in (c.get("state") or {"waiting": {}}) for c in statuses)
+
+    async def _recover(self) -> bool:
+        """After the node agent was killed: its containers are gone (their leftovers are
+        killed), each reported terminated with ``ContainerStatusUnknown`` as a kubelet does when
+        it cannot find a container; whether the pod ends here (``restartPolicy: Never``)."""
+        for pid_file in self.dir.glob("*.pid"):
+            with contextlib.suppress(ValueError, ProcessLookupError, PermissionError, OSError):
+                os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+            pid_file.unlink(missing_ok=True)
+        status = self.pod.get("status") or {}
+        self.ip = status.get("podIP") or ""
+        if self.ip:
+            self.node.claim_ip(self.ip)
+        before = {c["name"]: c for c in status.get("containerStatuses") or []}
+        for box in self.mains:
+            old = before.get(box.name) or {}
+            box.restarts = int(old.get("restartCount", 0))
+            started = ((old.get("state") or {}).get("running") or {}).get("startedAt", now())
+            box.terminated(
+                137, "ContainerStatusUnknown", started,
+                "The container could not be located when the node agent restarted",
+            )  # fmt: skip
+        self.initialized = True
+        if self.pod["spec"].get("restartPolicy", "Always") != "Never":
+            for box in self.mains:
+                box.last_state, box.restarts = box.state, box.restarts + 1
+            return False
+        await self._finish()
+        return True
 
     async def _end_pending(self) -> None:
         for box in self.containers.values():
@@ -326,6 +362,16 @@ class PodRun(PodSandbox):
             await self.node.event(self.pod, "Warning", "Failed", f"Error: {message}")
             await self.push()
             return 128
+        pid_file = self.dir / f"{box.name}.pid"
+        pid_file.write_text(str(box.proc.pid))
+        try:
+            return await self._supervise(box, started, log)
+        finally:
+            pid_file.unlink(missing_ok=True)
+
+    async def _supervise(self, box: ContainerBox, started: str, log: Path) -> int:
+        """Until the container's process ends (or the pod stops): its exit code."""
+        assert box.proc is not None
         with open(log, "a", encoding="utf-8") as out:
             pumps = [
                 asyncio.ensure_future(pump(box.proc.stdout, out, "stdout")),
