@@ -118,3 +118,14 @@ def kube(tmp_path_factory: pytest.TempPathFactory, serving_python: str):
             taints=("nvidia.com/gpu=present:NoSchedule",),
         )  # fmt: skip
         yield cluster
+
+
+@pytest.fixture
+def tenant(kube, tmp_path: Path):
+    """A tenant namespace on the real control plane, set up as the hub sets one up (see
+    ``k8s_testkit.make_tenant``); deleted afterwards."""
+    from k8s_testkit import make_tenant
+
+    tenant = make_tenant(kube, tmp_path / "shared")
+    yield tenant
+    kube.request("DELETE", f"/api/v1/namespaces/{tenant.namespace}")

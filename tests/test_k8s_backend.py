@@ -36,13 +36,6 @@ from jupyter_cloudml.models import (
 
 
 @pytest.fixture
-def tenant(kube, tmp_path):
-    tenant = make_tenant(kube, tmp_path / "shared")
-    yield tenant
-    kube.request("DELETE", f"/api/v1/namespaces/{tenant.namespace}")
-
-
-@pytest.fixture
 def backend(kube, tenant):
     backend = KubernetesBackend(
         kubeconfig=str(tenant.kubeconfig), shared_claim=CLAIM, shared_mount=str(tenant.shared)
@@ -312,7 +305,8 @@ def test_namespace_quota_refusals_reach_the_user_with_the_numbers(backend, kube,
         timeout=20,
     )  # fmt: skip
     backend.submit(spec("print(1)"))  # its one Job uses the quota up
-    with pytest.raises(QuotaExceeded, match=r"over quota 'job-count' of the namespace"):
+    numbers = r"asks 1, over quota 'job-count' of the namespace by 1 \(it allows 1, 1 in use\)"
+    with pytest.raises(QuotaExceeded, match=numbers):
         backend.submit(spec("print(1)"))
     tenant.expected = refusals(kube, tenant.user)
     assert tenant.expected  # it was the API server's 403
