@@ -1,8 +1,10 @@
 """TensorBoard in the notebook and in JupyterLab: through the Jupyter server, never localhost.
 
 Backends start TensorBoards (`Backend.tensorboard`) at URLs the Jupyter server can reach; the
-browser reaches them through jupyter-server-proxy under the server's base URL
-(`{base_url}proxy/PORT/`), which works behind JupyterHub as well.
+browser reaches them through the server, under its base URL, which works behind JupyterHub as
+well: a local one through jupyter-server-proxy (`{base_url}proxy/PORT/`), one on another host
+(a cluster Service) through the server's own route for it (`{base_url}cloudml/tensorboards/ID/`,
+see `server.tensorboard_proxy`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from .models import TensorBoardInfo
 #: Output MIME type the lab extension renders as an inline TensorBoard frame.
 MIME_TYPE = "application/vnd.jupyter.cloudml.tensorboard+json"
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
+#: Where the Jupyter server proxies TensorBoards on other hosts, by id.
+REMOTE_PREFIX = "cloudml/tensorboards"
 
 
 def tensorboard_id(job_ids: Sequence[str]) -> str:
@@ -28,13 +32,13 @@ def tensorboard_id(job_ids: Sequence[str]) -> str:
     return f"tb-{digest[:12]}"
 
 
-def proxy_path(url: str) -> str:
-    """The path under the Jupyter server's base URL that proxies to `url` (no leading '/')."""
-    parts = urlsplit(url)
+def proxy_path(board: TensorBoardInfo) -> str:
+    """The path under the Jupyter server's base URL that proxies to the board (no leading '/')."""
+    parts = urlsplit(board.url)
     path = parts.path.lstrip("/")
     if parts.hostname in LOCAL_HOSTS:
         return f"proxy/{parts.port}/{path}"
-    return f"proxy/{parts.hostname}:{parts.port}/{path}"
+    return f"{REMOTE_PREFIX}/{board.id}/{path}"
 
 
 def notebook_bundle(board: TensorBoardInfo, height: int = 800) -> dict[str, Any]:
@@ -43,7 +47,7 @@ def notebook_bundle(board: TensorBoardInfo, height: int = 800) -> dict[str, Any]
     Outside JupyterLab the frame's URL starts at `$JUPYTERHUB_SERVICE_PREFIX` (set by
     JupyterHub for a user's server) or `/`.
     """
-    path = proxy_path(board.url)
+    path = proxy_path(board)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
     src = html.escape(prefix.rstrip("/") + "/" + path, quote=True)
     status = "reused" if board.reused else "started"

@@ -408,7 +408,7 @@ def test_tensorboard_is_a_deployment_over_the_jobs_event_files(backend, kube, te
     board = backend.tensorboard([job.id])
     assert board.jobs == (job.id,) and not board.reused
     assert board.url == f"http://{board.id}.{ns}.svc:6006/"
-    assert proxy_path(board.url) == f"proxy/{board.id}.{ns}.svc:6006/"
+    assert proxy_path(board) == f"cloudml/tensorboards/{board.id}/"
     deployment = kube.get_object("deployments", board.id, ns)
     command = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
     assert f"{job.id}:{tenant.shared}/jobs/{job.id}/job_dir" in command

@@ -14,7 +14,7 @@ from jupyter_cloudml.backends.local import LocalBackend
 from jupyter_cloudml.cli import main
 from jupyter_cloudml.client import Client
 from jupyter_cloudml.exceptions import Conflict, NotFound
-from jupyter_cloudml.models import JobQuery, ParamSpec, ParamType, TuningSpec
+from jupyter_cloudml.models import JobQuery, ParamSpec, ParamType, TensorBoardInfo, TuningSpec
 from jupyter_cloudml.tensorboard import MIME_TYPE, notebook_bundle, proxy_path
 
 REPORT = "import jupyter_cloudml\njupyter_cloudml.report(step=1, acc=0.75)\n"
@@ -44,11 +44,12 @@ def get_json(url):
     [
         ("http://127.0.0.1:6006/", "proxy/6006/"),
         ("http://localhost:7000/", "proxy/7000/"),
-        ("http://tb-1.team-a.svc:6006/", "proxy/tb-1.team-a.svc:6006/"),
+        ("http://tb-0123456789ab.team-a.svc:6006/", "cloudml/tensorboards/tb-0123456789ab/"),
     ],
 )
 def test_proxy_path_is_relative_to_the_server(url, path):
-    assert proxy_path(url) == path
+    board = TensorBoardInfo(id="tb-0123456789ab", jobs=("a",), url=url, started=0.0)
+    assert proxy_path(board) == path
 
 
 def test_start_reuse_read_and_stop(client, make_spec):

@@ -43,8 +43,10 @@ class CloudMLServerApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         from .handlers import HANDLERS
+        from .tensorboard_proxy import ROUTE, TensorBoardProxyHandler
 
         self.handlers.extend(HANDLERS)
+        self.handlers.append((ROUTE, TensorBoardProxyHandler))
 
     @property
     def client(self) -> Client:

@@ -167,7 +167,7 @@ def tensorboard_json(board: TensorBoardInfo) -> dict[str, Any]:
     return {
         "id": board.id,
         "jobs": list(board.jobs),
-        "url": proxy_path(board.url),
+        "url": proxy_path(board),
         "status": "reused" if board.reused else "launched",
     }
 
