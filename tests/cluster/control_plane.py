@@ -315,17 +315,11 @@ class ControlPlane:
             proc.wait(30)
 
     def stop(self) -> None:
-        """End every process (by its PID), newest first."""
-        for name in reversed(list(self.procs)):
-            proc = self.procs[name]
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
+        """End every process by its PID: clients first, then the API server, then etcd."""
+        stop_pids(self.state.pids)
         for proc in self.procs.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)  # reaped
         self.procs.clear()
         self.state.pids.clear()
         if Path(self.workdir).is_dir():
@@ -422,23 +416,24 @@ class ControlPlane:
         self._wait(made, "kube-controller-manager", timeout)
 
 
-def stop_pids(pids: dict[str, int], grace: float = 15.0) -> list[str]:
-    """SIGTERM each recorded process group, SIGKILL what is left after ``grace``."""
-    live = {}
-    for name, pid in pids.items():
-        with contextlib.suppress(ProcessLookupError, PermissionError):
+def stop_pids(pids: dict[str, int], grace: float = 5.0) -> list[str]:
+    """Stop recorded process groups one by one, in dependency order (nodes and controllers,
+    then the API server, then etcd): SIGTERM, and SIGKILL what is left after ``grace``."""
+    last = ("kube-apiserver", "etcd")
+    order = [n for n in reversed(list(pids)) if n not in last] + [n for n in last if n in pids]
+    for name in order:
+        pid = pids[name]
+        try:
             os.killpg(pid, signal.SIGTERM)
-            live[name] = pid
-    deadline = time.monotonic() + grace
-    while live and time.monotonic() < deadline:
-        for name, pid in list(live.items()):
-            if not _running(pid):
-                del live[name]
-        time.sleep(0.1)
-    for pid in live.values():
+        except (ProcessLookupError, PermissionError):
+            continue
+        deadline = time.monotonic() + grace
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-    return list(pids)
+            if _running(pid):
+                os.killpg(pid, signal.SIGKILL)
+    return order
 
 
 def _running(pid: int) -> bool:
