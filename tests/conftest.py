@@ -92,13 +92,20 @@ def serving_python() -> str:
     return create_serving_env(Path(__file__).resolve().parent.parent / ".venv-serving")
 
 
+#: A kubeconfig of a cluster of one's own: the `realcluster` tests run there instead.
+EXTERNAL_KUBECONFIG = os.environ.get("CLOUDML_TEST_KUBECONFIG", "")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `realcluster` need a live Kubernetes cluster: skipped without $KUBECONFIG."""
-    if os.environ.get("KUBECONFIG"):
+    """On a cluster of one's own, tests marked `controlplane` (they restart components, kill a
+    node agent, read the audit log or resolve Services from here) are skipped."""
+    if not EXTERNAL_KUBECONFIG:
         return
-    skip = pytest.mark.skip(reason="needs a live cluster: set KUBECONFIG")
+    skip = pytest.mark.skip(
+        reason="needs the built-in control plane (unset CLOUDML_TEST_KUBECONFIG)"
+    )
     for item in items:
-        if "realcluster" in item.keywords:
+        if "controlplane" in item.keywords:
             item.add_marker(skip)
 
 
@@ -106,9 +113,18 @@ def pytest_collection_modifyitems(config, items):
 def kube(tmp_path_factory: pytest.TempPathFactory, serving_python: str):
     """Kubernetes' own control plane (etcd, kube-apiserver, kube-controller-manager,
     kube-scheduler; built or reused by tests/cluster/build.sh) with two process nodes: ``node-0``
-    and ``gpu-node-0`` (2 ``nvidia.com/gpu``, tainted), once per session."""
+    and ``gpu-node-0`` (2 ``nvidia.com/gpu``, tainted), once per session; or, with
+    ``$CLOUDML_TEST_KUBECONFIG``, that cluster (its trainer image: ``$CLOUDML_IMAGE``)."""
     from cloudml_testkit import GPU_PRODUCT, SERVING_IMAGE, TRAINER_IMAGE
     from cluster import Cluster
+
+    if EXTERNAL_KUBECONFIG:
+        from cluster.external import ExternalCluster
+
+        external = ExternalCluster(Path(EXTERNAL_KUBECONFIG))
+        yield external
+        external.stop()
+        return
 
     images = {TRAINER_IMAGE: sys.executable, SERVING_IMAGE: serving_python}
     with Cluster(tmp_path_factory.mktemp("kube"), images) as cluster:
@@ -126,6 +142,8 @@ def tenant(kube, tmp_path: Path):
     ``k8s_testkit.make_tenant``); deleted afterwards."""
     from k8s_testkit import make_tenant
 
-    tenant = make_tenant(kube, tmp_path / "shared")
+    # on a cluster of one's own, a folder its nodes mount at the same path (kind's extraMounts)
+    shared = Path(os.environ.get("CLOUDML_TEST_SHARED_DIR") or tmp_path) / f"shared-{os.getpid()}"
+    tenant = make_tenant(kube, shared / tmp_path.name)
     yield tenant
     kube.request("DELETE", f"/api/v1/namespaces/{tenant.namespace}")

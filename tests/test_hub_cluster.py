@@ -43,6 +43,8 @@ from jupyter_cloudml.hub.tenant import (
 from jupyter_cloudml.models import JobStatus, Replicas, Resources, TrainSpec
 from jupyter_cloudml.packaging import package_files
 
+pytestmark = pytest.mark.controlplane
+
 RBAC_API = "/apis/rbac.authorization.k8s.io/v1"
 
 

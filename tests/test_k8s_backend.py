@@ -34,6 +34,8 @@ from jupyter_cloudml.models import (
     TuningSpec,
 )
 
+pytestmark = pytest.mark.realcluster
+
 
 @pytest.fixture
 def backend(kube, tenant):
@@ -150,6 +152,7 @@ def test_pytorch_ddp_all_reduces_across_pods_with_gloo(backend):
     assert texts == ["rank 0 of 2: sum 3", "rank 1 of 2: sum 3"]
 
 
+@pytest.mark.controlplane
 def test_api_calls_per_distributed_submission_are_few(backend, kube, tenant):
     backend.list()  # the initial lists of the watches are not the submission's
     before = len(backend.api.calls)
@@ -238,6 +241,7 @@ def test_follow_streams_lines_until_the_job_ends(backend):
     wait_status(backend, job.id, JobStatus.SUCCEEDED, timeout=15)
 
 
+@pytest.mark.controlplane
 def test_gpu_jobs_land_on_the_gpu_node_and_waiting_is_explained(backend, kube, tenant):
     gpu = backend.submit(spec("print(1)", resources=Resources(gpus=1, gpu_type="a100")))
     wait_status(backend, gpu.id, JobStatus.SUCCEEDED, timeout=60)
@@ -293,6 +297,7 @@ def test_creating_twice_is_idempotent_and_foreign_objects_are_refused(backend, k
 # --- quota and RBAC: the real API server's refusals -------------------------------------------
 
 
+@pytest.mark.controlplane
 def test_namespace_quota_refusals_reach_the_user_with_the_numbers(backend, kube, tenant):
     kube.apply(
         {"apiVersion": "v1", "kind": "ResourceQuota",
@@ -368,6 +373,7 @@ jupyter_cloudml.report(step=0, score=-(p["x"] - 0.3) ** 2)
 
 
 @pytest.mark.slow
+@pytest.mark.controlplane
 def test_study_driver_runs_in_the_cluster_as_its_own_account_and_starts_its_trials(
     backend, kube, tenant
 ):
@@ -431,6 +437,7 @@ joblib.dump(model, os.path.join(os.environ["CLOUDML_JOB_DIR"], "model.joblib"))
 """
 
 
+@pytest.mark.controlplane
 def test_plain_deployment_serves_through_its_service_with_versions_and_rollback(
     backend, kube, tenant
 ):
@@ -479,6 +486,7 @@ def test_plain_deployment_serves_through_its_service_with_versions_and_rollback(
 # --- faults of the control plane ---------------------------------------------------------------
 
 
+@pytest.mark.controlplane
 def test_api_server_restart_loses_no_transition(backend, kube, tenant):
     job = backend.submit(spec("import time\nprint('up', flush=True)\ntime.sleep(10)\nprint('ok')"))
     wait_status(backend, job.id, JobStatus.RUNNING)
@@ -495,6 +503,7 @@ def test_api_server_restart_loses_no_transition(backend, kube, tenant):
     assert "ok" in [ln.text for ln in backend.logs(job.id)]
 
 
+@pytest.mark.controlplane
 def test_etcd_restart_loses_no_transition(backend, kube):
     job = backend.submit(spec("import time\nprint('up', flush=True)\ntime.sleep(8)\nprint('ok')"))
     wait_status(backend, job.id, JobStatus.RUNNING)
@@ -506,6 +515,7 @@ def test_etcd_restart_loses_no_transition(backend, kube):
     assert "ok" in [ln.text for ln in backend.logs(job.id)]
 
 
+@pytest.mark.controlplane
 def test_a_killed_node_agent_fails_its_pods_and_the_job_says_why(backend, kube, tenant):
     job = backend.submit(spec("import time\nprint('up', flush=True)\ntime.sleep(600)"))
     wait_status(backend, job.id, JobStatus.RUNNING)

@@ -11,6 +11,8 @@ from k8s_testkit import CLAIM, refusals, spec, wait_status
 from jupyter_cloudml.backends.kubernetes import KubernetesBackend
 from jupyter_cloudml.models import JobStatus
 
+pytestmark = pytest.mark.realcluster
+
 
 @pytest.fixture
 def proxy(kube):

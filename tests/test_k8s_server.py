@@ -14,6 +14,8 @@ from k8s_testkit import CLAIM, spec, wait_status
 from jupyter_cloudml.backends.kubernetes import KubernetesBackend
 from jupyter_cloudml.models import JobStatus
 
+pytestmark = pytest.mark.controlplane
+
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 TRAINER = "import jupyter_cloudml\njupyter_cloudml.report(step=0, acc=0.5)\n"

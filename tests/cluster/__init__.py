@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .admin import AdminClient, ClusterError
 from .control_plane import ControlPlane, free_port
 
 HERE = Path(__file__).resolve().parent
@@ -45,16 +46,7 @@ DNS_ROLE: Obj = {
 DNS_USER = "cloudml-test:cluster-dns"
 
 
-class ClusterError(Exception):
-    """An admin request the API server refused."""
-
-    def __init__(self, status: int, body: Obj) -> None:
-        self.status = status
-        self.body = body
-        super().__init__(f"{status}: {body.get('message', body)}")
-
-
-class Cluster(ControlPlane):
+class Cluster(ControlPlane, AdminClient):
     """The control plane plus process nodes and the helpers tests use as the admin."""
 
     def __init__(
@@ -65,6 +57,18 @@ class Cluster(ControlPlane):
         self.nodes: dict[str, subprocess.Popen[bytes]] = {}
         self._node_args: dict[str, list[str]] = {}
         self._ip_blocks = 10
+
+    audited = True
+    controlplane = True
+
+    @property
+    def server_url(self) -> str:
+        return self.state.apiserver_url
+
+    @property
+    def ca_file(self) -> Path:
+        assert self.ca is not None
+        return self.ca.cert
 
     def start(self) -> None:
         super().start()
@@ -215,121 +219,6 @@ class Cluster(ControlPlane):
                 decoded = {"message": text.decode(errors="replace")}
             raise ClusterError(exc.code, decoded) from None
 
-    def apply(self, obj: Obj, namespace: str | None = None) -> Obj:
-        """Create ``obj`` as the admin (an existing one is left as it is)."""
-        from jupyter_cloudml.backends.kubernetes.rbac import collection_path
-
-        ns = namespace or obj["metadata"].get("namespace")
-        try:
-            return self.request("POST", collection_path(obj, ns), obj)
-        except ClusterError as exc:
-            if exc.status != 409:
-                raise
-            return obj
-
-    def objects(self, plural: str, namespace: str | None = None, **query: Any) -> list[Obj]:
-        """Every object of a kind (in ``namespace``, or everywhere)."""
-        path = _api(plural) + (f"/namespaces/{namespace}" if namespace else "") + f"/{plural}"
-        return list(self.request("GET", path, **query)["items"])
-
-    def get_object(self, plural: str, name: str, namespace: str | None = None) -> Obj | None:
-        path = (
-            _api(plural) + (f"/namespaces/{namespace}" if namespace else "") + f"/{plural}/{name}"
-        )
-        try:
-            return self.request("GET", path)
-        except ClusterError as exc:
-            if exc.status == 404:
-                return None
-            raise
-
-    def namespace(self, name: str) -> str:
-        """A namespace, ready for pods (its ``default`` ServiceAccount exists)."""
-        self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-        self._wait(
-            lambda: self.get_object("serviceaccounts", "default", name) is not None,
-            f"the default ServiceAccount of {name}",
-            30,
-        )
-        return name
-
-    def service_account_kubeconfig(self, namespace: str, account: str, hours: int = 24) -> Path:
-        """A kubeconfig holding a bound token of ServiceAccount ``account`` (it must exist)."""
-        token = self.request(
-            "POST",
-            f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
-            {
-                "apiVersion": "authentication.k8s.io/v1",
-                "kind": "TokenRequest",
-                "spec": {"expirationSeconds": hours * 3600},
-            },
-        )["status"]["token"]
-        assert self.ca is not None
-        doc = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "test",
-                    "cluster": {
-                        "server": self.state.apiserver_url,
-                        "certificate-authority": str(self.ca.cert),
-                    },
-                }
-            ],
-            "users": [{"name": account, "user": {"token": token}}],
-            "contexts": [
-                {
-                    "name": account,
-                    "context": {"cluster": "test", "user": account, "namespace": namespace},
-                }
-            ],
-            "current-context": account,
-        }
-        path = self.workdir / f"sa-{namespace}-{account}.kubeconfig"
-        path.write_text(json.dumps(doc))
-        path.chmod(0o600)
-        return path
-
-    def shared_volume(self, namespace: str, claim: str, folder: Path, size: str = "10Gi") -> None:
-        """A ReadWriteMany claim bound (by the real binder) to a hostPath volume at ``folder``."""
-        folder.mkdir(parents=True, exist_ok=True)
-        pv_name = f"{namespace}-{claim}"
-        self.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolume",
-                "metadata": {"name": pv_name},
-                "spec": {
-                    "capacity": {"storage": size},
-                    "accessModes": ["ReadWriteMany"],
-                    "hostPath": {"path": str(folder)},
-                    "storageClassName": "",
-                    "persistentVolumeReclaimPolicy": "Retain",
-                    "claimRef": {"namespace": namespace, "name": claim},
-                },
-            }
-        )
-        self.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": claim, "namespace": namespace},
-                "spec": {
-                    "accessModes": ["ReadWriteMany"],
-                    "storageClassName": "",
-                    "volumeName": pv_name,
-                    "resources": {"requests": {"storage": size}},
-                },
-            }
-        )
-
-        def bound() -> bool:
-            pvc = self.get_object("persistentvolumeclaims", claim, namespace) or {}
-            return pvc.get("status", {}).get("phase") == "Bound"
-
-        self._wait(bound, f"claim {claim}", 30)
-
     def service_hosts(self) -> dict[str, str]:
         """Cluster DNS names -> loopback addresses, as the nodes' pods resolve them now."""
         first = next(iter(self._node_args), None)
@@ -364,10 +253,6 @@ class Cluster(ControlPlane):
             return []
         return [json.loads(line) for line in self.audit_log.read_text().splitlines() if line]
 
-    def wait(self, predicate: Any, what: str, timeout: float = 30) -> None:
-        """Until ``predicate()`` holds (the control plane's processes checked as it waits)."""
-        self._wait(predicate, what, timeout)
-
 
 def _cluster_role_binding(role: str, user: str) -> Obj:
     return {
@@ -377,21 +262,6 @@ def _cluster_role_binding(role: str, user: str) -> Obj:
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
     }
-
-
-def _api(plural: str) -> str:
-    groups = {
-        "jobs": "/apis/batch/v1",
-        "deployments": "/apis/apps/v1",
-        "replicasets": "/apis/apps/v1",
-        "roles": "/apis/rbac.authorization.k8s.io/v1",
-        "rolebindings": "/apis/rbac.authorization.k8s.io/v1",
-        "endpointslices": "/apis/discovery.k8s.io/v1",
-        "leases": "/apis/coordination.k8s.io/v1",
-        "inferenceservices": "/apis/serving.kserve.io/v1beta1",
-        "customresourcedefinitions": "/apis/apiextensions.k8s.io/v1",
-    }
-    return groups.get(plural, "/api/v1")
 
 
 def up(workdir: Path, images: dict[str, str], gpus: int = 2) -> Cluster:

@@ -50,8 +50,8 @@ class FaultProxy:
     """A loopback HTTP proxy to the cluster's API server, with faults on demand."""
 
     def __init__(self, cluster: Any) -> None:
-        self.upstream = cluster.state.apiserver_url
-        self.ca = str(cluster.ca.cert)
+        self.upstream = cluster.server_url
+        self.ca = str(cluster.ca_file)
         self.url = ""
         self.faults: list[Fault] = []
         #: Every request seen, as (method, path with query).
