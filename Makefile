@@ -66,7 +66,7 @@ control-plane:
 
 # A real control plane and two process nodes on loopback, left running; prints `export KUBECONFIG=...`.
 CLUSTER_DIR ?= .cluster
-cluster: $(VENV)/.installed-test
+cluster: $(VENV)/.installed-test $(SERVING_VENV)/.cloudml-serving-env
 	@cd tests && ../$(BIN)/python -m cluster up --dir ../$(CLUSTER_DIR)
 
 cluster-down: $(VENV)/.installed

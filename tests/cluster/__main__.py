@@ -11,9 +11,10 @@ from pathlib import Path
 
 from . import ControlPlane, up
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / ".cluster"
-#: The images the nodes know: this interpreter has jupyter-cloudml installed.
-IMAGES = ("jupyter-cloudml/trainer:latest", "jupyter-cloudml/serving:latest")
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DIR = ROOT / ".cluster"
+#: The model servers' interpreter (`make run` / `make pytest` make it): kserve over this one.
+SERVING_PYTHON = ROOT / ".venv-serving" / "bin" / "python"
 
 
 def main() -> int:
@@ -32,7 +33,12 @@ def main() -> int:
     if (workdir / "state.json").exists():
         ControlPlane.stop_folder(workdir)
         shutil.rmtree(workdir)
-    cluster = up(workdir, {image: sys.executable for image in IMAGES})
+    serving = SERVING_PYTHON if SERVING_PYTHON.exists() else Path(sys.executable)
+    images = {
+        "jupyter-cloudml/trainer:latest": sys.executable,  # has jupyter-cloudml installed
+        "jupyter-cloudml/serving:latest": str(serving),
+    }
+    cluster = up(workdir, images)
     nodes = ", ".join(cluster.nodes)
     print(f"# kube-apiserver {cluster.state.apiserver_url}, nodes {nodes}; logs in {cluster.logs}")
     print(f"export KUBECONFIG={cluster.admin_kubeconfig}")
