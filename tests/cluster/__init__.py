@@ -247,6 +247,14 @@ class Cluster(ControlPlane, AdminClient):
         finally:
             socket.getaddrinfo = real
 
+    def pod_log(self, namespace: str, pod: str, **query: Any) -> str:
+        """A pod's log as the API server serves it (``pods/log``, from the node agent)."""
+        url = f"{self.server_url}/api/v1/namespaces/{namespace}/pods/{pod}/log"
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        with urllib.request.urlopen(url, timeout=120, context=self.ssl_context()) as response:
+            return str(response.read().decode())
+
     def audit_events(self) -> list[Obj]:
         """Every audited request so far (the API server's audit log, JSON lines)."""
         if not self.audit_log.exists():
