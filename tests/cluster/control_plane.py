@@ -266,43 +266,37 @@ class ControlPlane:
         self.wait_ready()
 
     def _start_controllers(self) -> None:
-        assert self.bin_dir is not None and self.ca is not None
-        cm = self.workdir / "kube-controller-manager.kubeconfig"
+        assert self.ca is not None
         self._spawn(
             "kube-controller-manager",
             [
-                str(self.bin_dir / "kube-controller-manager"),
-                f"--kubeconfig={cm}",
-                f"--authentication-kubeconfig={cm}",
-                f"--authorization-kubeconfig={cm}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={free_port()}",
-                f"--cert-dir={self.workdir / 'kcm-certs'}",
+                *self._component("kube-controller-manager"),
                 f"--service-account-private-key-file={self.sa_keys.key}",
                 f"--root-ca-file={self.ca.cert}",
                 "--use-service-account-credentials=true",
                 f"--controllers={CONTROLLERS}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--leader-elect=false",
                 "--node-monitor-grace-period=20s",
-                "--v=0",
             ],
         )
-        sched = self.workdir / "kube-scheduler.kubeconfig"
-        self._spawn(
-            "kube-scheduler",
-            [
-                str(self.bin_dir / "kube-scheduler"),
-                f"--kubeconfig={sched}",
-                f"--authentication-kubeconfig={sched}",
-                f"--authorization-kubeconfig={sched}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={free_port()}",
-                f"--cert-dir={self.workdir / 'scheduler-certs'}",
-                "--leader-elect=false",
-                "--v=0",
-            ],
-        )
+        self._spawn("kube-scheduler", self._component("kube-scheduler"))
+
+    def _component(self, name: str) -> list[str]:
+        """A control-plane component's command: its binary, its own kubeconfig (also to check
+        the requests it serves), its health port on loopback, no leader election."""
+        assert self.bin_dir is not None
+        config = self.workdir / f"{name}.kubeconfig"
+        return [
+            str(self.bin_dir / name),
+            f"--kubeconfig={config}",
+            f"--authentication-kubeconfig={config}",
+            f"--authorization-kubeconfig={config}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={free_port()}",
+            f"--cert-dir={self.workdir / (name + '-certs')}",
+            "--leader-elect=false",
+            "--v=0",
+        ]
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to one component and wait for it to end (a fault to inject)."""

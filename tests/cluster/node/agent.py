@@ -266,8 +266,9 @@ class NodeAgent:
         return folder
 
     async def event(self, pod: Obj, type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event about a pod, as a kubelet reports it (lost if the API refuses)."""
         m = pod["metadata"]
-        stamp = micro_now()
+        stamp = now()
         event = {
             "metadata": {"generateName": f"{m['name']}.", "namespace": m["namespace"]},
             "involvedObject": {
@@ -281,13 +282,12 @@ class NodeAgent:
             "reason": reason,
             "message": message,
             "source": {"component": "kubelet", "host": self.name},
-            "firstTimestamp": now(),
-            "lastTimestamp": now(),
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
             "count": 1,
             "reportingComponent": "kubelet",
             "reportingInstance": self.name,
             "eventTime": None,
         }
-        del stamp
         with contextlib.suppress(ApiError, OSError):
             await self.api.create(f"/api/v1/namespaces/{m['namespace']}/events", event)
