@@ -1,5 +1,7 @@
 """A real Kubernetes control plane for the tests, built from Kubernetes' own Go modules
-(``build.sh``), with process nodes (``node.py``) that run pods as local processes.
+(``build.sh``, started by ``control_plane.py``), with process nodes (``node/``) that run pods as
+local processes; ``faults.py`` injects what a real server cannot produce on demand, ``kserve.py``
+installs KServe's CRD, ``external.py`` stands a cluster of one's own in for it.
 
 Usage::
 
@@ -49,6 +51,9 @@ DNS_USER = "cloudml-test:cluster-dns"
 class Cluster(ControlPlane, AdminClient):
     """The control plane plus process nodes and the helpers tests use as the admin."""
 
+    audited = True
+    controlplane = True
+
     def __init__(
         self, workdir: Path, images: dict[str, str] | None = None, bin_dir: Path | None = None
     ) -> None:
@@ -57,9 +62,6 @@ class Cluster(ControlPlane, AdminClient):
         self.nodes: dict[str, subprocess.Popen[bytes]] = {}
         self._node_args: dict[str, list[str]] = {}
         self._ip_blocks = 10
-
-    audited = True
-    controlplane = True
 
     @property
     def server_url(self) -> str:
