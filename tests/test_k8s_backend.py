@@ -333,6 +333,20 @@ def test_pods_over_a_gpu_quota_wait_and_say_which_quota(backend, kube, tenant):
         backend.submit(spec("print(1)", resources=Resources(gpus=2)))
 
 
+def test_pods_that_admission_refuses_say_why(backend, kube, tenant):
+    # a namespace enforcing PodSecurity "restricted": the trainer pod runs as the image's user
+    labels = {"pod-security.kubernetes.io/enforce": "restricted"}
+    kube.request(
+        "PATCH", f"/api/v1/namespaces/{tenant.namespace}", {"metadata": {"labels": labels}}
+    )
+    job = backend.submit(spec("print(1)"))
+    wait_for(lambda: "violates PodSecurity" in backend.get(job.id).reason, timeout=30)
+    info = backend.get(job.id)
+    assert info.status is JobStatus.QUEUED and "Error creating: pods" in info.reason
+    assert "runAsNonRoot" in info.reason  # the server's own words: what to change
+    backend.cancel(job.id)
+
+
 def test_a_role_missing_one_verb_is_named_in_the_error(kube, tmp_path):
     tenant = make_tenant(kube, tmp_path / "shared")
     rules = [r for r in rbac.NOTEBOOK_RULES if r["resources"] != ["jobs"]]

@@ -13,6 +13,7 @@ import base64
 import builtins
 import contextlib
 import copy
+import dataclasses
 import json
 import os
 import secrets
@@ -34,6 +35,7 @@ from ...models import (
     JobInfo,
     JobPage,
     JobQuery,
+    JobStatus,
     LogLine,
     MetricsUpdate,
     Scalar,
@@ -382,7 +384,24 @@ class KubernetesBackend(Backend):
             raise NotFound(f"no job {job_id!r} in namespace {self.ns} (see `cloudml jobs list`)")
         if info.status.terminal:
             self._stop_stragglers(key)
+        elif info.status is JobStatus.QUEUED and not info.reason and not self.index.pods(key):
+            refusal = self._pod_refusal(key)  # only while stuck: one request
+            if refusal:
+                info = dataclasses.replace(info, reason=refusal)
         return info
+
+    def _pod_refusal(self, key: str) -> str:
+        """Why the job controller cannot create a job's pods (admission refused them: a quota,
+        PodSecurity, a webhook), from its newest FailedCreate event; "" when there is none."""
+        listing = self.api.get(
+            self.api.path("events"), fieldSelector="involvedObject.kind=Job,reason=FailedCreate"
+        )
+        mine = [
+            cluster_event(e)
+            for e in listing.get("items", [])
+            if (e.get("involvedObject") or {}).get("name", "").startswith(f"{key}-")
+        ]
+        return max(mine, key=lambda e: e.time).message if mine else ""
 
     def list(self, query: JobQuery | None = None) -> JobPage:
         query = query or JobQuery()
