@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from cloudml_testkit import TRAINER_IMAGE  # noqa: E402
+from k8s_testkit import service_account  # noqa: E402
 from traitlets.config import Config  # noqa: E402
 
 from jupyter_cloudml.backends.kubernetes.api import KubeApi  # noqa: E402
@@ -77,7 +78,7 @@ def time_setup() -> list[tuple[str, float, int]]:
         for obj in hub_rbac_objects(hub_ns):
             cluster.apply(obj)
         kubeconfig = cluster.service_account_kubeconfig(hub_ns, HUB_ACCOUNT)
-        hub = f"system:serviceaccount:{hub_ns}:{HUB_ACCOUNT}"
+        hub = service_account(hub_ns, HUB_ACCOUNT)
 
         def requests() -> int:
             time.sleep(1.0)  # the audit log is written asynchronously

@@ -29,7 +29,25 @@ class Tenant:
 
     @property
     def user(self) -> str:
-        return f"system:serviceaccount:{self.namespace}:{NOTEBOOK_ACCOUNT}"
+        return service_account(self.namespace, NOTEBOOK_ACCOUNT)
+
+
+def service_account(namespace: str, name: str) -> str:
+    """A ServiceAccount's user name, as RBAC and the audit log know it."""
+    return f"system:serviceaccount:{namespace}:{name}"
+
+
+def apply_quota(kube, namespace: str, name: str, hard: dict[str, str]) -> None:
+    """A ResourceQuota, once the quota controller has filled in what admission enforces."""
+    kube.apply(
+        {"apiVersion": "v1", "kind": "ResourceQuota",
+         "metadata": {"name": name, "namespace": namespace}, "spec": {"hard": hard}}
+    )  # fmt: skip
+    wait_for(
+        lambda: ((kube.get_object("resourcequotas", name, namespace) or {}).get("status") or {})
+        .get("hard"),
+        timeout=20,
+    )  # fmt: skip
 
 
 def make_tenant(kube, folder: Path) -> Tenant:

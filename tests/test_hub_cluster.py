@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from cloudml_testkit import GPU_PRODUCT, TRAINER_IMAGE, wait_for
-from k8s_testkit import refusals
+from k8s_testkit import refusals, service_account
 from traitlets.config import Config
 
 from jupyter_cloudml.backends.kubernetes import KubernetesBackend, rbac
@@ -46,10 +46,6 @@ from jupyter_cloudml.packaging import package_files
 pytestmark = pytest.mark.controlplane
 
 RBAC_API = "/apis/rbac.authorization.k8s.io/v1"
-
-
-def service_account(namespace: str, name: str) -> str:
-    return f"system:serviceaccount:{namespace}:{name}"
 
 
 def wait_allowed(kube, user: str, namespace: str, verb: str, group: str, resource: str) -> None:

@@ -17,7 +17,15 @@ import time
 
 import pytest
 from cloudml_testkit import GPU_PRODUCT, wait_for
-from k8s_testkit import CLAIM, make_tenant, refusals, spec, wait_status
+from k8s_testkit import (
+    CLAIM,
+    apply_quota,
+    make_tenant,
+    refusals,
+    service_account,
+    spec,
+    wait_status,
+)
 
 from jupyter_cloudml.backends.kubernetes import KubernetesBackend, rbac
 from jupyter_cloudml.client import Client
@@ -299,16 +307,7 @@ def test_creating_twice_is_idempotent_and_foreign_objects_are_refused(backend, k
 
 @pytest.mark.controlplane
 def test_namespace_quota_refusals_reach_the_user_with_the_numbers(backend, kube, tenant):
-    kube.apply(
-        {"apiVersion": "v1", "kind": "ResourceQuota",
-         "metadata": {"name": "job-count", "namespace": tenant.namespace},
-         "spec": {"hard": {"count/jobs.batch": "1"}}}
-    )  # fmt: skip
-    wait_for(
-        lambda: (kube.get_object("resourcequotas", "job-count", tenant.namespace) or {})
-        .get("status", {}).get("hard"),
-        timeout=20,
-    )  # fmt: skip
+    apply_quota(kube, tenant.namespace, "job-count", {"count/jobs.batch": "1"})
     backend.submit(spec("print(1)"))  # its one Job uses the quota up
     numbers = r"asks 1, over quota 'job-count' of the namespace by 1 \(it allows 1, 1 in use\)"
     with pytest.raises(QuotaExceeded, match=numbers):
@@ -318,17 +317,8 @@ def test_namespace_quota_refusals_reach_the_user_with_the_numbers(backend, kube,
     kube.request("DELETE", f"/api/v1/namespaces/{tenant.namespace}/resourcequotas/job-count")
 
 
-def test_pods_over_a_gpu_quota_wait_and_say_which_quota(backend, kube, tenant):
-    kube.apply(
-        {"apiVersion": "v1", "kind": "ResourceQuota",
-         "metadata": {"name": "gpu-quota", "namespace": tenant.namespace},
-         "spec": {"hard": {"requests.nvidia.com/gpu": "1"}}}
-    )  # fmt: skip
-    wait_for(
-        lambda: (kube.get_object("resourcequotas", "gpu-quota", tenant.namespace) or {})
-        .get("status", {}).get("hard"),
-        timeout=20,
-    )  # fmt: skip
+def test_jobs_that_can_never_fit_a_gpu_quota_are_refused_naming_it(backend, kube, tenant):
+    apply_quota(kube, tenant.namespace, "gpu-quota", {"requests.nvidia.com/gpu": "1"})
     with pytest.raises(QuotaExceeded, match="gpu-quota"):  # can never fit: refused up front
         backend.submit(spec("print(1)", resources=Resources(gpus=2)))
 
@@ -407,7 +397,7 @@ def test_study_driver_runs_in_the_cluster_as_its_own_account_and_starts_its_tria
     assert info.best_trial.value == max(t.value for t in info.trials if t.value is not None)
     driver_pods = kube.objects("pods", tenant.namespace, labelSelector=f"cloudml.io/job={study.id}")
     assert driver_pods and driver_pods[0]["spec"]["serviceAccountName"] == "cloudml-study-driver"
-    driver = f"system:serviceaccount:{tenant.namespace}:cloudml-study-driver"
+    driver = service_account(tenant.namespace, rbac.STUDY_DRIVER)
     created = [
         e for e in kube.audit_events()
         if e["user"]["username"] == driver and e["verb"] == "create"

@@ -39,26 +39,8 @@ class TensorBoardProxyHandler(ProxyHandler):
         host, port = await self._target(board_id)
         return await self.proxy(host, port, path)
 
-    async def http_get(self, board_id: str, path: str) -> Any:
-        return await self._proxy(board_id, path)
-
-    async def post(self, board_id: str, path: str) -> Any:
-        return await self._proxy(board_id, path)
-
-    async def put(self, board_id: str, path: str) -> Any:
-        return await self._proxy(board_id, path)
-
-    async def delete(self, board_id: str, path: str) -> Any:
-        return await self._proxy(board_id, path)
-
-    async def head(self, board_id: str, path: str) -> Any:
-        return await self._proxy(board_id, path)
-
-    async def patch(self, board_id: str, path: str) -> Any:
-        return await self._proxy(board_id, path)
-
-    async def options(self, board_id: str, path: str) -> Any:
-        return await self._proxy(board_id, path)
+    # every HTTP method is proxied alike (GET arrives as http_get: websockets take `open`)
+    http_get = post = put = delete = head = patch = options = _proxy
 
     async def open(self, board_id: str, path: str) -> Any:
         host, port = await self._target(board_id)

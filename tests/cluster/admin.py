@@ -3,6 +3,7 @@ one's own: create objects, read them, make namespaces, ServiceAccount tokens and
 
 from __future__ import annotations
 
+import abc
 import json
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ class ClusterError(Exception):
         super().__init__(f"{status}: {body.get('message', body)}")
 
 
-class AdminClient:
+class AdminClient(abc.ABC):
     """Helpers over ``request()``; subclasses say where the server is and how to reach it."""
 
     workdir: Path
@@ -31,15 +32,18 @@ class AdminClient:
     controlplane = False
 
     @property
+    @abc.abstractmethod
     def server_url(self) -> str:
-        raise NotImplementedError
+        """The API server's URL."""
 
     @property
+    @abc.abstractmethod
     def ca_file(self) -> Path:
-        raise NotImplementedError
+        """The CA that signed the API server's certificate."""
 
+    @abc.abstractmethod
     def request(self, method: str, path: str, body: Obj | None = None, **query: Any) -> Obj:
-        raise NotImplementedError
+        """One request as the admin; ``ClusterError`` on a refusal."""
 
     def audit_events(self) -> list[Obj]:
         """Audited requests (none where the audit log cannot be read)."""

@@ -264,7 +264,7 @@ class KubernetesBackend(Backend):
         self._check_quota(job_id, [m for m in manifests if m["kind"] == "Job"])
         record = self._apply(spec, job_id, manifests)
         self.index.on_job("ADDED", record)
-        return self.get(job_id)
+        return self._known(job_id)
 
     def _check_quota(self, job_id: str, jobs: builtins.list[Obj]) -> None:
         """Refuse a job that could never fit the namespace's quotas, naming the quota and by
@@ -378,16 +378,22 @@ class KubernetesBackend(Backend):
         return job_name(job_id)
 
     def get(self, job_id: str) -> JobInfo:
+        info = self._known(job_id)
+        key = job_name(job_id)
+        if info.status is JobStatus.QUEUED and not info.reason and not self.index.pods(key):
+            refusal = self._pod_refusal(key)  # only while stuck: one request
+            if refusal:
+                info = dataclasses.replace(info, reason=refusal)
+        return info
+
+    def _known(self, job_id: str) -> JobInfo:
+        """The job as the watches know it (no request); its stragglers stopped once it ended."""
         key = self._check_id(job_id)
         info = self.index.info(key)
         if info is None or info.id != job_id:
             raise NotFound(f"no job {job_id!r} in namespace {self.ns} (see `cloudml jobs list`)")
         if info.status.terminal:
             self._stop_stragglers(key)
-        elif info.status is JobStatus.QUEUED and not info.reason and not self.index.pods(key):
-            refusal = self._pod_refusal(key)  # only while stuck: one request
-            if refusal:
-                info = dataclasses.replace(info, reason=refusal)
         return info
 
     def _pod_refusal(self, key: str) -> str:
@@ -411,7 +417,7 @@ class KubernetesBackend(Backend):
 
     def events(self, job_id: str) -> builtins.list[Event]:
         key = self._check_id(job_id)
-        info = self.get(job_id)
+        info = self._known(job_id)
         submitted = Event(info.created, "Submitted", f"{len(info.replicas)} replica(s)")
         events = pod_events(self.index.pods(key))
         prefix = f"{key}-"
@@ -435,7 +441,7 @@ class KubernetesBackend(Backend):
         tail: int | None = None,
     ) -> Iterator[LogLine]:
         key = self._check_id(job_id)
-        self.get(job_id)
+        self._known(job_id)
         pods = self._job_pods(key, replica)
         per_pod = {p["metadata"]["name"]: podlogs.read_pod(self.api, p) for p in pods}
         first = merge_lines(per_pod.values(), since, tail)
@@ -464,7 +470,7 @@ class KubernetesBackend(Backend):
 
     def _ended(self, job_id: str) -> bool:
         try:
-            return self.get(job_id).status.terminal
+            return self._known(job_id).status.terminal
         except NotFound:
             return True
 
@@ -478,7 +484,7 @@ class KubernetesBackend(Backend):
         from ...metrics import ScalarReader
         from ...metrics.hypertune import read_hypertune
 
-        info = self.get(job_id)
+        info = self._known(job_id)
         assert info.spec is not None
         state = load_cursor(cursor)
         found: dict[str, builtins.list[Scalar]] = {}
@@ -500,7 +506,7 @@ class KubernetesBackend(Backend):
         return f"{shared.job_folder(job_id)}/{sub}" if shared is not None else None
 
     def read_output(self, job_id: str, name: str) -> bytes:
-        self.get(job_id)
+        self._known(job_id)
         check_output_name(name)
         outputs = self._folder(job_id, "outputs")
         if outputs is None:
@@ -515,7 +521,7 @@ class KubernetesBackend(Backend):
 
     def read_code(self, job_id: str) -> bytes:
         key = self._check_id(job_id)
-        self.get(job_id)
+        self._known(job_id)
         stored = self._folder(job_id, PACKAGE_KEY)
         if stored and os.path.isfile(stored):
             return Path(stored).read_bytes()
@@ -537,7 +543,7 @@ class KubernetesBackend(Backend):
     def tensorboard(self, job_ids: builtins.list[str]) -> TensorBoardInfo:
         logdirs: dict[str, str] = {}
         for job_id in job_ids:
-            spec = self.get(job_id).spec
+            spec = self._known(job_id).spec
             job_dir = (spec.job_dir if spec else None) or self._folder(job_id, "job_dir")
             if not job_dir:
                 raise InvalidSpec(
@@ -565,7 +571,7 @@ class KubernetesBackend(Backend):
         job_dir = None
         if spec.model.startswith("job:"):
             job_id = spec.model[len("job:") :].partition("/")[0]
-            job = self.get(job_id)
+            job = self._known(job_id)
             job_dir = job.spec.job_dir if job.spec else None
         uri = model_storage_uri(spec.model, shared=self.shared, job_dir=job_dir)
         return self._deployments.deploy(spec, uri)
@@ -586,7 +592,7 @@ class KubernetesBackend(Backend):
 
     def cancel(self, job_id: str) -> JobInfo:
         key = self._check_id(job_id)
-        info = self.get(job_id)
+        info = self._known(job_id)
         if info.status.terminal:
             return info
         for job in self.index.jobs(key):
@@ -595,7 +601,7 @@ class KubernetesBackend(Backend):
                 patch["metadata"] = {"annotations": {CANCELLED_ANNOTATION: f"{time.time():.6f}"}}
             updated = self.api.patch(self.api.path("jobs", job["metadata"]["name"]), patch)
             self.index.on_job("MODIFIED", updated)
-        return self.get(job_id)
+        return self._known(job_id)
 
     def _stop_stragglers(self, key: str) -> None:
         """Once a job has ended, replicas that never end by themselves (parameter servers)
@@ -616,7 +622,7 @@ class KubernetesBackend(Backend):
 
     def delete(self, job_id: str) -> None:
         key = self._check_id(job_id)
-        info = self.get(job_id)
+        info = self._known(job_id)
         if not info.status.terminal:
             raise Conflict(f"job {job_id} is {info.status.value}; cancel it before deleting it")
         record = self.index.record(key)
