@@ -135,8 +135,7 @@ def _train(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) ->
     tuning = build_tuning_spec(ns, os.getcwd())
     as_json = ns.output == "json"
     if ns.dry_run:
-        _say(out, render.format_dry_run(spec, ns.output, tuning, ns.backend))
-        return 0
+        return run_train_dry_run(spec, tuning, ns.output, client, out)
     if tuning is not None:
         return _tune(client(), spec, tuning, ns, out)
     backend = client()
@@ -163,6 +162,22 @@ def _train(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) ->
         return 130
     _say(out, render.dumps(render.job_dict(final)) if as_json else render.format_outcome(final))
     return exit_code(final)
+
+
+def run_train_dry_run(
+    spec: TrainSpec,
+    tuning: TuningSpec | None,
+    output: str,
+    client: Callable[[], Client],
+    out: TextIO,
+) -> int:
+    """`train --dry-run`: the job (and study) and its files, or with `--output yaml` what the
+    backend would create (the only case that needs a Client)."""
+    if output == "yaml":
+        _say(out, render.format_preview(client().preview(spec, tuning)))
+    else:
+        _say(out, render.format_dry_run(spec, output, tuning))
+    return 0
 
 
 def _tune(
@@ -219,7 +234,7 @@ def run(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) -> in
         return run_tensorboard_command(client(), ns, out)
     if ns.verb == "models":
         if ns.model_verb == "deploy" and _deploy_dry_run(ns):
-            return run_deploy_dry_run(ns, out)  # no Client: nothing to reach
+            return run_deploy_dry_run(ns, client, out)
         return run_models_command(client(), ns, out)
     return run_job_command(client(), ns, out)
 
@@ -235,13 +250,19 @@ def _deploy_dry_run(ns: argparse.Namespace) -> bool:
     return bool(ns.dry_run)
 
 
-def run_deploy_dry_run(ns: argparse.Namespace, out: TextIO) -> int:
-    """`models deploy --dry-run`: the spec, or the manifests (`--output yaml`), no Client."""
+def run_deploy_dry_run(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) -> int:
+    """`models deploy --dry-run`: the spec, or with `--output yaml` what the backend would
+    create (the only case that needs a Client; `--engine` is checked by the backend)."""
     from .deploy_options import build_deploy_spec
     from .render_deployments import format_deploy_dry_run
 
     spec = build_deploy_spec(ns)
-    _say(out, format_deploy_dry_run(spec, ns.output, ns.backend, ns.engine))
+    if ns.output == "yaml" or ns.engine is not None:
+        preview = client().preview_deployment(spec, ns.engine)
+        if ns.output == "yaml":
+            _say(out, render.format_preview(preview))
+            return 0
+    _say(out, format_deploy_dry_run(spec, ns.output))
     return 0
 
 
@@ -271,7 +292,7 @@ def run_models_command(client: Client, ns: argparse.Namespace, out: TextIO) -> i
         return 0
     if verb == "deploy":
         if _deploy_dry_run(ns):
-            return run_deploy_dry_run(ns, out)
+            return run_deploy_dry_run(ns, lambda: client, out)
         info = client.deploy(build_deploy_spec(ns))
     elif verb == "update":
         info = client.set_traffic(ns.name, ns.traffic)

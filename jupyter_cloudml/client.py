@@ -26,6 +26,7 @@ from .models import (
     JobStatus,
     LogLine,
     MetricsUpdate,
+    Preview,
     StudyInfo,
     TensorBoardInfo,
     TrainSpec,
@@ -85,6 +86,18 @@ class Client:
 
     def capabilities(self) -> Capabilities:
         return self.backend.capabilities()
+
+    def preview(self, spec: TrainSpec, tuning: TuningSpec | None = None) -> Preview:
+        """What submitting `spec` would create on the backend (e.g. its manifests)."""
+        if tuning is not None:
+            raise InvalidSpec(
+                "--output yaml shows training jobs; a study's manifests are not built yet"
+            )
+        return self.backend.preview(spec)
+
+    def preview_deployment(self, spec: DeploySpec, engine: str | None = None) -> Preview:
+        """What deploying `spec` would create on the backend (`engine`: see the backend's)."""
+        return self.backend.preview_deployment(spec, engine)
 
     def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.25) -> JobInfo:
         """Block until the job ends (or `timeout` seconds pass) and return its last state."""
@@ -246,6 +259,17 @@ class Client:
 
         url = self.backend.get_deployment(name).url
         return post_predict(url, name, instances, version=version, timeout=timeout)
+
+    def model_metadata(
+        self, name: str, version: str | None = None, timeout: float = 60.0
+    ) -> dict[str, Any]:
+        """A deployment's model as its endpoint describes it (Open Inference Protocol v2
+        metadata): `inputs` and `outputs`, each with a `name`, `datatype` and `shape` (`-1` for
+        the batch dimension), of `version` or else of the version the traffic picks."""
+        from .serving.client import get_metadata
+
+        url = self.backend.get_deployment(name).url
+        return get_metadata(url, name, version=version, timeout=timeout)
 
     def fetch(self, job_id: str) -> dict[str, Any]:
         """The variables a job named with `--return`, once it SUCCEEDED."""

@@ -12,7 +12,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .exceptions import InvalidSpec
+import yaml
+
 from .models import (
     Event,
     Goal,
@@ -21,6 +22,7 @@ from .models import (
     LogLine,
     ParamSpec,
     ParamType,
+    Preview,
     Scalar,
     Scale,
     StudyInfo,
@@ -272,16 +274,9 @@ def log_line_json(line: LogLine) -> str:
     return json.dumps(to_dict(line))
 
 
-def format_dry_run(
-    spec: TrainSpec,
-    output: str = "text",
-    tuning: TuningSpec | None = None,
-    backend: str | None = None,
-) -> str:
+def format_dry_run(spec: TrainSpec, output: str = "text", tuning: TuningSpec | None = None) -> str:
     """What `--dry-run` shows: the job (and study) and the files that would ship, as text or
-    JSON; or, with `--output yaml` for the kubernetes backend, the manifests it would apply."""
-    if output == "yaml":
-        return _dry_run_manifests(spec, tuning, backend)
+    JSON (`--output yaml` shows a backend's `Preview` instead: `format_preview`)."""
     if output == "json":
         data = spec_dict(spec)
         if tuning is not None:
@@ -296,22 +291,16 @@ def format_dry_run(
     )
 
 
-def _dry_run_manifests(spec: TrainSpec, tuning: TuningSpec | None, backend: str | None) -> str:
-    from .config import CloudML, load_config
+class _PlainDumper(yaml.SafeDumper):
+    """YAML for people: a shared dict is written out again, not as `&id001` / `*id001`."""
 
-    name = CloudML(config=load_config()).backend_name(backend)
-    if name != "kubernetes":
-        raise InvalidSpec(
-            f"--output yaml prints Kubernetes manifests; the backend here is {name!r}: "
-            "add --backend kubernetes"
-        )
-    if tuning is not None:
-        raise InvalidSpec(
-            "--output yaml shows training jobs; a study's manifests are not built yet"
-        )
-    from .backends.kubernetes.dry_run import training_yaml
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
-    return training_yaml(spec)
+
+def format_preview(preview: Preview) -> str:
+    """The objects a backend would create, as a YAML stream (`--dry-run --output yaml`)."""
+    return yaml.dump_all(preview.objects, Dumper=_PlainDumper, sort_keys=False).rstrip()
 
 
 def format_tuning(tuning: TuningSpec) -> str:

@@ -7,7 +7,6 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
-from .exceptions import InvalidSpec
 from .models import DeploymentInfo, DeploySpec, ServingReplicaStatus, VersionInfo, to_dict
 from .render import format_table, format_time
 
@@ -79,22 +78,9 @@ def deployment_dict(info: DeploymentInfo) -> dict[str, Any]:
     return data
 
 
-def format_deploy_dry_run(
-    spec: DeploySpec, output: str = "text", backend: str | None = None, engine: str | None = None
-) -> str:
-    """What `models deploy --dry-run` shows: the spec as text or JSON; or, with `--output yaml`
-    for the kubernetes backend, the manifests it would apply (`engine`: kserve or plain)."""
-    if output == "yaml" or engine is not None:
-        name = _backend_name(backend)
-        if name != "kubernetes":
-            what = "--output yaml prints Kubernetes manifests"
-            if output != "yaml":
-                what = "--engine chooses how Kubernetes serves"
-            raise InvalidSpec(f"{what}; the backend here is {name!r}: add --backend kubernetes")
-    if output == "yaml":
-        from .backends.kubernetes.dry_run import deployment_yaml
-
-        return deployment_yaml(spec, engine or "kserve")
+def format_deploy_dry_run(spec: DeploySpec, output: str = "text") -> str:
+    """What `models deploy --dry-run` shows: the spec as text or JSON (`--output yaml` shows a
+    backend's `Preview` instead: `render.format_preview`)."""
     if output == "json":
         return json.dumps(to_dict(spec), indent=2)
     res = spec.resources
@@ -114,9 +100,3 @@ def format_deploy_dry_run(
             "(dry run: nothing deployed)",
         ]
     )
-
-
-def _backend_name(backend: str | None) -> str:
-    from .config import CloudML, load_config
-
-    return CloudML(config=load_config()).backend_name(backend)

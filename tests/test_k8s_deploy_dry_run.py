@@ -1,5 +1,5 @@
 """`models deploy ... --backend kubernetes --dry-run --output yaml` (and `%cloudml_deploy`): the
-manifests a cluster would get, printed without a cluster or a Client."""
+manifests a cluster would get, from the backend's preview, printed without a cluster."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import yaml
 from IPython.core.error import UsageError
 
-from jupyter_cloudml import client as client_module
+from jupyter_cloudml.backends.kubernetes.backend import KubernetesBackend
 from jupyter_cloudml.cli import main
 
 MODEL = ["--model", "job:iris-3f9a1c/model.joblib", "--framework", "sklearn"]
@@ -24,16 +24,18 @@ def cluster_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def no_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI must make no Client for a dry run or a mistake (it could not reach a cluster)."""
+def no_cluster(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """A dry run or a mistake must reach no cluster: there is none to reach (no kubeconfig),
+    and the backend's connection to the API fails the test if it is ever made."""
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("a Client was made")
+    def refuse(self):
+        raise AssertionError("the dry run reached the cluster API")
 
-    monkeypatch.setattr(client_module.Client, "__init__", refuse)
+    monkeypatch.setattr(KubernetesBackend, "api", property(refuse))
 
 
-pytestmark = pytest.mark.usefixtures("no_client")
+pytestmark = pytest.mark.usefixtures("no_cluster")
 
 
 class NoClient:
@@ -141,10 +143,7 @@ def test_help_documents_the_assumptions(capsys: pytest.CaptureFixture[str]) -> N
     assert "pvc://CLAIM/jobs/ID/job_dir/PATH" in help_text and "cloudml-shared" in help_text
 
 
-@pytest.mark.parametrize("no_client", [None])  # the shell makes its Client: replaced below
-def test_the_deploy_magic_prints_them_too(
-    shell, capsys: pytest.CaptureFixture[str], no_client: None
-) -> None:
+def test_the_deploy_magic_prints_them_too(shell, capsys: pytest.CaptureFixture[str]) -> None:
     shell.magics_manager.registry["CloudMLMagics"].client = NoClient()
     shell.run_line_magic(
         "cloudml_deploy", "iris --model gs://b/iris.bst --framework xgboost " + " ".join(YAML)

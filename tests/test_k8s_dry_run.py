@@ -65,3 +65,21 @@ def test_the_cell_magic_prints_them_too(shell, capsys):
     )
     docs = [doc for doc in yaml.safe_load_all(capsys.readouterr().out) if doc]
     assert any(doc["kind"] == "Job" and doc["spec"]["completions"] == 2 for doc in docs)
+
+
+def test_the_preview_is_what_this_backend_would_submit(capsys, script, monkeypatch):
+    """Built from the backend's own settings (image, namespace, shared volume), not defaults."""
+    monkeypatch.setenv("CLOUDML_NAMESPACE", "team-a")
+    monkeypatch.setenv("CLOUDML_IMAGE", "registry.example.com/trainer:7")
+    monkeypatch.setenv("CLOUDML_SHARED_CLAIM", "team-a-shared")
+    docs = manifests(capsys, script, "--backend", "kubernetes", "--dry-run", "--output", "yaml")
+    (job,) = [doc for doc in docs if doc["kind"] == "Job"]
+    assert {doc["metadata"]["namespace"] for doc in docs} == {"team-a"}
+    pod = job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "registry.example.com/trainer:7"
+    claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
+    assert claims == ["team-a-shared"]

@@ -24,6 +24,7 @@ from ..models import (
     JobQuery,
     LogLine,
     MetricsUpdate,
+    Preview,
     TensorBoardInfo,
     TrainSpec,
 )
@@ -99,6 +100,27 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
         """What this backend offers (frameworks, GPUs, images)."""
 
     # --- optional: backends that offer these say so in `capabilities()` ---------------------
+
+    def preview(self, spec: TrainSpec) -> Preview:
+        """The objects `submit(spec)` would create (e.g. manifests), creating nothing and
+        reaching no service: what `--dry-run --output yaml` prints."""
+        raise self._nothing_to_preview()
+
+    def preview_deployment(self, spec: DeploySpec, engine: str | None = None) -> Preview:
+        """The objects `deploy(spec)` would create, as `preview` does for jobs; `engine` picks
+        one of the backend's ways to serve (Kubernetes: kserve or plain)."""
+        if engine is not None:
+            raise InvalidSpec(
+                f"--engine chooses how a cluster serves; the {type(self).__name__} has one "
+                "way: add --backend kubernetes"
+            )
+        raise self._nothing_to_preview()
+
+    def _nothing_to_preview(self) -> InvalidSpec:
+        return InvalidSpec(
+            f"--output yaml prints the objects a backend would create, and the "
+            f"{type(self).__name__} creates none: add --backend kubernetes for a cluster's"
+        )
 
     def tensorboard(self, job_ids: builtins.list[str]) -> TensorBoardInfo:
         """A TensorBoard over these jobs' event files: the running one for the same jobs, or a

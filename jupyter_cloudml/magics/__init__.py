@@ -90,6 +90,20 @@ class CloudMLMagics(Magics):
     def client(self, client: Client) -> None:
         self._client = client
 
+    def _client_for(self, ns: argparse.Namespace) -> Client:
+        """This kernel's Client, or for a dry run naming `--backend` one over that backend (a
+        notebook runs and serves only on the backend it was configured with)."""
+        if not getattr(ns, "backend", None):
+            return self.client
+        if not ns.dry_run:
+            raise InvalidSpec(
+                "--backend in a notebook only goes with --dry-run; to use another backend set "
+                'c.CloudML.backend = "..." (or $CLOUDML_BACKEND) and restart the kernel'
+            )
+        from ..client import Client
+
+        return Client(backend_name=ns.backend)
+
     @property
     def _user_ns(self) -> dict[str, Any]:
         if self.shell is None:
@@ -127,16 +141,12 @@ class CloudMLMagics(Magics):
     def _models(self, ns: argparse.Namespace) -> None:
         from ..cli import run_deploy_dry_run, run_models_command
 
-        if ns.model_verb == "deploy" and ns.dry_run:
-            with _usage_errors():
-                run_deploy_dry_run(ns, sys.stdout)  # no Client: nothing to reach
-            return
-        if ns.model_verb == "deploy" and ns.backend:
-            raise UsageError(
-                "--backend in a notebook only goes with --dry-run; to serve elsewhere set "
-                'c.CloudML.backend = "..." (or $CLOUDML_BACKEND) and restart the kernel'
-            )
         with _usage_errors():
+            if ns.model_verb == "deploy" and ns.dry_run:
+                run_deploy_dry_run(ns, lambda: self._client_for(ns), sys.stdout)
+                return
+            if ns.model_verb == "deploy":
+                self._client_for(ns)  # refuses --backend
             run_models_command(self.client, ns, sys.stdout)
         if ns.model_verb in ("deploy", "describe", "update", "rollback") and ns.output == "text":
             from IPython.display import display
@@ -190,6 +200,7 @@ class CloudMLMagics(Magics):
     # --- the steps ----------------------------------------------------------------------------
 
     def _train(self, ns: argparse.Namespace, cell: str | None) -> None:
+        from ..cli import run_train_dry_run
         from ..options import build_train_spec
         from ..study_options import build_tuning_spec
 
@@ -197,13 +208,9 @@ class CloudMLMagics(Magics):
             spec = build_train_spec(ns, cell=cell, source_dir=os.getcwd(), user_ns=self._user_ns)
             tuning = build_tuning_spec(ns, os.getcwd())
             if ns.dry_run:
-                print(render.format_dry_run(spec, ns.output, tuning, ns.backend))
+                run_train_dry_run(spec, tuning, ns.output, lambda: self._client_for(ns), sys.stdout)
                 return
-            if ns.backend:
-                raise InvalidSpec(
-                    "--backend in a notebook only goes with --dry-run; to run elsewhere set "
-                    'c.CloudML.backend = "..." (or $CLOUDML_BACKEND) and restart the kernel'
-                )
+            self._client_for(ns)  # refuses --backend
             if tuning is not None:
                 if spec.returns:
                     raise InvalidSpec(

@@ -38,6 +38,7 @@ from .jobs import (
     TrainSpec,
     spec_to_json,
 )
+from .preview import Preview
 from .serving import (
     DeploymentInfo,
     DeploymentStatus,
@@ -89,6 +90,7 @@ __all__ = [
     "ModelFramework",
     "ParamSpec",
     "ParamType",
+    "Preview",
     "ReplicaInfo",
     "ReplicaStatus",
     "Replicas",

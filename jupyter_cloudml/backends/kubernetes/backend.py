@@ -38,6 +38,7 @@ from ...models import (
     JobStatus,
     LogLine,
     MetricsUpdate,
+    Preview,
     Scalar,
     TensorBoardInfo,
     TrainSpec,
@@ -50,6 +51,7 @@ from ..loglines import merge_lines
 from ..metrics_cursor import load_cursor, merge_scalars
 from . import podlogs, quota, rbac
 from .api import ApiError, KubeApi
+from .deploy_preview import PREVIEW_CLAIM, deployment_preview
 from .deployments import ClusterDeployments
 from .index import JobIndex
 from .labels import (
@@ -168,11 +170,15 @@ class KubernetesBackend(Backend):
     def _shared_mount_default(self) -> str:
         return os.environ.get(SHARED_MOUNT_ENV, "/mnt/cloudml")
 
-    def pod_settings(self) -> dict[str, str]:
+    def pod_settings(self, namespace: str | None = None) -> dict[str, str]:
         """The environment that makes a pod's own `Client()` (a study driver's) use this
-        cluster, namespace, images and shared volume."""
+        cluster, namespace (default: this backend's), images and shared volume."""
         return pod_environment(
-            self.ns, self.image, self.serving_image, self.shared_claim, self.shared_mount
+            namespace or self.ns,
+            self.image,
+            self.serving_image,
+            self.shared_claim,
+            self.shared_mount,
         )
 
     def __init__(self, **kwargs: Any) -> None:
@@ -251,20 +257,51 @@ class KubernetesBackend(Backend):
         package_uri = None
         if len(spec.package.archive) > self.package_in_configmap_max:
             package_uri = self._store_package(job_id, spec.package.archive)
-        manifests = training_manifests(
-            spec,
-            job_id,
-            self.ns,
-            image_default=self.image,
-            ttl_seconds=self.ttl_seconds,
-            package_in_configmap_max=self.package_in_configmap_max,
-            package_uri=package_uri,
-            pods=self._pod_options(job_id, is_study),
-        )
+        manifests = self._training_manifests(spec, job_id, self.ns, package_uri)
         self._check_quota(job_id, [m for m in manifests if m["kind"] == "Job"])
         record = self._apply(spec, job_id, manifests)
         self.index.on_job("ADDED", record)
         return self._known(job_id)
+
+    def preview(self, spec: TrainSpec) -> Preview:
+        """The manifests `submit` would apply, built from this backend's settings without
+        asking the cluster (the namespace is the configured one, else `default`)."""
+        job_id = f"{spec.name}-dryrun"
+        package_uri = None
+        if len(spec.package.archive) > self.package_in_configmap_max:
+            package_uri = self._package_path(job_id, len(spec.package.archive))
+        namespace = self.namespace or "default"
+        manifests = self._training_manifests(spec, job_id, namespace, package_uri)
+        return Preview("kubernetes", tuple(manifests))
+
+    def preview_deployment(self, spec: DeploySpec, engine: str | None = None) -> Preview:
+        """The manifests `deploy` would apply with `engine` kserve (the default: an
+        InferenceService) or plain (Deployment + Services), without asking the cluster: see
+        `deployment_preview` for what is assumed."""
+        shared = self.shared or SharedVolume(PREVIEW_CLAIM, self.shared_mount)
+        manifests = deployment_preview(
+            spec,
+            self.namespace or "default",
+            shared=shared,
+            serving_image=self.serving_image,
+            engine=engine or "kserve",
+        )
+        return Preview("kubernetes", tuple(manifests))
+
+    def _training_manifests(
+        self, spec: TrainSpec, job_id: str, namespace: str, package_uri: str | None
+    ) -> builtins.list[Obj]:
+        is_study = spec.labels.get(KIND_LABEL) == "study"
+        return training_manifests(
+            spec,
+            job_id,
+            namespace,
+            image_default=self.image,
+            ttl_seconds=self.ttl_seconds,
+            package_in_configmap_max=self.package_in_configmap_max,
+            package_uri=package_uri,
+            pods=self._pod_options(job_id, is_study, namespace),
+        )
 
     def _check_quota(self, job_id: str, jobs: builtins.list[Obj]) -> None:
         """Refuse a job that could never fit the namespace's quotas, naming the quota and by
@@ -293,7 +330,7 @@ class KubernetesBackend(Backend):
             self._quota_cache = (now, items)
         return self._quota_cache[1]
 
-    def _pod_options(self, job_id: str, is_study: bool) -> PodOptions:
+    def _pod_options(self, job_id: str, is_study: bool, namespace: str) -> PodOptions:
         shared = self.shared
         folder = shared.job_folder(job_id) if shared is not None else None
         return PodOptions(
@@ -301,21 +338,25 @@ class KubernetesBackend(Backend):
             job_dir=f"{folder}/job_dir" if folder else None,
             output_dir=f"{folder}/outputs" if folder else None,
             service_account=rbac.STUDY_DRIVER if is_study else None,
-            env=self.pod_settings(),
+            env=self.pod_settings(namespace),
         )
 
     def _store_package(self, job_id: str, archive: bytes) -> str:
+        path = Path(self._package_path(job_id, len(archive)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(archive)
+        return str(path)
+
+    def _package_path(self, job_id: str, size: int) -> str:
+        """Where a code package too large for a ConfigMap goes on the shared volume."""
         shared = self.shared
         if shared is None:
             raise InvalidSpec(
-                f"the code package is {len(archive)} bytes, more than a ConfigMap holds "
+                f"the code package is {size} bytes, more than a ConfigMap holds "
                 f"({self.package_in_configmap_max}): configure shared storage "
                 "(c.KubernetesBackend.shared_claim) or ship less (--exclude)"
             )
-        folder = Path(shared.job_folder(job_id))
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / PACKAGE_KEY).write_bytes(archive)
-        return str(folder / PACKAGE_KEY)
+        return str(Path(shared.job_folder(job_id)) / PACKAGE_KEY)
 
     def _apply(self, spec: TrainSpec, job_id: str, manifests: list[Obj]) -> Obj:
         """Create the objects: the primary Job (suspended) first, owning the rest, then start it.
