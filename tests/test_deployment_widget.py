@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 import html
 import json
 import os
@@ -34,7 +35,10 @@ from jupyter_cloudml.widgets.deployment import (
     DeploymentView,
     DeploymentWatcher,
     deployment_widget,
+    example_rows,
 )
+
+WIDGETS = Path(__file__).resolve().parent.parent / "jupyter_cloudml" / "widgets"
 
 ROWS = [[0.5, 0.1, -0.3, 1.0], [-1.0, -0.2, 0.4, 0.0], [2.0, 1.0, 0.0, -1.0]]
 
@@ -86,6 +90,8 @@ class FakeClient:
         self.info = info
         self.error: Exception | None = None
         self.polls = 0
+        self.metadata: dict[str, Any] | Exception = {"inputs": [{"shape": [-1, 3]}]}
+        self.metadata_calls = 0
 
     def get_deployment(self, name: str) -> DeploymentInfo:
         self.polls += 1
@@ -97,6 +103,12 @@ class FakeClient:
 
     def predict(self, name: str, instances: Any, version: str | None = None, timeout: float = 60.0):
         return [sum(row) for row in instances]
+
+    def model_metadata(self, name: str, version: str | None = None, timeout: float = 60.0):
+        self.metadata_calls += 1
+        if isinstance(self.metadata, Exception):
+            raise self.metadata
+        return self.metadata
 
 
 def test_the_view_shows_every_version_share_and_replica_health() -> None:
@@ -133,6 +145,65 @@ def test_a_known_input_width_prefills_rows_and_snippets_unless_the_user_typed() 
     view.rows.value = "[[9, 9, 9]]"
     view.set_example("[[1.0, 1.0, 1.0]]")
     assert value(view.rows) == "[[9, 9, 9]]"
+
+
+def test_example_rows_take_the_width_of_the_first_input_in_the_metadata() -> None:
+    assert example_rows({"inputs": [{"shape": [-1, 3]}]}) == "[[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]"
+    for no_width in (
+        {},
+        {"inputs": []},
+        {"inputs": [{"name": "x"}]},
+        {"inputs": [{"shape": [-1]}]},
+        {"inputs": [{"shape": [-1, -1]}]},
+        {"inputs": [{"shape": [-1, 65]}]},
+        {"inputs": [{"shape": [-1, 2, 2]}]},
+        {"inputs": "none"},
+    ):
+        assert example_rows(no_width) is None, no_width
+
+
+def test_a_ready_deployment_asks_the_client_once_for_its_width() -> None:
+    client = FakeClient(make_info(DeploymentStatus.READY))
+    view = deployment_widget(client, "iris", interval=0.01)
+    try:
+        assert value(view.rows) == "[[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]"
+        assert html.escape(json.dumps({"instances": [[0.0] * 3, [1.0] * 3]})) in value(
+            view.snippets
+        )
+        wait_for(lambda: client.polls > 3)
+        assert client.metadata_calls == 1
+    finally:
+        view.close()
+    # Metadata that cannot be had leaves the default rows and shows no problem.
+    client = FakeClient(make_info(DeploymentStatus.READY))
+    client.metadata = BackendUnavailable("iris: the endpoint does not answer")
+    view = deployment_widget(client, "iris", interval=0.01)
+    try:
+        assert value(view.rows) == DEFAULT_EXAMPLE and value(view.error) == ""
+        assert "READY" in value(view.header) and client.metadata_calls == 1
+    finally:
+        view.close()
+
+
+def test_the_widgets_do_no_io_and_use_no_private_name_of_another_module() -> None:
+    """Views display what they are handed; only the client (or a callback) reaches anything."""
+    io_modules = {"urllib", "http", "requests", "httpx", "socket", "subprocess", "shutil"}
+    for path in sorted(WIDGETS.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            where = f"{path.name}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert alias.name.split(".")[0] not in io_modules, where
+            elif isinstance(node, ast.ImportFrom):
+                assert (node.module or "").split(".")[0] not in io_modules or node.level, where
+                assert not any(a.name.startswith("_") for a in node.names), where
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id != "open", where
+            elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+                if node.attr.endswith("__"):  # super().__init__ and the like
+                    continue
+                owner = node.value
+                assert isinstance(owner, ast.Name) and owner.id in ("self", "cls"), where
 
 
 def test_try_it_runs_in_a_thread_and_shows_the_answer_or_the_problem() -> None:
@@ -290,5 +361,51 @@ def test_try_it_against_the_endpoint_then_undeploy_ends_the_watch(client, model_
         header = text(value(view.header))
         assert "STOPPED" in header and ("undeployed" in header or "no deployment" in header)
         assert view.predict_button.get_state()["disabled"]
+    finally:
+        view.close()
+
+
+@pytest.mark.slow
+def test_the_try_it_box_and_its_example_rows_go_through_the_client(
+    client, model_file, tmp_path: Path
+) -> None:
+    """The widget reaches the endpoint only as `Client.predict` and `Client.model_metadata` do:
+    the version the traffic picks, or the one named."""
+    import joblib
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    path, model = model_file
+    narrow = LinearRegression().fit(np.eye(3), [1.0, 2.0, 3.0])
+    narrow_path = tmp_path / "narrow.joblib"
+    joblib.dump(narrow, narrow_path)
+    client.deploy(DeploySpec("two", path, ModelFramework.SKLEARN))
+    split = {"v1": 100, "v2": 0}
+    client.deploy(DeploySpec("two", str(narrow_path), "sklearn", version="v2", traffic=split))
+    wait_for(lambda: client.get_deployment("two").status is DeploymentStatus.READY, 60)
+    # The client reads each version's metadata; the traffic's version when none is named.
+    assert client.model_metadata("two")["inputs"][0]["shape"] == [-1, 4]
+    assert client.model_metadata("two", version="v2")["inputs"][0]["shape"] == [-1, 3]
+    with pytest.raises(NotFound):
+        client.model_metadata("nothing")
+    narrow_rows = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    assert client.predict("two", narrow_rows, version="v2") == pytest.approx([1.0, 3.0])
+    view = deployment_widget(client, "two", interval=0.2)
+    try:
+        # The rows the box starts from: the width the client's metadata gives.
+        assert value(view.rows) == example_rows(client.model_metadata("two"))
+        assert value(view.rows) == json.dumps([[0.0] * 4, [1.0] * 4])
+        view.rows.value = json.dumps(ROWS)
+        view.predict_button.click()
+        view.wait_predict(30)
+        assert shown_predictions(view) == client.predict("two", ROWS)
+        assert shown_predictions(view) == model.predict(ROWS).tolist()
+        # Once the traffic moves, the box follows it: the client finds the version each time.
+        client.set_traffic("two", {"v1": 0, "v2": 100})
+        wait_for(lambda: client.model_metadata("two")["inputs"][0]["shape"] == [-1, 3], 10)
+        view.rows.value = json.dumps(narrow_rows)
+        view.predict_button.click()
+        view.wait_predict(30)
+        assert shown_predictions(view) == pytest.approx([1.0, 3.0])
     finally:
         view.close()

@@ -31,15 +31,29 @@ def post_predict(
     request = urllib.request.Request(
         url + path, data=body, headers={"Content-Type": "application/json"}, method="POST"
     )
+    predictions: list[Any] = _call(request, url, name, timeout)["predictions"]
+    return predictions
+
+
+def get_metadata(
+    url: str, name: str, version: str | None = None, timeout: float = 60.0
+) -> dict[str, Any]:
+    """GET `/v2/models/NAME[/versions/V]`: the model's Open Inference Protocol metadata (its
+    `name`, `versions`, `platform`, and `inputs`/`outputs` tensors with `datatype` and `shape`)."""
+    path = f"/v2/models/{name}" + (f"/versions/{version}" if version else "")
+    metadata: dict[str, Any] = _call(urllib.request.Request(url + path), url, name, timeout)
+    return metadata
+
+
+def _call(request: urllib.request.Request, url: str, name: str, timeout: float) -> Any:
+    """The endpoint's JSON answer to `request`; its refusals and silence as our errors."""
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            answer = json.loads(response.read())
+            return json.loads(response.read())
     except urllib.error.HTTPError as e:
         raise _error(e.code, e.read(), name) from None
     except OSError as e:
         raise BackendUnavailable(f"the endpoint of {name} at {url} does not answer: {e}") from e
-    predictions: list[Any] = answer["predictions"]
-    return predictions
 
 
 def _error(status: int, body: bytes, name: str) -> CloudMLError:

@@ -2,7 +2,9 @@
 (polls a client), `deployment_widget`.
 
 Endpoint URL and status, each version with its share of the traffic and its replicas' health,
-selectable curl and Python snippets, and a box that sends rows to the endpoint.
+selectable curl and Python snippets, and a box that sends rows to the endpoint. Nothing here
+calls the endpoint itself: the watcher asks the client (`get_deployment`, `model_metadata`) and
+the box calls the `predict` it is handed (`deployment_widget`'s calls `Client.predict`).
 """
 
 from __future__ import annotations
@@ -12,13 +14,12 @@ import html
 import json
 import logging
 import threading
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import ipywidgets
 
-from ..exceptions import NotFound
+from ..exceptions import CloudMLError, NotFound
 from ..models import (
     DeploymentInfo,
     DeploymentStatus,
@@ -28,7 +29,7 @@ from ..models import (
     VersionInfo,
 )
 from ..render_deployments import curl_snippet, python_snippet, replicas_text
-from .job import _BADGE, STATUS_COLORS, describe_error, render_error
+from .job import STATUS_COLORS, describe_error, render_error, render_pill
 from .watch import Watcher
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ REPLICA_COLORS: dict[ServingReplicaStatus, str] = {
 DEFAULT_EXAMPLE = "[[1.0, 2.0]]"
 PREDICT_LABEL = "Predict"
 REFRESH_SECONDS = 2.0
+#: How long the watcher waits for the model's metadata (once, to prefill the example rows).
+METADATA_TIMEOUT = 2.0
 
 # One click selects the whole snippet (ipywidgets has no clipboard widget): then Ctrl+C.
 _SNIPPET = (
@@ -65,13 +68,9 @@ _BAR = "display:inline-block;width:60px;height:8px;background:#e0e0e0;vertical-a
 _BAR_FILL = "display:block;height:8px;background:#1976d2;width:{}%"
 
 
-def _pill(text: str, color: str) -> str:
-    return f'<span style="{_BADGE.format(color)}">{html.escape(text)}</span>'
-
-
 def render_status(status: DeploymentStatus) -> str:
     """A deployment's status as a colored pill."""
-    return _pill(status.value, DEPLOYMENT_COLORS[status])
+    return render_pill(status.value, DEPLOYMENT_COLORS[status])
 
 
 def render_deployment_header(info: DeploymentInfo) -> str:
@@ -97,7 +96,8 @@ def render_endpoint(info: DeploymentInfo) -> str:
 
 def render_replica(replica: ServingReplicaInfo) -> str:
     """One replica: name, health badge, restarts, and why when it is not READY."""
-    parts = [html.escape(replica.name), _pill(replica.status.value, REPLICA_COLORS[replica.status])]
+    pill = render_pill(replica.status.value, REPLICA_COLORS[replica.status])
+    parts = [html.escape(replica.name), pill]
     if replica.restarts:
         parts.append(f"restarted {replica.restarts}x")
     if replica.reason and replica.status is not ServingReplicaStatus.READY:
@@ -138,15 +138,12 @@ def render_predictions(predictions: list[Any]) -> str:
     return f'<pre style="{_RESULT}">{html.escape(body)}</pre>'
 
 
-def example_rows(url: str, name: str, timeout: float = 2.0) -> str | None:
-    """Two rows of the width the model's v2 metadata reports (`[-1, N]`), as JSON; None when
-    the endpoint does not say (not ready, no fixed width, a custom model)."""
+def example_rows(metadata: Mapping[str, Any]) -> str | None:
+    """Two rows, as JSON, of the width a model's v2 metadata (`Client.model_metadata`) gives its
+    first input (shape `[-1, N]`); None when it gives none (no fixed width, a custom model)."""
     try:
-        with urllib.request.urlopen(f"{url}/v2/models/{name}", timeout=timeout) as response:
-            metadata = json.loads(response.read())
         shape = metadata["inputs"][0]["shape"]
-    except Exception:
-        log.debug("no example shape for %s", name, exc_info=True)
+    except (KeyError, IndexError, TypeError):
         return None
     if not (isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int)):
         return None
@@ -312,6 +309,10 @@ class DeploymentSource(Protocol):
         self, name: str, instances: Any, version: str | None = None, timeout: float = 60.0
     ) -> list[Any]: ...
 
+    def model_metadata(
+        self, name: str, version: str | None = None, timeout: float = 60.0
+    ) -> dict[str, Any]: ...
+
 
 @dataclasses.dataclass(frozen=True)
 class DeploymentPoll:
@@ -328,8 +329,8 @@ class DeploymentPoll:
 
 class DeploymentWatcher(Watcher[DeploymentPoll]):
     """Feeds `view` the deployment every `interval` seconds until it is STOPPED or removed
-    (see `Watcher`); once it answers, asks its endpoint once for the model's input width to
-    prefill the example rows."""
+    (see `Watcher`); once it is READY, asks the client once for the model's metadata, whose input
+    width prefills the example rows."""
 
     def __init__(
         self,
@@ -356,10 +357,20 @@ class DeploymentWatcher(Watcher[DeploymentPoll]):
         self.view.update(info)
         if not self.example_known and info.status is DeploymentStatus.READY:
             self.example_known = True
-            example = example_rows(info.url, info.name)
+            example = self.example(info.name)
             if example is not None:
                 self.view.set_example(example)
         return DeploymentPoll(info)
+
+    def example(self, name: str) -> str | None:
+        """Example rows for the model `client.model_metadata` describes; None when it says no
+        width or cannot be had (the box keeps its default: nothing to show the user)."""
+        try:
+            metadata = self.client.model_metadata(name, timeout=METADATA_TIMEOUT)
+        except (CloudMLError, ValueError):
+            log.debug("no example shape for %s", name, exc_info=True)
+            return None
+        return example_rows(metadata)
 
 
 def deployment_widget(
@@ -367,8 +378,12 @@ def deployment_widget(
 ) -> DeploymentView:
     """A `DeploymentView` of `name`, filled once right away, then refreshed every `interval`
     seconds by a `DeploymentWatcher` while the deployment runs; its button calls
-    `client.predict(name, rows)`."""
-    view = DeploymentView(predict=lambda rows: client.predict(name, rows))
+    `client.predict(name, rows)` (the version the endpoint's traffic split picks)."""
+
+    def predict(rows: Any) -> list[Any]:
+        return client.predict(name, rows, version=None)
+
+    view = DeploymentView(predict=predict)
     view.watcher = DeploymentWatcher(client, name, view, interval=interval)
     view.watcher.follow()
     return view

@@ -53,7 +53,8 @@ DRAW_INTERVAL = 1.0
 
 log = logging.getLogger(__name__)
 
-_BADGE = "background:{};color:#fff;border-radius:3px;padding:1px 6px;font-size:0.85em"
+#: The style of a status pill (`render_pill`): white text on the color put in for `{}`.
+BADGE_STYLE = "background:{};color:#fff;border-radius:3px;padding:1px 6px;font-size:0.85em"
 _LOG_BOX = (
     "max-height:20em;overflow-y:auto;display:flex;flex-direction:column-reverse;"
     "border:1px solid #ddd;padding:2px 4px"
@@ -70,10 +71,16 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+def render_pill(text: str, color: str) -> str:
+    """`text`, escaped, as a pill of background `color`: the badge every view shows a status
+    in (of a job, a study, a trial, a deployment or a serving replica)."""
+    return f'<span style="{BADGE_STYLE.format(color)}">{html.escape(text)}</span>'
+
+
 def render_badge(status: JobStatus | TrialStatus) -> str:
     """The status (of a job, study or trial) as a colored pill."""
     color = TRIAL_COLORS[status] if isinstance(status, TrialStatus) else STATUS_COLORS[status]
-    return f'<span style="{_BADGE.format(color)}">{status.value}</span>'
+    return render_pill(status.value, color)
 
 
 def render_error(*messages: str) -> str:
