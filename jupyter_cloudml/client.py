@@ -16,6 +16,7 @@ from .backends.base import Backend
 from .config import CloudML, load_config
 from .exceptions import Conflict, InvalidSpec, NotFound
 from .models import (
+    STUDY_LABEL,
     Capabilities,
     DeploymentInfo,
     DeploySpec,
@@ -30,11 +31,13 @@ from .models import (
     StudyInfo,
     TensorBoardInfo,
     TrainSpec,
+    TrialInfo,
     TuningSpec,
+    is_study,
 )
 
 if TYPE_CHECKING:
-    from .tuning.study import Study
+    import pandas
 
 
 class Client:
@@ -125,12 +128,12 @@ class Client:
         """Start a tuning study whose trials run `spec` with the parameters Optuna proposes."""
         from .tuning.study import driver_spec, study_info
 
-        return study_info(self, self.backend.submit(driver_spec(spec, tuning)))
+        return study_info(self.backend, self.backend.submit(driver_spec(spec, tuning)))
 
     def get_study(self, study_id: str) -> StudyInfo:
         from .tuning.study import study_info
 
-        return study_info(self, self.backend.get(study_id))
+        return study_info(self.backend, self.backend.get(study_id))
 
     def list_studies(self, query: JobQuery | None = None) -> builtins.list[StudyInfo]:
         return self.page_studies(query)[0]
@@ -139,7 +142,7 @@ class Client:
         """One page of studies and how many match in all."""
         from .tuning.study import page_studies
 
-        return page_studies(self, query)
+        return page_studies(self.backend, query)
 
     def delete_study(self, study_id: str) -> None:
         """Forget a finished study: its trials' jobs, then its driver."""
@@ -148,14 +151,12 @@ class Client:
         study = self.get_study(study_id)
         if not study.status.terminal:
             raise Conflict(f"study {study_id} is {study.status.value}; cancel it first")
-        for job_id in trial_job_ids(self, study_id):
+        for job_id in trial_job_ids(self.backend, study_id):
             self.backend.delete(job_id)
         self.backend.delete(study_id)
 
     def cancel_study(self, study_id: str) -> StudyInfo:
         """Stop the driver and every trial still running."""
-        from .tuning.study import STUDY_LABEL
-
         self.get_study(study_id)  # NotFound for a job that is no study
         self.backend.cancel(study_id)
         active = tuple(s for s in JobStatus if not s.terminal)
@@ -166,8 +167,6 @@ class Client:
 
     def study(self, study_id: str) -> Study:
         """A handle for Python code: `.best_trial`, `.trials_dataframe()`, `.wait()`."""
-        from .tuning.study import Study
-
         self.get_study(study_id)
         return Study(self, study_id)
 
@@ -175,13 +174,13 @@ class Client:
 
     def tensorboard(self, ids: builtins.list[str]) -> TensorBoardInfo:
         """A TensorBoard over these jobs' event files (a study stands for all its trials)."""
-        from .tuning.study import is_study, trial_job_ids
+        from .tuning.study import trial_job_ids
 
         job_ids: builtins.list[str] = []
         for job_id in dict.fromkeys(ids):
             job = self.backend.get(job_id)
             if is_study(job):
-                trials = trial_job_ids(self, job_id)
+                trials = trial_job_ids(self.backend, job_id)
                 if not trials:
                     raise Conflict(f"study {job_id} has started no trial yet; try again soon")
                 job_ids += trials
@@ -201,8 +200,6 @@ class Client:
 
     def deploy(self, spec: DeploySpec) -> DeploymentInfo:
         """Serve a model; `--model job:STUDY_ID[/path]` means the study's best trial."""
-        from .tuning.study import is_study
-
         if spec.model.startswith("job:"):
             ref, _, sub = spec.model[len("job:") :].partition("/")
             job = self._job_by_id_or_name(ref)
@@ -282,3 +279,66 @@ class Client:
             )
         values: dict[str, Any] = pickle.loads(self.backend.read_output(job_id, RETURNS_FILE))
         return values
+
+
+class Study:
+    """A handle on one study for Python code: `study.best_trial`, `study.trials_dataframe()`."""
+
+    def __init__(self, client: Client, study_id: str) -> None:
+        self.client = client
+        self.id = study_id
+
+    @property
+    def info(self) -> StudyInfo:
+        return self.client.get_study(self.id)
+
+    @property
+    def trials(self) -> tuple[TrialInfo, ...]:
+        return self.info.trials
+
+    @property
+    def best_trial(self) -> TrialInfo | None:
+        return self.info.best_trial
+
+    def wait(self, timeout: float | None = None) -> StudyInfo:
+        self.client.wait(self.id, timeout=timeout)
+        return self.info
+
+    def cancel(self) -> StudyInfo:
+        """Stop the driver and every trial still running (as `Client.cancel_study`)."""
+        return self.client.cancel_study(self.id)
+
+    def trials_dataframe(self) -> pandas.DataFrame:
+        """One row per trial: number, status, value, params (as `params_NAME`), job, times."""
+        import pandas
+
+        info = self.info
+        rows = []
+        for t in info.trials:
+            row = {
+                "number": t.number,
+                "status": t.status.value,
+                "value": t.value,
+                "steps": t.steps,
+                "job_id": t.job_id,
+                "started": t.started,
+                "finished": t.finished,
+                "reason": t.reason,
+            }
+            row.update({f"params_{k}": v for k, v in t.params.items()})
+            rows.append(row)
+        columns = [
+            "number",
+            "status",
+            "value",
+            *(f"params_{p.name}" for p in info.tuning.params),
+            "steps",
+            "job_id",
+            "started",
+            "finished",
+            "reason",
+        ]
+        return pandas.DataFrame(rows, columns=columns)
+
+    def __repr__(self) -> str:
+        return f"<Study {self.id}>"

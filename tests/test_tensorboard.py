@@ -84,7 +84,7 @@ def test_a_study_stands_for_its_trials(client, make_spec):
 def test_a_study_without_trials_yet_is_a_conflict(client, make_spec, backend, monkeypatch):
     from jupyter_cloudml.tuning import study as study_module
 
-    monkeypatch.setattr(study_module, "trial_job_ids", lambda client, study_id: [])
+    monkeypatch.setattr(study_module, "trial_job_ids", lambda backend, study_id: [])
     tuning = TuningSpec((ParamSpec("x", ParamType.DOUBLE, 0.0, 1.0),), "acc", max_trials=1)
     study = client.submit_study(make_spec(REPORT, name="st"), tuning)
     with pytest.raises(Conflict, match="no trial yet"):

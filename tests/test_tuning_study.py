@@ -167,7 +167,7 @@ jupyter_cloudml.report(step=0, score=p["x"])
         time.sleep(0.1)
     supervisor = psutil.Process(backend.store.row(study.id)["supervisor_pid"])
     (driver,) = [
-        p for p in supervisor.children() if "jupyter_cloudml.tuning.driver" in " ".join(p.cmdline())
+        p for p in supervisor.children() if "jupyter_cloudml._study_main" in " ".join(p.cmdline())
     ]
     os.kill(driver.pid, signal.SIGKILL)
     done = wait_study(client, study.id)

@@ -38,6 +38,15 @@ from .jobs import (
     TrainSpec,
     spec_to_json,
 )
+from .kinds import (
+    JOB_KINDS,
+    KIND_LABEL,
+    STUDY_LABEL,
+    TRIAL_LABEL,
+    is_study,
+    job_kind,
+    narrow_query,
+)
 from .preview import Preview
 from .serving import (
     DeploymentInfo,
@@ -65,12 +74,16 @@ from .tuning import (
 
 __all__ = [
     "ENV_KEY_RE",
+    "JOB_KINDS",
+    "KIND_LABEL",
     "LABEL_KEY_RE",
     "LABEL_VALUE_RE",
     "MEMORY_RE",
     "MODULE_RE",
     "NAME_MAX",
     "NAME_RE",
+    "STUDY_LABEL",
+    "TRIAL_LABEL",
     "Algorithm",
     "Capabilities",
     "CodePackage",
@@ -111,6 +124,9 @@ __all__ = [
     "check_traffic",
     "check_version",
     "from_dict",
+    "is_study",
+    "job_kind",
+    "narrow_query",
     "slugify",
     "spec_to_json",
     "to_dict",

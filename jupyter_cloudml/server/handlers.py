@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
@@ -17,13 +17,23 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .. import exceptions
-from ..models import DeploymentInfo, JobInfo, JobQuery, JobStatus, TensorBoardInfo, to_dict
+from ..models import (
+    DeploymentInfo,
+    JobInfo,
+    JobQuery,
+    JobStatus,
+    TensorBoardInfo,
+    job_kind,
+    narrow_query,
+    to_dict,
+)
 from ..render import job_dict, study_dict
 from ..render_deployments import deployment_dict
 from ..tensorboard import proxy_path
-from ..tuning.study import job_kind, narrow_query
-from .app import CloudMLServerApp
 from .logstream import LogFollower
+
+if TYPE_CHECKING:  # the app imports this module to register its handlers
+    from .app import CloudMLServerApp
 
 T = TypeVar("T")
 

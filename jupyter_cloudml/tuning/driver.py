@@ -1,10 +1,10 @@
 """The study driver: Optuna proposes trials, trials run as ordinary jobs, metrics decide.
 
-Runs as the entry module of a study's driver job (`python -m jupyter_cloudml.tuning.driver`),
-talks to the backend only through `Client`, and keeps the study in an Optuna journal file in
-its job dir: a driver that is killed and restarted resumes, re-attaching to trials still
-running and never repeating a finished one. After each change it writes `study.json` (the
-trials, the best one) into its output dir, which is what clients read.
+Run by the entry module of a study's driver job (`python -m jupyter_cloudml._study_main`),
+talks to the backend only through the `Backend` interface, and keeps the study in an Optuna
+journal file in its job dir: a driver that is killed and restarted resumes, re-attaching to
+trials still running and never repeating a finished one. After each change it writes
+`study.json` (the trials, the best one) into its output dir, which is what clients read.
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ import dataclasses
 import json
 import math
 import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
 
-from ..client import Client
+from ..backends.base import Backend
 from ..models import (
+    KIND_LABEL,
+    STUDY_LABEL,
+    TRIAL_LABEL,
     Algorithm,
     JobStatus,
     Scalar,
@@ -27,19 +29,11 @@ from ..models import (
     TrialInfo,
     TrialStatus,
     TuningSpec,
-    from_dict,
     to_dict,
 )
 from .params import PARAMS_ENV
 from .space import grid_size
-from .study import (
-    KIND_LABEL,
-    STUDY_LABEL,
-    SUMMARY_FILE,
-    TRIAL_LABEL,
-    TRIAL_SPEC_FILE,
-    TUNING_ENV,
-)
+from .study import SUMMARY_FILE
 
 POLL_SECONDS = 0.2
 #: Clients see a study's progress this fresh at worst; the last write always happens.
@@ -71,7 +65,7 @@ class Driver:
 
     def __init__(
         self,
-        client: Client,
+        backend: Backend,
         study_id: str,
         tuning: TuningSpec,
         template: TrainSpec,
@@ -85,7 +79,7 @@ class Driver:
         from .optuna_glue import direction, make_pruner, make_sampler
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.client = client
+        self.backend = backend
         self.study_id = study_id
         self.tuning = tuning
         self.template = template
@@ -105,7 +99,7 @@ class Driver:
         self.max_trials = tuning.max_trials
         if tuning.algorithm is Algorithm.GRID:  # a grid has so many points, no more
             self.max_trials = min(self.max_trials, grid_size(tuning.params))
-        self.backend_seconds = 0.0  # in Client calls: starting, polling, cancelling trial jobs
+        self.backend_seconds = 0.0  # in Backend calls: starting, polling, cancelling trial jobs
         self.driver_seconds = 0.0  # all the driver's time but its sleeps
         self._dirty = True  # the summary needs writing
         self._written = 0.0  # when it was last written (monotonic)
@@ -139,8 +133,8 @@ class Driver:
         self._dirty = True
         self._write_summary(final=True)
 
-    def _backend(self, call: Any, *args: Any) -> Any:
-        """One Client call, its time kept apart from the driver's own overhead."""
+    def _timed(self, call: Any, *args: Any) -> Any:
+        """One Backend call, its time kept apart from the driver's own overhead."""
         t0 = time.perf_counter()
         try:
             return call(*args)
@@ -196,7 +190,7 @@ class Driver:
                     TRIAL_LABEL: str(trial.number),
                 },
             )
-            job = self._backend(self.client.submit, spec)
+            job = self._timed(self.backend.submit, spec)
             launch = {"params": values, "job_id": job.id, "started": time.time()}
             trial.set_user_attr("launch", launch)
             self.running[trial.number] = Running(trial, job.id)
@@ -205,13 +199,13 @@ class Driver:
 
     def _poll(self) -> None:
         for number, running in list(self.running.items()):
-            job = self._backend(self.client.get, running.job_id)
-            update = self._backend(self.client.metrics, running.job_id, running.cursor)
+            job = self._timed(self.backend.get, running.job_id)
+            update = self._timed(self.backend.metrics, running.job_id, running.cursor)
             running.cursor = update.cursor
             running.tags.update(update.scalars)
             pruned = self._report(running, update.scalars.get(self.tuning.metric, ()))
             if pruned and not job.status.terminal:
-                self._backend(self.client.cancel, running.job_id)
+                self._timed(self.backend.cancel, running.job_id)
                 self._finish(
                     number,
                     TrialStatus.PRUNED,
@@ -278,7 +272,7 @@ class Driver:
 
     def _stop_running(self, reason: str) -> None:
         for number, running in list(self.running.items()):
-            self._backend(self.client.cancel, running.job_id)
+            self._timed(self.backend.cancel, running.job_id)
             self._finish(number, TrialStatus.CANCELLED, reason)
 
     def _failure_reason(self) -> str:
@@ -366,31 +360,3 @@ class Driver:
         tmp = self.output_dir / (SUMMARY_FILE + ".tmp")
         tmp.write_text(json.dumps(summary))
         os.replace(tmp, self.output_dir / SUMMARY_FILE)
-
-
-def main() -> None:
-    tuning = from_dict(TuningSpec, json.loads(os.environ[TUNING_ENV]))
-    template = from_dict(TrainSpec, json.loads(Path(TRIAL_SPEC_FILE).read_text()))
-    driver = Driver(
-        Client(),
-        os.environ["CLOUDML_JOB_ID"],
-        tuning,
-        template,
-        Path(os.environ["CLOUDML_JOB_DIR"]),
-        Path(os.environ["CLOUDML_OUTPUT_DIR"]),
-    )
-
-    def on_term(signum: int, frame: object) -> None:
-        driver.cancelled = True
-
-    signal.signal(signal.SIGTERM, on_term)
-    driver.run()
-    print(
-        f"study {driver.study_id} done"
-        + (f": {driver.failed_reason}" if driver.failed_reason else ""),
-        flush=True,
-    )
-
-
-if __name__ == "__main__":
-    main()

@@ -28,6 +28,7 @@ from traitlets import Int, Unicode, default
 
 from ...exceptions import BackendUnavailable, Conflict, InvalidSpec, NotFound
 from ...models import (
+    KIND_LABEL,
     Capabilities,
     DeploymentInfo,
     DeploySpec,
@@ -44,7 +45,6 @@ from ...models import (
     TrainSpec,
     spec_to_json,
 )
-from ...tuning.study import KIND_LABEL
 from ..base import JOB_ID_RE, Backend, check_output_name
 from ..launch import HYPERTUNE_DIR
 from ..loglines import merge_lines
