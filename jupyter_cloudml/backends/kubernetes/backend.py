@@ -14,7 +14,6 @@ import builtins
 import contextlib
 import copy
 import dataclasses
-import json
 import os
 import secrets
 import shutil
@@ -40,15 +39,13 @@ from ...models import (
     LogLine,
     MetricsUpdate,
     Preview,
-    Scalar,
     TensorBoardInfo,
     TrainSpec,
     spec_to_json,
 )
 from ..base import JOB_ID_RE, Backend, check_output_name
-from ..launch import HYPERTUNE_DIR
-from ..loglines import merge_lines
-from ..metrics_cursor import load_cursor, merge_scalars
+from ..common.job_metrics import read_job_metrics
+from ..common.loglines import merge_lines
 from . import podlogs, quota, rbac
 from .api import ApiError, KubeApi
 from .deploy_preview import PREVIEW_CLAIM, deployment_preview
@@ -522,25 +519,10 @@ class KubernetesBackend(Backend):
         return [p for p in pods if replica is None or pod_replica(p) == replica]
 
     def metrics(self, job_id: str, cursor: str | None = None) -> MetricsUpdate:
-        from ...metrics import ScalarReader
-        from ...metrics.hypertune import read_hypertune
-
         info = self._known(job_id)
         assert info.spec is not None
-        state = load_cursor(cursor)
-        found: dict[str, builtins.list[Scalar]] = {}
         job_dir = info.spec.job_dir or self._folder(job_id, "job_dir")
-        if job_dir and "://" not in job_dir and os.path.isdir(job_dir):
-            reader = ScalarReader(job_dir, cursor=state.get("events") or None)
-            merge_scalars(found, reader.read_new())
-            state["events"] = reader.cursor()
-        outputs = self._folder(job_id, "outputs")
-        offsets = state.setdefault("hypertune", {})
-        if outputs:
-            for path in sorted((Path(outputs) / HYPERTUNE_DIR).glob("*.metrics")):
-                values, offsets[path.name] = read_hypertune(path, offsets.get(path.name, 0))
-                merge_scalars(found, values)
-        return MetricsUpdate({t: tuple(v) for t, v in found.items()}, json.dumps(state))
+        return read_job_metrics(job_dir, self._folder(job_id, "outputs"), cursor)
 
     def _folder(self, job_id: str, sub: str) -> str | None:
         shared = self.shared

@@ -41,8 +41,8 @@ def peer_addresses(env: Mapping[str, str]) -> dict[str, str]:
 
 def replica_environment(env: Mapping[str, str]) -> dict[str, str]:
     """The variables to add for this replica: CLOUDML_* of every backend and the framework's."""
-    from jupyter_cloudml.backends.cluster import distributed_env
-    from jupyter_cloudml.backends.launch import replica_env
+    from jupyter_cloudml.backends.common.cluster import distributed_env
+    from jupyter_cloudml.backends.common.launch import replica_env
     from jupyter_cloudml.models import Framework, Replicas
 
     counts = json.loads(env["CLOUDML_REPLICAS"])
@@ -85,7 +85,7 @@ def read_package(source: str) -> bytes:
 
 def main() -> int:
     """Prepare and run this replica; its exit status."""
-    from jupyter_cloudml.backends.launch import replica_command
+    from jupyter_cloudml.backends.common.launch import replica_command
     from jupyter_cloudml.packaging import unpack
 
     env = dict(os.environ)

@@ -31,7 +31,7 @@ from typing import Any
 
 from ...exceptions import InvalidSpec
 from ...models import LABEL_VALUE_RE, Framework, Resources, TrainSpec
-from ..cluster import needs_addresses
+from ..common.cluster import needs_addresses
 from .labels import JOB_ID_ANNOTATION, job_labels, job_match_labels
 from .names import job_name
 

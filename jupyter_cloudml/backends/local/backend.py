@@ -35,15 +35,13 @@ from ...models import (
     LogLine,
     MetricsUpdate,
     ReplicaStatus,
-    Scalar,
     TensorBoardInfo,
     TrainSpec,
     spec_to_json,
 )
 from ..base import JOB_ID_RE, Backend, check_output_name
-from ..launch import HYPERTUNE_DIR
-from ..loglines import merge_lines
-from ..metrics_cursor import load_cursor, merge_scalars
+from ..common.job_metrics import read_job_metrics
+from ..common.loglines import merge_lines
 from . import logfiles
 from .deployments import LocalDeployments
 from .processes import process_alive
@@ -311,25 +309,10 @@ class LocalBackend(Backend):
         return JobStatus(row["status"]).terminal
 
     def metrics(self, job_id: str, cursor: str | None = None) -> MetricsUpdate:
-        from ...metrics import ScalarReader
-        from ...metrics.hypertune import read_hypertune
-
         spec = row_to_info(self._row(job_id)).spec
         assert spec is not None
-        state = load_cursor(cursor)
-        found: dict[str, builtins.list[Scalar]] = {}
         job_dir = self.settings.job_dir(job_id, spec.job_dir)
-        if "://" not in job_dir and os.path.isdir(job_dir):
-            reader = ScalarReader(job_dir, cursor=state.get("events") or None)
-            merge_scalars(found, reader.read_new())
-            state["events"] = reader.cursor()
-        offsets = state.setdefault("hypertune", {})
-        hypertune = self.settings.job_folder(job_id) / "outputs" / HYPERTUNE_DIR
-        for path in sorted(hypertune.glob("*.metrics")):
-            values, offsets[path.name] = read_hypertune(path, offsets.get(path.name, 0))
-            merge_scalars(found, values)
-        scalars = {tag: tuple(values) for tag, values in found.items()}
-        return MetricsUpdate(scalars, json.dumps(state))
+        return read_job_metrics(job_dir, self.settings.job_folder(job_id) / "outputs", cursor)
 
     def read_code(self, job_id: str) -> bytes:
         self._row(job_id)

@@ -25,8 +25,8 @@ from pathlib import Path
 import psutil
 
 from ...models import JobStatus, ReplicaStatus, TrainSpec, from_dict
-from ..cluster import distributed_env, needs_addresses, success_replicas
-from ..launch import replica_command, replica_env
+from ..common.cluster import distributed_env, needs_addresses, success_replicas
+from ..common.launch import replica_command, replica_env
 from .logfiles import LineWriter
 from .processes import free_ports
 from .scheduler import Settings, dispatch

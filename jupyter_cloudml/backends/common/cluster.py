@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from ..models import Framework, Replicas
+from ...models import Framework, Replicas
 
 #: TF_CONFIG's name for each replica role.
 TF_ROLES = ("chief", "worker", "ps")

@@ -6,7 +6,7 @@ import heapq
 from collections import deque
 from collections.abc import Iterable
 
-from ..models import LogLine
+from ...models import LogLine
 
 
 def merge_lines(
