@@ -115,7 +115,7 @@ class Client:
 
     def magic(self, job_id: str) -> str:
         """A notebook cell that submits the job again (for "copy the magic")."""
-        from .options import reproduce_magic
+        from .commands.unparse import reproduce_magic
         from .packaging import read_cell
 
         spec = self.backend.get(job_id).spec

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_cloudml import render
 from jupyter_cloudml.backends.base import Backend
 from jupyter_cloudml.cli import main
 from jupyter_cloudml.client import Client
@@ -30,6 +29,8 @@ from jupyter_cloudml.models import (
     ReplicaStatus,
     TrainSpec,
 )
+from jupyter_cloudml.views.jobs import format_job, format_job_table, format_log_line, job_dict
+from jupyter_cloudml.views.text import format_duration
 
 NOW = 1_700_000_000.0
 
@@ -120,16 +121,16 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str, backend: Backend | None 
     [(None, "-"), (0, "0s"), (42.9, "42s"), (65, "1m 05s"), (7500, "2h 05m"), (273600, "3d 04h")],
 )
 def test_format_duration(seconds: float | None, text: str) -> None:
-    assert render.format_duration(seconds) == text
+    assert format_duration(seconds) == text
 
 
 def test_format_log_line() -> None:
-    assert render.format_log_line(LogLine(NOW, "worker-1", "loss 0.3")) == "[worker-1] loss 0.3"
+    assert format_log_line(LogLine(NOW, "worker-1", "loss 0.3")) == "[worker-1] loss 0.3"
 
 
 def test_job_table_is_aligned_with_a_footer() -> None:
     page = JobPage((job(), job("a-1", JobStatus.QUEUED, started=None, replicas=())), total=7)
-    lines = render.format_job_table(page, now=NOW).splitlines()
+    lines = format_job_table(page, now=NOW).splitlines()
     assert lines[0].split() == ["ID", "NAME", "STATUS", "AGE", "ELAPSED", "REPLICAS"]
     row = ["mnist-3f9a1c", "mnist", "SUCCEEDED", "2m", "05s", "1m", "05s", "chief:1", "worker:2"]
     assert lines[1].split() == row
@@ -139,9 +140,7 @@ def test_job_table_is_aligned_with_a_footer() -> None:
 
 
 def test_describe_shows_replicas_with_exit_codes_and_events() -> None:
-    text = render.format_job(
-        job(reason="worker-1 was killed"), [Event(NOW, "Killed", "oom", "Warning")]
-    )
+    text = format_job(job(reason="worker-1 was killed"), [Event(NOW, "Killed", "oom", "Warning")])
     assert "Status:   SUCCEEDED (worker-1 was killed)" in text
     assert "Elapsed:  1m 05s" in text
     rows = {line.split()[0]: line.split() for line in text.splitlines() if line.startswith("  ")}
@@ -152,7 +151,7 @@ def test_describe_shows_replicas_with_exit_codes_and_events() -> None:
 
 def test_json_leaves_the_archive_out() -> None:
     spec = TrainSpec(name="t", package=CodePackage(b"x" * 10, "m", ("m.py",)), returns=("y",))
-    data = render.job_dict(job(spec=spec))
+    data = job_dict(job(spec=spec))
     assert data["spec"]["package"] == {
         "module": "m",
         "files": ["m.py"],

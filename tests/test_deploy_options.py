@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jupyter_cloudml.deploy_options import build_deploy_spec
+from jupyter_cloudml.commands.deploy_flags import build_deploy_spec
+from jupyter_cloudml.commands.grammar import HelpRequested, parse_command
 from jupyter_cloudml.exceptions import InvalidSpec
 from jupyter_cloudml.models import DeploySpec, ModelFramework, Resources
-from jupyter_cloudml.options import HelpRequested, parse_command
 
 
 def deploy(*argv: str) -> DeploySpec:

@@ -29,7 +29,7 @@ from jupyter_cloudml.models import (
     ServingReplicaStatus,
     VersionInfo,
 )
-from jupyter_cloudml.render_deployments import curl_snippet, python_snippet
+from jupyter_cloudml.views.deployments import curl_snippet, python_snippet
 from jupyter_cloudml.widgets.deployment import (
     DEFAULT_EXAMPLE,
     DeploymentView,
@@ -126,7 +126,7 @@ def test_the_view_shows_every_version_share_and_replica_health() -> None:
     )
     assert "20%" in rows["v2"] and "v2-0 FAILED restarted 5x cannot load <model>" in rows["v2"]
     assert "0%" in rows["v3"] and "0/0 ready" in rows["v3"]
-    # Snippets: the render_deployments ones, escaped, in boxes one click selects.
+    # Snippets: the views.deployments ones, escaped, in boxes one click selects.
     snippets = value(view.snippets)
     assert html.escape(curl_snippet(make_info(), DEFAULT_EXAMPLE)) in snippets
     assert html.escape(python_snippet(make_info(), DEFAULT_EXAMPLE)) in snippets

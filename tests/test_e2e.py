@@ -14,7 +14,7 @@ import pytest
 from jupyter_client.manager import start_new_kernel
 from nbclient import NotebookClient
 
-from jupyter_cloudml.tensorboard import MIME_TYPE
+from jupyter_cloudml.views.tensorboards import MIME_TYPE
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOUDML = [sys.executable, "-m", "jupyter_cloudml.cli"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from jupyter_cloudml import cli
+from jupyter_cloudml.cli import main
 from jupyter_cloudml.client import Client
 from jupyter_cloudml.exceptions import InvalidSpec
 from jupyter_cloudml.models import JobStatus
@@ -71,11 +71,11 @@ for step in range(6):
 
 def test_cli_metrics_text_and_json(backend, make_spec, capsys):
     job = run_job(backend, make_spec, REPORTING)
-    assert cli.main(["jobs", "metrics", job.id]) == 0
+    assert main(["jobs", "metrics", job.id]) == 0
     text = capsys.readouterr().out
     assert text.splitlines()[0].split() == ["TAG", "POINTS", "LAST", "STEP", "LAST", "MIN", "MAX"]
     assert any(line.split()[:3] == ["loss", "3", "2"] for line in text.splitlines())
-    assert cli.main(["metrics", job.id, "--output", "json"]) == 0
+    assert main(["metrics", job.id, "--output", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["auc"] == [{"step": 10, "wall_time": data["auc"][0]["wall_time"], "value": 0.75}]
 

@@ -410,7 +410,7 @@ def test_study_driver_runs_in_the_cluster_as_its_own_account_and_starts_its_tria
 
 
 def test_tensorboard_is_a_deployment_over_the_jobs_event_files(backend, kube, tenant):
-    from jupyter_cloudml.tensorboard import proxy_path
+    from jupyter_cloudml.views.tensorboards import proxy_path
 
     ns = tenant.namespace
     job = backend.submit(spec(TRAINER))

@@ -13,20 +13,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jupyter_cloudml
-from jupyter_cloudml.exceptions import InvalidSpec, PackagingError
-from jupyter_cloudml.models import CodePackage, Framework, JobStatus, Replicas
-from jupyter_cloudml.options import (
+from jupyter_cloudml.commands.flag_types import parse_duration
+from jupyter_cloudml.commands.grammar import (
     VERBS,
     HelpRequested,
-    build_job_query,
-    build_train_spec,
     parse_command,
-    parse_duration,
     parse_verb,
-    reproduce_magic,
-    train_flags,
     verb_parser,
 )
+from jupyter_cloudml.commands.train_spec import build_job_query, build_train_spec
+from jupyter_cloudml.commands.unparse import reproduce_magic, train_flags
+from jupyter_cloudml.exceptions import InvalidSpec, PackagingError
+from jupyter_cloudml.models import CodePackage, Framework, JobStatus, Replicas
 
 
 def train(*argv: str) -> argparse.Namespace:

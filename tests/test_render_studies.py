@@ -21,8 +21,7 @@ from jupyter_cloudml.models import (
     TuningSpec,
     from_dict,
 )
-from jupyter_cloudml.render import (
-    format_number,
+from jupyter_cloudml.views.studies import (
     format_param_space,
     format_study,
     format_trial_counts,
@@ -30,6 +29,7 @@ from jupyter_cloudml.render import (
     sort_trials,
     study_dict,
 )
+from jupyter_cloudml.views.text import format_number
 
 TUNING = TuningSpec(
     params=(

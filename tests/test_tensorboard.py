@@ -15,7 +15,7 @@ from jupyter_cloudml.cli import main
 from jupyter_cloudml.client import Client
 from jupyter_cloudml.exceptions import Conflict, NotFound
 from jupyter_cloudml.models import JobQuery, ParamSpec, ParamType, TensorBoardInfo, TuningSpec
-from jupyter_cloudml.tensorboard import MIME_TYPE, notebook_bundle, proxy_path
+from jupyter_cloudml.views.tensorboards import MIME_TYPE, notebook_bundle, proxy_path
 
 REPORT = "import jupyter_cloudml\njupyter_cloudml.report(step=1, acc=0.75)\n"
 

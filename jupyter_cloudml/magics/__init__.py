@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 
-from .. import render
 from ..exceptions import CloudMLError, InvalidSpec
 from ..models import JobInfo, JobStatus, TrainSpec, TuningSpec
+from ..views.jobs import format_metrics, format_outcome, job_dict
+from ..views.studies import format_best_trial
+from ..views.text import dumps
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -53,7 +55,7 @@ def _parse(
     parse: Callable[[Sequence[str]], argparse.Namespace], line: str
 ) -> argparse.Namespace | None:
     """Parse a magic's line; None once `--help` was shown."""
-    from ..options import HelpRequested
+    from ..commands.grammar import HelpRequested
 
     try:
         tokens = shlex.split(line)
@@ -118,7 +120,7 @@ class CloudMLMagics(Magics):
         `--dry-run` shows what would ship, `--help` lists every option. As a line magic it runs
         SCRIPT.py or a package (`%cloudml_train train.py --wait`), like `%cloudml train`.
         """
-        from ..options import parse_verb
+        from ..commands.grammar import parse_verb
 
         prog = "%cloudml_train" if cell is None else "%%cloudml_train"
         ns = _parse(lambda tokens: parse_verb("train", tokens, prog), line)
@@ -131,7 +133,7 @@ class CloudMLMagics(Magics):
         job:iris-3f9a1c/model.joblib --framework sklearn --replicas 2`; `--help` lists every
         option; `--dry-run --backend kubernetes --output yaml` prints the manifests. The same
         as `%cloudml models deploy ...`."""
-        from ..options import parse_verb
+        from ..commands.grammar import parse_verb
 
         ns = _parse(lambda tokens: parse_verb("models deploy", tokens, "%cloudml_deploy"), line)
         if ns is not None:
@@ -139,7 +141,7 @@ class CloudMLMagics(Magics):
             self._models(ns)
 
     def _models(self, ns: argparse.Namespace) -> None:
-        from ..cli import run_deploy_dry_run, run_models_command
+        from ..commands.runners import run_deploy_dry_run, run_models_command
 
         with _usage_errors():
             if ns.model_verb == "deploy" and ns.dry_run:
@@ -160,8 +162,8 @@ class CloudMLMagics(Magics):
         """Inspect jobs: `%cloudml jobs`, `describe JOB`, `logs JOB -f`, `cancel JOB`,
         `delete JOB`, `wait JOB`, `fetch JOB`, `tensorboard JOB...`. `%cloudml --help` lists
         the commands."""
-        from ..cli import run_job_command
-        from ..options import parse_command
+        from ..commands.grammar import parse_command
+        from ..commands.runners import run_job_command
 
         ns = _parse(lambda tokens: parse_command(tokens, prog="%cloudml"), line)
         if ns is None:
@@ -169,7 +171,7 @@ class CloudMLMagics(Magics):
         if ns.verb == "train":
             self._train(ns, None)
         elif ns.verb == "studies":
-            from ..cli import run_study_command
+            from ..commands.runners import run_study_command
 
             with _usage_errors():
                 run_study_command(self.client, ns, sys.stdout)
@@ -180,7 +182,7 @@ class CloudMLMagics(Magics):
         elif ns.verb == "tensorboard" and ns.job and ns.output == "text":
             self._tensorboard(ns.job)
         elif ns.verb == "tensorboard":
-            from ..cli import run_tensorboard_command
+            from ..commands.runners import run_tensorboard_command
 
             with _usage_errors():
                 run_tensorboard_command(self.client, ns, sys.stdout)
@@ -200,9 +202,9 @@ class CloudMLMagics(Magics):
     # --- the steps ----------------------------------------------------------------------------
 
     def _train(self, ns: argparse.Namespace, cell: str | None) -> None:
-        from ..cli import run_train_dry_run
-        from ..options import build_train_spec
-        from ..study_options import build_tuning_spec
+        from ..commands.runners import run_train_dry_run
+        from ..commands.study_flags import build_tuning_spec
+        from ..commands.train_spec import build_train_spec
 
         with _usage_errors():
             spec = build_train_spec(ns, cell=cell, source_dir=os.getcwd(), user_ns=self._user_ns)
@@ -259,7 +261,7 @@ class CloudMLMagics(Magics):
             raise JobFailed(
                 f"study {final.id} {final.status.value}: {final.reason or 'no successful trial'}"
             )
-        print(render.format_best_trial(final, final.best_trial))
+        print(format_best_trial(final, final.best_trial))
 
     def _metrics(self, job_id: str) -> None:
         """The job's curves as a plot, then the table of last values."""
@@ -270,7 +272,7 @@ class CloudMLMagics(Magics):
         scalars = self.client.metrics(job_id).scalars
         if any(scalars.values()):
             display(Image(metric_curves_png(scalars, title=job_id)))
-        print(render.format_metrics(scalars))
+        print(format_metrics(scalars))
 
     def _show(self, job_id: str) -> None:
         from IPython.display import display
@@ -286,24 +288,24 @@ class CloudMLMagics(Magics):
             print(f"stopped waiting; job {job_id} keeps running")
             return
         if output == "json":
-            print(render.dumps(render.job_dict(job)))
+            print(dumps(job_dict(job)))
         if not job.status.terminal:
-            print(f"{render.format_outcome(job)}; stopped waiting after the timeout")
+            print(f"{format_outcome(job)}; stopped waiting after the timeout")
             return
         self._finish(job, quiet=output == "json")
 
     def _finish(self, job: JobInfo, quiet: bool = False) -> None:
         """Say how the job ended; fail the cell unless it SUCCEEDED."""
         if job.status is not JobStatus.SUCCEEDED:
-            raise JobFailed(render.format_outcome(job))
+            raise JobFailed(format_outcome(job))
         if not quiet:
-            print(render.format_outcome(job))
+            print(format_outcome(job))
 
     def _tensorboard(self, ids: list[str]) -> None:
         """Start or reuse a TensorBoard and show it inline, through the Jupyter server."""
         from IPython.display import display
 
-        from ..tensorboard import notebook_bundle
+        from ..views.tensorboards import notebook_bundle
 
         with _usage_errors():
             board = self.client.tensorboard(ids)

@@ -248,7 +248,7 @@ class TensorBoardInfo:
     """A TensorBoard serving the event files of some jobs.
 
     `url` is where the backend serves it (reachable from the Jupyter server, not necessarily
-    from the browser: UIs go through the server's proxy, see `jupyter_cloudml.tensorboard`).
+    from the browser: UIs go through the server's proxy, see `jupyter_cloudml.views.tensorboards`).
     """
 
     id: str

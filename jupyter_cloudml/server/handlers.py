@@ -27,9 +27,10 @@ from ..models import (
     narrow_query,
     to_dict,
 )
-from ..render import job_dict, study_dict
-from ..render_deployments import deployment_dict
-from ..tensorboard import proxy_path
+from ..views.deployments import deployment_dict
+from ..views.jobs import job_dict
+from ..views.studies import study_dict
+from ..views.tensorboards import proxy_path
 from .logstream import LogFollower
 
 if TYPE_CHECKING:  # the app imports this module to register its handlers

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from jupyter_server_proxy.handlers import ProxyHandler
 from tornado import web
 
-from ..tensorboard import REMOTE_PREFIX
+from ..views.tensorboards import REMOTE_PREFIX
 
 ROUTE = rf"/{REMOTE_PREFIX}/(tb-[0-9a-f]{{12}})(/.*|)"
 

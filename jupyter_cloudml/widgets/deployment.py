@@ -28,7 +28,7 @@ from ..models import (
     ServingReplicaStatus,
     VersionInfo,
 )
-from ..render_deployments import curl_snippet, python_snippet, replicas_text
+from ..views.deployments import curl_snippet, python_snippet, replicas_text
 from .job import STATUS_COLORS, describe_error, render_error, render_pill
 from .watch import Watcher
 

@@ -20,7 +20,8 @@ from traitlets import Int, observe
 
 from ..exceptions import CloudMLError
 from ..models import JobInfo, JobStatus, LogLine, MetricsUpdate, Scalar, StudyInfo, TrialStatus
-from ..render import format_duration, format_log_line
+from ..views.jobs import format_log_line
+from ..views.text import format_duration
 
 if TYPE_CHECKING:
     from .watch import JobWatcher

@@ -14,15 +14,14 @@ from typing import Any, Protocol
 import ipywidgets
 
 from ..models import Goal, JobStatus, Scalar, StudyInfo, TrialInfo, TrialStatus
-from ..render import (
-    NONE,
-    format_number,
+from ..views.studies import (
     format_objective,
     format_trial_counts,
     param_names,
     sort_trials,
     trials_done,
 )
+from ..views.text import NONE, format_number
 from .job import (
     PlotImage,
     ScalarSeries,

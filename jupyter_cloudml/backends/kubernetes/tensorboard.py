@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...exceptions import InvalidSpec
-from ...tensorboard import tensorboard_id
+from ..common.tensorboards import tensorboard_id
 from .labels import JOBS_ANNOTATION, tensorboard_labels
 from .names import dns_label
 

@@ -10,7 +10,7 @@ import time
 
 from ...exceptions import BackendUnavailable, Conflict, NotFound
 from ...models import TensorBoardInfo
-from ...tensorboard import tensorboard_id
+from ..common.tensorboards import tensorboard_id
 from .api import KubeApi
 from .labels import JOBS_ANNOTATION, TENSORBOARD_KEY
 from .status import Obj, annotations_of, timestamp

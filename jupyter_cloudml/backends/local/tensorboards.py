@@ -27,7 +27,7 @@ import psutil
 
 from ...exceptions import BackendUnavailable, InvalidSpec, NotFound
 from ...models import TensorBoardInfo
-from ...tensorboard import tensorboard_id
+from ..common.tensorboards import tensorboard_id
 from .processes import file_lock, process_alive, write_json
 
 STARTUP_TIMEOUT = 60.0

@@ -1,6 +1,6 @@
 """The tuning part of the one grammar: `--param ... --metric ...` on `train`, and `studies VERB`.
 
-`options.py` adds these to its parsers; a `train` command becomes a study when it has
+`grammar.py` adds these to its parsers; a `train` command becomes a study when it has
 `--param` or `--hptuning-config` (flags override single fields of the config file).
 """
 
@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .exceptions import InvalidSpec
+from ..exceptions import InvalidSpec
+from ..models import Algorithm, EarlyStopping, Goal, ParamSpec, TuningSpec
 from .flag_types import add_output_option, whole_number
-from .models import Algorithm, EarlyStopping, Goal, ParamSpec, TuningSpec
 
 STUDY_VERBS = ("list", "describe", "best", "trials", "cancel")
 STUDY_SUMMARIES = {
@@ -37,7 +37,7 @@ TUNING_FIELDS = {
 
 
 def _param(text: str) -> ParamSpec:
-    from .tuning.space import parse_param
+    from ..tuning.space import parse_param
 
     return parse_param(text)
 
@@ -145,7 +145,7 @@ def build_tuning_spec(ns: argparse.Namespace, source_dir: str | Path) -> TuningS
         return None
     fields: dict[str, Any] = {}
     if ns.hptuning_config:
-        from .tuning.hptuning_config import load_hptuning_config
+        from ..tuning.hptuning_config import load_hptuning_config
 
         fields = load_hptuning_config(Path(os.path.join(source_dir, ns.hptuning_config)))
     params = {p.name: p for p in fields.get("params", ())}

@@ -9,27 +9,20 @@ see `server.tensorboard_proxy`).
 
 from __future__ import annotations
 
-import hashlib
 import html
 import os
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from .models import TensorBoardInfo
+from ..models import TensorBoardInfo
+from .text import format_table, format_time
 
 #: Output MIME type the lab extension renders as an inline TensorBoard frame.
 MIME_TYPE = "application/vnd.jupyter.cloudml.tensorboard+json"
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 #: Where the Jupyter server proxies TensorBoards on other hosts, by id.
 REMOTE_PREFIX = "cloudml/tensorboards"
-
-
-def tensorboard_id(job_ids: Sequence[str]) -> str:
-    """The id of the TensorBoard over exactly these jobs (order and repeats do not matter),
-    the same on every backend: `tb-` and 12 hex digits of a SHA-256 of the sorted ids."""
-    digest = hashlib.sha256("\n".join(sorted(set(job_ids))).encode()).hexdigest()
-    return f"tb-{digest[:12]}"
 
 
 def proxy_path(board: TensorBoardInfo) -> str:
@@ -58,3 +51,16 @@ def notebook_bundle(board: TensorBoardInfo, height: int = 800) -> dict[str, Any]
         "text/plain": f"TensorBoard {board.id} ({status}) over {', '.join(board.jobs)}: "
         f"open {path} under the Jupyter server's URL",
     }
+
+
+def format_tensorboard(board: TensorBoardInfo) -> str:
+    """One TensorBoard: where it serves and over which jobs."""
+    state = "reused" if board.reused else "started"
+    return f"TensorBoard {board.id} ({state}) over {', '.join(board.jobs)}: {board.url}"
+
+
+def format_tensorboards(boards: Sequence[TensorBoardInfo]) -> str:
+    if not boards:
+        return "no TensorBoard is running"
+    rows = [(b.id, b.url, format_time(b.started), ", ".join(b.jobs)) for b in boards]
+    return format_table(("ID", "URL", "STARTED", "JOBS"), rows)

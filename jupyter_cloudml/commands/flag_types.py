@@ -7,7 +7,7 @@ import argparse
 import math
 import re
 
-from .models import JobStatus
+from ..models import JobStatus
 
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}

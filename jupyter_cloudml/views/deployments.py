@@ -7,8 +7,8 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
-from .models import DeploymentInfo, DeploySpec, ServingReplicaStatus, VersionInfo, to_dict
-from .render import format_table, format_time
+from ..models import DeploymentInfo, DeploySpec, ServingReplicaStatus, VersionInfo, to_dict
+from ..views.text import format_table, format_time
 
 
 def traffic_text(info: DeploymentInfo) -> str:

@@ -1,6 +1,6 @@
 """The serving part of the one grammar: `models VERB ...` and `%cloudml_deploy NAME ...`.
 
-`options.py` dispatches `models ...` here; `%cloudml_deploy NAME ...` is `models deploy NAME ...`.
+`grammar.py` dispatches `models ...` here; `%cloudml_deploy NAME ...` is `models deploy NAME ...`.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import argparse
 import json
 from typing import Any
 
+from ..models import DeploySpec, ModelFramework, Resources
 from .flag_types import add_output_option, finite_number, whole_number
-from .models import DeploySpec, ModelFramework, Resources
 
 MODEL_VERBS = ("list", "describe", "deploy", "predict", "update", "rollback", "undeploy")
 MODEL_SUMMARIES = {

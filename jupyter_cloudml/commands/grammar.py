@@ -1,24 +1,21 @@
-"""The one argument grammar of `cloudml ...` (CLI), `%cloudml ...` and `%%cloudml_train ...`.
-
-`parse_command` reads a whole command line (`train ...`, `jobs VERB ...` or `VERB ...`);
-`parse_verb` reads the arguments of one verb. Neither ever exits the process: a mistake raises
-`InvalidSpec` with one clear sentence, `--help` raises `HelpRequested` carrying the text to show.
-`build_train_spec` and `build_job_query` turn a parsed namespace into the model objects.
-"""
+"""The one argument grammar of `cloudml VERB ...` and `%cloudml VERB ...`: verbs, their
+parsers, help, and mistakes answered with the closest right spelling."""
 
 from __future__ import annotations
 
 import argparse
 import difflib
 import functools
-import os
 import re
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from .deploy_options import MODEL_SUMMARIES, MODEL_VERBS, add_model_verb_options
-from .exceptions import InvalidSpec
+from ..exceptions import InvalidSpec
+from ..hub.options import HUB_SUMMARIES, HUB_VERBS, add_hub_verb_options
+from ..models import (
+    Framework,
+)
+from .deploy_flags import MODEL_SUMMARIES, MODEL_VERBS, add_model_verb_options
 from .flag_types import (
     add_output_option,
     finite_number,
@@ -29,26 +26,15 @@ from .flag_types import (
     parse_duration,
     whole_number,
 )
-from .hub.options import HUB_SUMMARIES, HUB_VERBS, add_hub_verb_options
-from .models import (
-    CodePackage,
-    Framework,
-    JobQuery,
-    Replicas,
-    Resources,
-    TrainSpec,
-    slugify,
-)
-from .study_options import (
-    STUDY_SUMMARIES,
-    STUDY_VERBS,
-    add_study_verb_options,
-    add_tuning_options,
-)
+from .study_flags import STUDY_SUMMARIES, STUDY_VERBS, add_study_verb_options, add_tuning_options
 
 #: Verbs that act on existing jobs; each is also accepted after `jobs` (`jobs describe ID`).
 JOB_VERBS = ("list", "describe", "logs", "metrics", "cancel", "delete", "wait", "fetch")
+
+
 VERBS = ("train", *JOB_VERBS, "tensorboard")
+
+
 SUMMARIES = {
     "train": "submit SCRIPT.py (or --package-path DIR --module MOD) as a training job",
     "list": "list jobs, newest first ('jobs' alone does the same)",
@@ -61,7 +47,11 @@ SUMMARIES = {
     "fetch": "load the variables a job named with --return into the notebook",
     "tensorboard": "open TensorBoard over jobs or studies (--list the running ones, --stop ID)",
 }
+
+
 READ_VERBS = ("list", "describe", "logs", "metrics", "wait", "tensorboard")
+
+
 HELP_FLAGS = ("-h", "--help")
 
 
@@ -103,13 +93,19 @@ class _HelpAction(argparse.Action):
         raise HelpRequested(parser.format_help())
 
 
-# --- the parsers ------------------------------------------------------------------------------
-
 # Keyword sets shared by many flags.
 COUNT: dict[str, Any] = {"type": whole_number, "metavar": "N"}
+
+
 REPEAT: dict[str, Any] = {"action": "append", "default": []}
+
+
 PAIRS: dict[str, Any] = {**REPEAT, "type": key_value, "metavar": "K=V"}
+
+
 NAMES: dict[str, Any] = {"action": "extend", "default": [], "type": name_list}
+
+
 SWITCH: dict[str, Any] = {"action": "store_true"}
 
 
@@ -391,210 +387,3 @@ def _parse_group_command(group: str, rest: list[str], prog: str) -> argparse.Nam
     ns.verb = group
     setattr(ns, attribute, sub)
     return ns
-
-
-# --- namespace -> models ----------------------------------------------------------------------
-
-
-def build_job_query(ns: argparse.Namespace) -> JobQuery:
-    """The `JobQuery` of a parsed `list` command."""
-    return JobQuery(
-        status=tuple(dict.fromkeys(s for group in ns.status for s in group)),
-        name=ns.name,
-        labels=dict(ns.label),
-        limit=ns.limit,
-        offset=ns.offset,
-    )
-
-
-def train_replicas(ns: argparse.Namespace) -> Replicas:
-    """Replica counts; TensorFlow parameter-server training gets a chief (its coordinator)."""
-    tf_ps = ns.framework == Framework.TENSORFLOW.value and ns.ps > 0
-    return Replicas(chief=1 if ns.chief or tf_ps else 0, workers=ns.workers, ps=ns.ps)
-
-
-def train_resources(ns: argparse.Namespace) -> Resources:
-    """Per-replica resources; flags left out keep the model's defaults."""
-    given = {"cpu": ns.cpu, "memory": ns.memory, "gpus": ns.gpus, "gpu_type": ns.gpu_type}
-    return Resources(**{key: value for key, value in given.items() if value is not None})
-
-
-def _exports(ns: argparse.Namespace, user_ns: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if not ns.export:
-        return None
-    if user_ns is None:
-        raise InvalidSpec("--export ships notebook variables: use it in %%cloudml_train")
-    for name in ns.export:
-        if name not in user_ns:
-            raise InvalidSpec(f"--export {name!r}: no variable named {name!r} in the notebook")
-    return {name: user_ns[name] for name in ns.export}
-
-
-def _trainer_args(ns: argparse.Namespace) -> tuple[str, ...]:
-    args = tuple(ns.trainer_args)
-    given = any(a == "--job-dir" or a.startswith("--job-dir=") for a in args)
-    if ns.job_dir and not given:
-        args += ("--job-dir", ns.job_dir)
-    return args
-
-
-def build_train_spec(
-    ns: argparse.Namespace,
-    *,
-    cell: str | None,
-    source_dir: str | Path,
-    user_ns: Mapping[str, Any] | None,
-) -> TrainSpec:
-    """Package the code named by a parsed `train` command and describe the job to submit.
-
-    `cell` is the notebook cell body (None from the CLI), `source_dir` the folder relative
-    paths start from, `user_ns` the notebook's variables (None from the CLI: no --export/--return).
-    """
-    replicas = train_replicas(ns)
-    resources = train_resources(ns)
-    if ns.returns and user_ns is None:
-        raise InvalidSpec("--return brings variables back into a notebook: use %%cloudml_train")
-    package, default_name = _package(ns, cell, source_dir, user_ns)
-    return TrainSpec(
-        name=ns.name or slugify(default_name),
-        package=package,
-        args=_trainer_args(ns),
-        env=dict(ns.env),
-        framework=Framework(ns.framework),
-        replicas=replicas,
-        resources=resources,
-        image=ns.image,
-        python=ns.python,
-        retries=ns.retries,
-        timeout=ns.timeout,
-        job_dir=ns.job_dir,
-        pre_command=ns.pre_command,
-        post_command=ns.post_command,
-        node_selector=dict(ns.node_selector),
-        labels=dict(ns.label),
-        returns=tuple(ns.returns),
-    )
-
-
-def _package(
-    ns: argparse.Namespace,
-    cell: str | None,
-    source_dir: str | Path,
-    user_ns: Mapping[str, Any] | None,
-) -> tuple[CodePackage, str]:
-    """The code package of a `train` command (cell, SCRIPT or package folder), and its name."""
-    from . import packaging
-
-    has_cell = cell is not None and bool(cell.strip())
-    # Command-line paths are relative to `source_dir`, where the user is; a script's or a
-    # package's folder is where packaging starts, so such paths are made absolute first.
-    moved = bool(ns.script or ns.package_path)
-
-    def here(path: str) -> str:
-        return os.path.abspath(os.path.join(source_dir, path)) if moved else path
-
-    common: dict[str, Any] = {
-        "includes": tuple(here(item) for item in ns.include),
-        "excludes": tuple(ns.exclude),
-        "requirements_file": here(ns.requirements) if ns.requirements else None,
-        "pip": tuple(ns.pip),
-    }
-    if ns.package_path or ns.module:
-        if not (ns.package_path and ns.module):
-            raise InvalidSpec(
-                "--package-path and --module go together "
-                "(e.g. --package-path trainer/ --module trainer.task)"
-            )
-        if ns.script or has_cell:
-            what = "SCRIPT.py" if ns.script else "the cell's code"
-            raise InvalidSpec(f"run either {what} or --package-path DIR --module MOD, not both")
-        if ns.export or ns.returns:
-            raise InvalidSpec("--export and --return work with cell or script code only")
-        path = os.path.join(source_dir, ns.package_path)
-        return packaging.package_directory(path, ns.module, **common), ns.module
-    if ns.script:
-        if has_cell:
-            raise InvalidSpec("run either the cell's code or SCRIPT.py, not both")
-        path = os.path.join(source_dir, ns.script)
-        try:
-            with open(path, encoding="utf-8") as file:
-                source = file.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise InvalidSpec(f"cannot read {ns.script!r}: {reason}") from None
-        code_dir: str | Path = os.path.dirname(os.path.abspath(path))
-        name = os.path.splitext(os.path.basename(path))[0]
-    elif cell is not None and has_cell:
-        source, code_dir, name = cell, source_dir, "cell"
-    else:
-        where = "write code in the cell or " if cell is not None else ""
-        raise InvalidSpec(
-            f"nothing to run: {where}give SCRIPT.py or --package-path DIR --module MOD"
-        )
-    exports = _exports(ns, user_ns)
-    package = packaging.package_cell(
-        source, source_dir=code_dir, exports=exports, returns=tuple(ns.returns), **common
-    )
-    return package, name
-
-
-# --- models -> flags (the inverse, for "copy the magic that reproduces this job") -------------
-
-#: Labels the platform sets itself; a reproduced job gets fresh ones.
-SYSTEM_LABEL_PREFIX = "cloudml.io/"
-
-
-def train_flags(spec: TrainSpec) -> list[str]:
-    """The `train` flags that describe `spec` (defaults left out); trainer args after '--'."""
-    flags = ["--name", spec.name]
-    if spec.framework is not Framework.GENERIC:
-        flags += ["--framework", spec.framework.value]
-    if spec.replicas.workers != 1:
-        flags += ["--workers", str(spec.replicas.workers)]
-    if spec.replicas.ps:
-        flags += ["--ps", str(spec.replicas.ps)]
-    elif spec.replicas.chief:
-        flags.append("--chief")
-    defaults = Resources()
-    for flag, value, default in [
-        ("--cpu", spec.resources.cpu, defaults.cpu),
-        ("--memory", spec.resources.memory, defaults.memory),
-        ("--gpus", spec.resources.gpus, defaults.gpus),
-        ("--gpu-type", spec.resources.gpu_type, defaults.gpu_type),
-        ("--retries", spec.retries, 0),
-        ("--timeout", spec.timeout, None),
-        ("--job-dir", spec.job_dir, None),
-        ("--pre-command", spec.pre_command, None),
-        ("--post-command", spec.post_command, None),
-        ("--image", spec.image, None),
-        ("--python", spec.python, None),
-    ]:
-        if value != default:
-            flags += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-    labels = {k: v for k, v in spec.labels.items() if not k.startswith(SYSTEM_LABEL_PREFIX)}
-    for flag, pairs in [
-        ("--env", spec.env),
-        ("--label", labels),
-        ("--node-selector", spec.node_selector),
-    ]:
-        for key, value in pairs.items():
-            flags += [flag, f"{key}={value}"]
-    for requirement in spec.package.requirements:
-        flags += ["--pip", requirement]
-    if spec.returns:
-        flags += ["--return", ",".join(spec.returns)]
-    args = list(spec.args)
-    if spec.job_dir and args[-2:] == ["--job-dir", spec.job_dir]:
-        args = args[:-2]  # added by --job-dir itself
-    return flags + (["--", *args] if args else [])
-
-
-def reproduce_magic(spec: TrainSpec, cell: str | None) -> str:
-    """A notebook cell that submits this job again: `%%cloudml_train FLAGS` and the code."""
-    import shlex
-
-    flags = train_flags(spec)
-    if cell is None:
-        flags[2:2] = ["--module", spec.package.module, "--package-path", "PATH/TO/PACKAGE"]
-        return "%cloudml train " + shlex.join(flags)
-    return f"%%cloudml_train {shlex.join(flags)}\n{cell}"

@@ -1,0 +1,163 @@
+"""Parsed `train` flags (and a cell) into a `TrainSpec`, packaging the code they name; listing
+flags into a `JobQuery`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import InvalidSpec
+from ..models import (
+    CodePackage,
+    Framework,
+    JobQuery,
+    Replicas,
+    Resources,
+    TrainSpec,
+    slugify,
+)
+
+
+def build_job_query(ns: argparse.Namespace) -> JobQuery:
+    """The `JobQuery` of a parsed `list` command."""
+    return JobQuery(
+        status=tuple(dict.fromkeys(s for group in ns.status for s in group)),
+        name=ns.name,
+        labels=dict(ns.label),
+        limit=ns.limit,
+        offset=ns.offset,
+    )
+
+
+def train_replicas(ns: argparse.Namespace) -> Replicas:
+    """Replica counts; TensorFlow parameter-server training gets a chief (its coordinator)."""
+    tf_ps = ns.framework == Framework.TENSORFLOW.value and ns.ps > 0
+    return Replicas(chief=1 if ns.chief or tf_ps else 0, workers=ns.workers, ps=ns.ps)
+
+
+def train_resources(ns: argparse.Namespace) -> Resources:
+    """Per-replica resources; flags left out keep the model's defaults."""
+    given = {"cpu": ns.cpu, "memory": ns.memory, "gpus": ns.gpus, "gpu_type": ns.gpu_type}
+    return Resources(**{key: value for key, value in given.items() if value is not None})
+
+
+def _exports(ns: argparse.Namespace, user_ns: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not ns.export:
+        return None
+    if user_ns is None:
+        raise InvalidSpec("--export ships notebook variables: use it in %%cloudml_train")
+    for name in ns.export:
+        if name not in user_ns:
+            raise InvalidSpec(f"--export {name!r}: no variable named {name!r} in the notebook")
+    return {name: user_ns[name] for name in ns.export}
+
+
+def _trainer_args(ns: argparse.Namespace) -> tuple[str, ...]:
+    args = tuple(ns.trainer_args)
+    given = any(a == "--job-dir" or a.startswith("--job-dir=") for a in args)
+    if ns.job_dir and not given:
+        args += ("--job-dir", ns.job_dir)
+    return args
+
+
+def build_train_spec(
+    ns: argparse.Namespace,
+    *,
+    cell: str | None,
+    source_dir: str | Path,
+    user_ns: Mapping[str, Any] | None,
+) -> TrainSpec:
+    """Package the code named by a parsed `train` command and describe the job to submit.
+
+    `cell` is the notebook cell body (None from the CLI), `source_dir` the folder relative
+    paths start from, `user_ns` the notebook's variables (None from the CLI: no --export/--return).
+    """
+    replicas = train_replicas(ns)
+    resources = train_resources(ns)
+    if ns.returns and user_ns is None:
+        raise InvalidSpec("--return brings variables back into a notebook: use %%cloudml_train")
+    package, default_name = _package(ns, cell, source_dir, user_ns)
+    return TrainSpec(
+        name=ns.name or slugify(default_name),
+        package=package,
+        args=_trainer_args(ns),
+        env=dict(ns.env),
+        framework=Framework(ns.framework),
+        replicas=replicas,
+        resources=resources,
+        image=ns.image,
+        python=ns.python,
+        retries=ns.retries,
+        timeout=ns.timeout,
+        job_dir=ns.job_dir,
+        pre_command=ns.pre_command,
+        post_command=ns.post_command,
+        node_selector=dict(ns.node_selector),
+        labels=dict(ns.label),
+        returns=tuple(ns.returns),
+    )
+
+
+def _package(
+    ns: argparse.Namespace,
+    cell: str | None,
+    source_dir: str | Path,
+    user_ns: Mapping[str, Any] | None,
+) -> tuple[CodePackage, str]:
+    """The code package of a `train` command (cell, SCRIPT or package folder), and its name."""
+    from .. import packaging
+
+    has_cell = cell is not None and bool(cell.strip())
+    # Command-line paths are relative to `source_dir`, where the user is; a script's or a
+    # package's folder is where packaging starts, so such paths are made absolute first.
+    moved = bool(ns.script or ns.package_path)
+
+    def here(path: str) -> str:
+        return os.path.abspath(os.path.join(source_dir, path)) if moved else path
+
+    common: dict[str, Any] = {
+        "includes": tuple(here(item) for item in ns.include),
+        "excludes": tuple(ns.exclude),
+        "requirements_file": here(ns.requirements) if ns.requirements else None,
+        "pip": tuple(ns.pip),
+    }
+    if ns.package_path or ns.module:
+        if not (ns.package_path and ns.module):
+            raise InvalidSpec(
+                "--package-path and --module go together "
+                "(e.g. --package-path trainer/ --module trainer.task)"
+            )
+        if ns.script or has_cell:
+            what = "SCRIPT.py" if ns.script else "the cell's code"
+            raise InvalidSpec(f"run either {what} or --package-path DIR --module MOD, not both")
+        if ns.export or ns.returns:
+            raise InvalidSpec("--export and --return work with cell or script code only")
+        path = os.path.join(source_dir, ns.package_path)
+        return packaging.package_directory(path, ns.module, **common), ns.module
+    if ns.script:
+        if has_cell:
+            raise InvalidSpec("run either the cell's code or SCRIPT.py, not both")
+        path = os.path.join(source_dir, ns.script)
+        try:
+            with open(path, encoding="utf-8") as file:
+                source = file.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise InvalidSpec(f"cannot read {ns.script!r}: {reason}") from None
+        code_dir: str | Path = os.path.dirname(os.path.abspath(path))
+        name = os.path.splitext(os.path.basename(path))[0]
+    elif cell is not None and has_cell:
+        source, code_dir, name = cell, source_dir, "cell"
+    else:
+        where = "write code in the cell or " if cell is not None else ""
+        raise InvalidSpec(
+            f"nothing to run: {where}give SCRIPT.py or --package-path DIR --module MOD"
+        )
+    exports = _exports(ns, user_ns)
+    package = packaging.package_cell(
+        source, source_dir=code_dir, exports=exports, returns=tuple(ns.returns), **common
+    )
+    return package, name

@@ -1,0 +1,69 @@
+"""Models back into flags: the `train` flags and the cell that reproduce a job ("copy the
+magic")."""
+
+from __future__ import annotations
+
+from ..models import (
+    Framework,
+    Resources,
+    TrainSpec,
+)
+
+#: Labels the platform sets itself; a reproduced job gets fresh ones.
+SYSTEM_LABEL_PREFIX = "cloudml.io/"
+
+
+def train_flags(spec: TrainSpec) -> list[str]:
+    """The `train` flags that describe `spec` (defaults left out); trainer args after '--'."""
+    flags = ["--name", spec.name]
+    if spec.framework is not Framework.GENERIC:
+        flags += ["--framework", spec.framework.value]
+    if spec.replicas.workers != 1:
+        flags += ["--workers", str(spec.replicas.workers)]
+    if spec.replicas.ps:
+        flags += ["--ps", str(spec.replicas.ps)]
+    elif spec.replicas.chief:
+        flags.append("--chief")
+    defaults = Resources()
+    for flag, value, default in [
+        ("--cpu", spec.resources.cpu, defaults.cpu),
+        ("--memory", spec.resources.memory, defaults.memory),
+        ("--gpus", spec.resources.gpus, defaults.gpus),
+        ("--gpu-type", spec.resources.gpu_type, defaults.gpu_type),
+        ("--retries", spec.retries, 0),
+        ("--timeout", spec.timeout, None),
+        ("--job-dir", spec.job_dir, None),
+        ("--pre-command", spec.pre_command, None),
+        ("--post-command", spec.post_command, None),
+        ("--image", spec.image, None),
+        ("--python", spec.python, None),
+    ]:
+        if value != default:
+            flags += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    labels = {k: v for k, v in spec.labels.items() if not k.startswith(SYSTEM_LABEL_PREFIX)}
+    for flag, pairs in [
+        ("--env", spec.env),
+        ("--label", labels),
+        ("--node-selector", spec.node_selector),
+    ]:
+        for key, value in pairs.items():
+            flags += [flag, f"{key}={value}"]
+    for requirement in spec.package.requirements:
+        flags += ["--pip", requirement]
+    if spec.returns:
+        flags += ["--return", ",".join(spec.returns)]
+    args = list(spec.args)
+    if spec.job_dir and args[-2:] == ["--job-dir", spec.job_dir]:
+        args = args[:-2]  # added by --job-dir itself
+    return flags + (["--", *args] if args else [])
+
+
+def reproduce_magic(spec: TrainSpec, cell: str | None) -> str:
+    """A notebook cell that submits this job again: `%%cloudml_train FLAGS` and the code."""
+    import shlex
+
+    flags = train_flags(spec)
+    if cell is None:
+        flags[2:2] = ["--module", spec.package.module, "--package-path", "PATH/TO/PACKAGE"]
+        return "%cloudml train " + shlex.join(flags)
+    return f"%%cloudml_train {shlex.join(flags)}\n{cell}"
