@@ -7,6 +7,10 @@ Files named `jupyter_cloudml_config.py` / `.json` in any Jupyter config director
 from __future__ import annotations
 
 import os
+import re
+from importlib import import_module
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
 
 from traitlets import Unicode
 from traitlets.config import Config, Configurable
@@ -14,13 +18,14 @@ from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
 
 from .exceptions import InvalidSpec
 
+if TYPE_CHECKING:
+    from .backends.base import Backend
+
 CONFIG_BASENAME = "jupyter_cloudml_config"
 
-#: Short names for the built-in backends; any other value is a dotted class path.
-BACKENDS = {
-    "local": "jupyter_cloudml.backends.local.LocalBackend",
-    "kubernetes": "jupyter_cloudml.backends.kubernetes.KubernetesBackend",
-}
+#: The entry-point group naming backends (`local`, `kubernetes`, and any a package adds:
+#: `[project.entry-points."jupyter_cloudml.backends"] slurm = "pkg.module:SlurmBackend"`).
+BACKEND_GROUP = "jupyter_cloudml.backends"
 
 
 class CloudML(Configurable):
@@ -30,7 +35,8 @@ class CloudML(Configurable):
         "local",
         config=True,
         help="""Where jobs run: 'local' (embedded, this machine), 'kubernetes' (a cluster,
-        see `KubernetesBackend`) or a dotted path to a
+        see `KubernetesBackend`), the name of a backend another package installs (entry-point
+        group `jupyter_cloudml.backends`) or a dotted path to a
         `jupyter_cloudml.backends.base.Backend` subclass. Overridden by $CLOUDML_BACKEND.
         Example: c.CloudML.backend = "local" """,
     )
@@ -39,25 +45,45 @@ class CloudML(Configurable):
         """The backend to use: `override` (a --backend flag), else $CLOUDML_BACKEND, else config."""
         return override or os.environ.get("CLOUDML_BACKEND") or self.backend
 
-    def backend_class(self, override: str | None = None) -> type:
-        """Import the backend class (see `backend_name`)."""
-        from importlib import import_module
-
+    def backend_class(self, override: str | None = None) -> type[Backend]:
+        """Import the backend class (see `backend_name`): an installed backend's entry point,
+        else the `BACKEND` of this package's `backends/NAME/`, else a dotted class path. A
+        backend whose optional extra is missing says which one to install."""
         from .backends.base import Backend
 
         name = self.backend_name(override)
-        path = BACKENDS.get(name, name)
-        module, _, attr = path.rpartition(".")
+        installed = {ep.name: ep for ep in entry_points(group=BACKEND_GROUP)}
         try:
-            cls = getattr(import_module(module), attr) if module else None
+            if name in installed:
+                cls = installed[name].load()
+            elif re.fullmatch(r"[a-z][a-z0-9_]*", name):  # run from a source tree: no entry points
+                cls = getattr(import_module(f"{__package__}.backends.{name}"), "BACKEND", None)
+            else:
+                module, _, attr = name.rpartition(".")
+                cls = getattr(import_module(module), attr) if module else None
+        except ModuleNotFoundError as exc:
+            if name in installed:
+                raise InvalidSpec(_missing_extra(installed[name], exc)) from None
+            cls = None
         except (ImportError, AttributeError):
             cls = None
         if not (isinstance(cls, type) and issubclass(cls, Backend)):
-            known = ", ".join(sorted(BACKENDS))
+            known = ", ".join(sorted(installed))
             raise InvalidSpec(
                 f"unknown backend {name!r}: use one of {known} or a Backend class path"
             )
         return cls
+
+
+def _missing_extra(entry: EntryPoint, exc: ModuleNotFoundError) -> str:
+    """`No module named 'kubernetes'`, with the `pip install` of the extra that brings it."""
+    dist = entry.dist
+    extras = (dist.metadata.get_all("Provides-Extra") or []) if dist is not None else []
+    if dist is not None and entry.name in extras:
+        install = f"pip install '{dist.metadata['Name']}[{entry.name}]'"
+    else:
+        install = f"install the package that provides {exc.name!r}"
+    return f"the {entry.name} backend needs {exc.name!r}, which is not installed: {install}"
 
 
 def load_config() -> Config:

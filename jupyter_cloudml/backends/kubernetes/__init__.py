@@ -8,7 +8,7 @@ each pod, deriving the replica's distributed environment from its completion ind
 
 def __getattr__(name: str) -> object:
     """``KubernetesBackend`` imported on first use (it needs the ``kubernetes`` client)."""
-    if name == "KubernetesBackend":
+    if name in ("KubernetesBackend", "BACKEND"):  # BACKEND: how `c.CloudML.backend` finds it
         from .backend import KubernetesBackend
 
         return KubernetesBackend

@@ -9,7 +9,7 @@ __all__ = ["LocalBackend"]
 
 def __getattr__(name: str) -> Any:
     # Supervisors import submodules of this package; keep that free of traitlets and the backend.
-    if name == "LocalBackend":
+    if name in ("LocalBackend", "BACKEND"):  # BACKEND: how `c.CloudML.backend` finds it
         from .backend import LocalBackend
 
         return LocalBackend
