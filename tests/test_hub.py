@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
 
 import kubernetes_validate
@@ -247,6 +250,87 @@ def test_group_quota_lets_a_group_member_spawn_the_big_profile(tmp_path):
     assert found.objects[-1]["spec"]["nodeSelector"] == {
         "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"
     }
+
+
+# KubeSpawner's whole constructor, as the hub runs it: it loads a cluster configuration (here a
+# kubeconfig naming the in-cluster API server; nothing connects) and makes its API client in the
+# running event loop. A process of its own, as KubeSpawner loads its configuration once.
+HUB_SPAWN = """
+import asyncio, json, sys
+from traitlets.config.loader import PyFileConfigLoader
+from jupyter_cloudml.hub import manifests
+from jupyter_cloudml.hub.spawner import CloudMLSpawner
+
+def constructed(spawner):
+    attributes = {k: v for k, v in vars(spawner).items() if k != "api"}
+    values = {}
+    for name, value in {**spawner.trait_values(), **attributes}.items():
+        try:
+            values[name] = json.loads(json.dumps(value))
+        except (TypeError, ValueError):
+            continue  # objects: the user, the hub, callables
+    return {"attributes": sorted(attributes), "values": values}
+
+async def main(config_file, username, group, slug):
+    config = PyFileConfigLoader(config_file).load_config()
+    user = manifests.hub_user(username, [group])
+    hub = manifests.zero_to_jupyterhub_hub()
+    spawners = {
+        "hub": CloudMLSpawner(config=config, user=user, hub=hub, orm_spawner=user.orm_spawners[""]),
+        "offline": manifests.offline_spawner(config, username, [group]),
+    }
+    assert spawners["hub"].api is not None and not hasattr(spawners["offline"], "api")
+    found = {key: constructed(spawner) for key, spawner in spawners.items()}
+    for key, spawner in spawners.items():
+        found[key]["objects"] = (await manifests.spawn_preview(spawner, slug)).objects
+    print(json.dumps(found))
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+def test_the_preview_shows_the_pod_the_hubs_own_spawner_makes(tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {"name": "hub", "cluster": {"server": "https://kubernetes.default.svc"}}
+                ],
+                "users": [{"name": "hub", "user": {"token": "unused"}}],
+                "contexts": [{"name": "hub", "context": {"cluster": "hub", "user": "hub"}}],
+                "current-context": "hub",
+            }
+        )
+    )
+    config = tmp_path / "jupyterhub_config.py"
+    config.write_text(
+        "c.CloudMLSpawner.gpu_types = ['h100']\n"
+        "c.CloudMLSpawner.group_quotas = {'research': {'requests.nvidia.com/gpu': '8'}}\n"
+        "c.CloudMLSpawner.shared_storage_class = 'nfs-client'\n"
+        "c.KubeSpawner.pod_name_template = 'nb-{username}-{userid}'\n"
+        "c.KubeSpawner.working_dir = '/home/{username}'\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_SERVICE_")}
+    env["KUBECONFIG"] = str(kubeconfig)  # read by KubeSpawner when kubernetes_asyncio loads
+    argv = [str(config), "carol@example.com", "research", "gpu-h100-8"]
+    run = subprocess.run(
+        [sys.executable, "-c", HUB_SPAWN, *argv], env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout)
+    hub, offline = found["hub"], found["offline"]
+    assert offline["attributes"] == hub["attributes"]  # all KubeSpawner sets but its client
+    assert offline["values"] == hub["values"]
+    assert hub["values"]["pod_name"].startswith("nb-carol-example-com-")
+    assert offline["objects"] == hub["objects"]
+    shown = preview("carol@example.com", "gpu-h100-8", ["research"], str(config))
+    assert json.loads(json.dumps(shown.objects)) == hub["objects"]
+    pod = hub["objects"][-1]
+    assert pod["metadata"]["name"] == hub["values"]["pod_name"]
+    assert pod["spec"]["containers"][0]["workingDir"] == hub["values"]["working_dir"]
 
 
 # --- the command line ---------------------------------------------------------------------------
