@@ -19,7 +19,12 @@ MAX_REPLICAS = 16
 
 
 class ModelFramework(str, enum.Enum):
-    """How a model file is loaded and called."""
+    """How a model file is loaded and called.
+
+    Each has an entry in `serving.loaders.FRAMEWORKS` (its loader, files and KServe format);
+    `server/openapi.yaml` and the lab extension's `tokens.ts` list the values by hand
+    (`tests/test_model_frameworks.py` checks both).
+    """
 
     SKLEARN = "sklearn"
     XGBOOST = "xgboost"

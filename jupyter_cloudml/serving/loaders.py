@@ -3,6 +3,10 @@
 Loaders import their framework lazily, so a replica pays only for the one it serves. They raise
 ModelLoadError (a one-line reason) when the model cannot be loaded, and their predict raises
 BadInput (a ValueError) when a batch does not fit the model.
+
+`FRAMEWORKS`, at the end, is the one table of what each `ModelFramework` needs to be served:
+its loader, the model files it looks for in a folder and KServe's name for it. Importing this
+module fails if a framework has no entry.
 """
 
 from __future__ import annotations
@@ -17,15 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FRAMEWORKS = ("sklearn", "xgboost", "pytorch", "onnx", "custom")
+from ..models import ModelFramework
 
-# Model files looked for when --model is a folder.
-EXTENSIONS: dict[str, tuple[str, ...]] = {
-    "sklearn": (".joblib", ".pkl", ".pickle"),
-    "xgboost": (".json", ".ubj", ".bst", ".model", ".joblib", ".pkl", ".pickle"),
-    "onnx": (".onnx",),
-    "pytorch": (".pt", ".pth"),
-}
 _PICKLE_EXTENSIONS = (".joblib", ".pkl", ".pickle")
 _ONNX_TYPES = {
     "tensor(float)": ("float32", "FP32"),
@@ -65,14 +62,16 @@ class LoadedModel:
 
 def load_model(framework: str, model_path: str, predictor: str | None = None) -> LoadedModel:
     """Load `model_path` (a file or a folder) with the loader for `framework`."""
-    if framework == "custom":
+    try:
+        support = FRAMEWORKS[ModelFramework(framework)]
+    except ValueError:
+        names = ", ".join(f.value for f in ModelFramework)
+        raise ModelLoadError(f"unknown framework {framework!r} (one of {names})") from None
+    if support.load is None:
         if not predictor:
             raise ModelLoadError("--framework custom needs --predictor module:Class")
         return load_custom(model_path, predictor)
-    loader = _LOADERS.get(framework)
-    if loader is None:
-        raise ModelLoadError(f"unknown framework {framework!r} (one of {', '.join(FRAMEWORKS)})")
-    return loader(find_model_file(model_path, EXTENSIONS[framework]))
+    return support.load(find_model_file(model_path, support.suffixes))
 
 
 def find_model_file(model_path: str, extensions: tuple[str, ...]) -> Path:
@@ -359,9 +358,26 @@ def load_custom(model_path: str, predictor: str) -> LoadedModel:
     return LoadedModel(predict, f"{model_dir}:{predictor}", "custom", wants_list=True)
 
 
-_LOADERS: dict[str, Callable[[Path], LoadedModel]] = {
-    "sklearn": load_sklearn,
-    "xgboost": load_xgboost,
-    "onnx": load_onnx,
-    "pytorch": load_pytorch,
+@dataclass(frozen=True)
+class FrameworkSupport:
+    """What serving one framework takes."""
+
+    #: Loads a model file; None: the user's --predictor class does (`load_custom`).
+    load: Callable[[Path], LoadedModel] | None
+    #: The model files looked for when --model is a folder.
+    suffixes: tuple[str, ...] = ()
+    #: ``modelFormat.name`` of KServe's own runtime for it; None: KServe runs our model server.
+    kserve_format: str | None = None
+
+
+FRAMEWORKS: dict[ModelFramework, FrameworkSupport] = {
+    ModelFramework.SKLEARN: FrameworkSupport(load_sklearn, _PICKLE_EXTENSIONS, "sklearn"),
+    ModelFramework.XGBOOST: FrameworkSupport(
+        load_xgboost, (".json", ".ubj", ".bst", ".model", *_PICKLE_EXTENSIONS), "xgboost"
+    ),
+    ModelFramework.PYTORCH: FrameworkSupport(load_pytorch, (".pt", ".pth"), "pytorch"),
+    ModelFramework.ONNX: FrameworkSupport(load_onnx, (".onnx",), "onnx"),
+    ModelFramework.CUSTOM: FrameworkSupport(None),
 }
+if _missing := [f.value for f in ModelFramework if f not in FRAMEWORKS]:
+    raise RuntimeError(f"serving.loaders.FRAMEWORKS has no entry for {', '.join(_missing)}")

@@ -27,7 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .loaders import FRAMEWORKS, LoadedModel, ModelLoadError, load_model
+from ..models import ModelFramework
+from .loaders import LoadedModel, ModelLoadError, load_model
 
 # Exit codes, each with one stderr line: 3 and 5 are permanent, 4 may pass with another port.
 LOAD_ERROR_EXIT = 3
@@ -68,7 +69,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--name", required=True, help="model name in the URL paths")
     parser.add_argument("--version", default="1", help="model version reported in v2 answers")
-    parser.add_argument("--framework", required=True, choices=FRAMEWORKS)
+    choices = [f.value for f in ModelFramework]
+    parser.add_argument("--framework", required=True, choices=choices)
     parser.add_argument("--model", required=True, help="model file, or a folder holding one")
     parser.add_argument("--predictor", help="module:Class for --framework custom")
     parser.add_argument("--port", required=True, type=int)

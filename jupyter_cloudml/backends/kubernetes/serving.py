@@ -3,14 +3,15 @@
 Two flavours:
 
 * KServe (``inference_service``): one ``serving.kserve.io/v1beta1`` InferenceService per
-  deployment. sklearn, xgboost, pytorch and onnx models go to KServe's own runtimes
-  (``modelFormat``; KServe serves pytorch with TorchServe, which wants a ``.mar`` model store:
-  name such frameworks in ``own_server_for`` to run our model server instead); ``custom`` runs
-  our model server (``jupyter_cloudml.serving.replica``) in ``kserve-container``, where
-  KServe's storage initializer has put the model in ``/mnt/models``. Each deploy is a new
-  revision, and KServe splits traffic between the latest revision and the one rolled out
-  before it only (``canaryTrafficPercent``, Serverless mode): the versions and the split live
-  in the ``cloudml.io/versions`` and ``cloudml.io/traffic`` annotations.
+  deployment. Frameworks with a ``kserve_format`` (``serving.loaders.FRAMEWORKS``) go to
+  KServe's own runtimes (``modelFormat``; KServe serves pytorch with TorchServe, which wants a
+  ``.mar`` model store: name such frameworks in ``own_server_for`` to run our model server
+  instead); ``custom`` runs our model server (``jupyter_cloudml.serving.replica``) in
+  ``kserve-container``, where KServe's storage initializer has put the model in
+  ``/mnt/models``. Each deploy is a new revision, and KServe splits traffic between the latest
+  revision and the one rolled out before it only (``canaryTrafficPercent``, Serverless mode):
+  the versions and the split live in the ``cloudml.io/versions`` and ``cloudml.io/traffic``
+  annotations.
 * Plain (``plain_manifests``), without the KServe CRD: per version a Deployment and a Service
   ``<name>-<version>`` running our model server, and one Service ``<name>`` selecting the
   version that gets every unversioned request (a weighted split needs KServe).
@@ -30,6 +31,7 @@ from typing import Any
 
 from ...exceptions import Conflict, InvalidSpec, Unsupported
 from ...models import DeploySpec, ModelFramework
+from ...serving.loaders import FRAMEWORKS
 from ...serving.replica import replica_command
 from ..base import JOB_ID_RE
 from .labels import (
@@ -47,12 +49,7 @@ Manifest = dict[str, Any]
 
 KSERVE_API_VERSION = "serving.kserve.io/v1beta1"
 #: KServe's ``modelFormat.name`` of each framework its own runtimes serve.
-KSERVE_FORMATS = {
-    ModelFramework.SKLEARN: "sklearn",
-    ModelFramework.XGBOOST: "xgboost",
-    ModelFramework.PYTORCH: "pytorch",
-    ModelFramework.ONNX: "onnx",
-}
+KSERVE_FORMATS = {f: s.kserve_format for f, s in FRAMEWORKS.items() if s.kserve_format}
 #: The container name KServe expects of a custom predictor (it gets the storage initializer).
 KSERVE_CONTAINER = "kserve-container"
 #: Where KServe's storage initializer leaves the model of ``STORAGE_URI``.
