@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
-from jupyter_cloudml import cli
 from jupyter_cloudml.backends.kubernetes import rbac
 from jupyter_cloudml.backends.kubernetes.names import is_dns_label
+from jupyter_cloudml.cli import main
 from jupyter_cloudml.exceptions import InvalidSpec, QuotaExceeded
 from jupyter_cloudml.hub import configure, culler
 from jupyter_cloudml.hub.manifests import normalized_username, offline_spawner, preview
@@ -337,7 +337,7 @@ def test_the_preview_shows_the_pod_the_hubs_own_spawner_makes(tmp_path):
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
+    code = main(list(argv))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
