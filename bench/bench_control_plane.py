@@ -97,8 +97,8 @@ def bench_local_submit(repeats: int) -> float:
 
 
 def bench_status(kube, tenant, backend, jobs: int, changes: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    from jupyter_cloudml.backends.kubernetes.manifests.training import training_manifests
     from jupyter_cloudml.backends.kubernetes.status import is_record, job_info
-    from jupyter_cloudml.backends.kubernetes.training import training_manifests
 
     names, ids = [], []
     for i in range(jobs):

@@ -6,7 +6,7 @@ sends them) decoded and folded into the informer's cache, against
 models (what `watch.stream(batch.list_namespaced_job, ...)` does per event). Status latency
 and API requests per submission on the real control plane: `bench_control_plane.py`.
 
-Run: .venv/bin/python bench/bench_k8s.py [--events 20000]
+Run: .venv/bin/python bench/bench_k8s.py [--events 20000] [--smoke]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from jupyter_cloudml.backends.kubernetes.labels import (  # noqa: E402
     CREATED_ANNOTATION,
     SPEC_ANNOTATION,
 )
-from jupyter_cloudml.backends.kubernetes.training import training_manifests  # noqa: E402
+from jupyter_cloudml.backends.kubernetes.manifests.training import training_manifests  # noqa: E402
 from jupyter_cloudml.backends.kubernetes.watch import decode_event  # noqa: E402
 from jupyter_cloudml.models import (  # noqa: E402
     CodePackage,
@@ -92,7 +92,10 @@ def bench_decode(n: int) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks it still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.events = 1000
 
     ours, theirs = bench_decode(args.events)
     print("| watch events decoded | ours (JSON -> cache) | client typed models | ratio |")

@@ -28,14 +28,14 @@ from packaging.version import Version
 
 from jupyter_cloudml.backends.kubernetes.backend import KubernetesBackend
 from jupyter_cloudml.backends.kubernetes.entrypoint import USAGE_ERROR
-from jupyter_cloudml.backends.kubernetes.serving import (
+from jupyter_cloudml.backends.kubernetes.manifests.plain import version_deployment
+from jupyter_cloudml.backends.kubernetes.manifests.serving import (
     DEFAULT_SERVING_IMAGE,
     MODEL_MOUNT,
     SERVING_PORT,
     model_source,
-    version_deployment,
 )
-from jupyter_cloudml.backends.kubernetes.training import (
+from jupyter_cloudml.backends.kubernetes.manifests.training import (
     ENTRYPOINT_MODULE,
     USAGE_EXIT_CODES,
     WORK_MOUNT,

@@ -47,7 +47,9 @@ pathlib.Path(os.environ["CLOUDML_JOB_DIR"], "model.joblib").write_bytes(b"model"
 
 
 def test_kserve_inference_service_with_canary_split_and_rollback(kserve_backend, monkeypatch):
-    from jupyter_cloudml.backends.kubernetes import serving
+    from jupyter_cloudml.backends.kubernetes.manifests import serving
+    from jupyter_cloudml.backends.kubernetes.manifests.kserve import inference_service
+    from jupyter_cloudml.backends.kubernetes.manifests.serving import STORAGE_SCHEMES
     from jupyter_cloudml.exceptions import InvalidSpec
     from jupyter_cloudml.models import DeploymentStatus, DeploySpec, ModelFramework
 
@@ -61,7 +63,7 @@ def test_kserve_inference_service_with_canary_split_and_rollback(kserve_backend,
     isvc = cluster.get_object("inferenceservices", "churn", ns)
     storage = isvc["spec"]["predictor"]["model"]["storageUri"]
     assert storage == f"pvc://{CLAIM}/jobs/{job.id}/job_dir/model.joblib"
-    sent = serving.inference_service(
+    sent = inference_service(
         DeploySpec("churn", model, ModelFramework.XGBOOST), ns, storage_uri=storage
     )
     assert isvc["spec"]["predictor"] == sent["spec"]["predictor"]  # KServe's schema kept it all
@@ -79,7 +81,7 @@ def test_kserve_inference_service_with_canary_split_and_rollback(kserve_backend,
     assert "canaryTrafficPercent" not in predictor
     rolled = client.rollback("churn")
     assert {v.version: v.traffic for v in rolled.versions} == {"v1": 100, "v2": 0}
-    monkeypatch.setattr(serving, "STORAGE_SCHEMES", (*serving.STORAGE_SCHEMES, "fail"))
+    monkeypatch.setattr(serving, "STORAGE_SCHEMES", (*STORAGE_SCHEMES, "fail"))
     with pytest.raises(InvalidSpec, match="ModelLoadFailed"):
         client.deploy(DeploySpec("broken", "fail://no/model", ModelFramework.SKLEARN))
     client.undeploy("churn")

@@ -11,12 +11,12 @@ import pytest
 
 from jupyter_cloudml.backends.kubernetes import labels as k8s_labels
 from jupyter_cloudml.backends.kubernetes.entrypoint import replica_environment
-from jupyter_cloudml.backends.kubernetes.names import dns_label, is_dns_label, job_name
-from jupyter_cloudml.backends.kubernetes.training import (
+from jupyter_cloudml.backends.kubernetes.manifests.training import (
     GPU_PRODUCT_LABEL,
     owned_by,
     training_manifests,
 )
+from jupyter_cloudml.backends.kubernetes.names import dns_label, is_dns_label, job_name
 from jupyter_cloudml.exceptions import InvalidSpec
 from jupyter_cloudml.models import Framework, Replicas, Resources, TrainSpec
 from jupyter_cloudml.packaging import package_cell

@@ -14,22 +14,23 @@ import kubernetes_validate
 import pytest
 
 from jupyter_cloudml.backends.kubernetes import labels as k8s_labels
-from jupyter_cloudml.backends.kubernetes import serving
-from jupyter_cloudml.backends.kubernetes.serving import (
+from jupyter_cloudml.backends.kubernetes.manifests.kserve import inference_service, kserve_split
+from jupyter_cloudml.backends.kubernetes.manifests.plain import main_service, plain_manifests
+from jupyter_cloudml.backends.kubernetes.manifests.serving import (
     DEFAULT_SERVING_IMAGE,
-    inference_service,
-    kserve_split,
-    main_service,
+    DEPLOYMENT_NAME_MAX,
+    KSERVE_FORMATS,
+    MAX_RECORDED_VERSIONS,
+    PvcLocation,
     model_source,
     model_storage_uri,
     parse_pvc_uri,
-    plain_manifests,
 )
-from jupyter_cloudml.backends.kubernetes.tensorboard import (
+from jupyter_cloudml.backends.kubernetes.manifests.tensorboard import (
     tensorboard_id,
     tensorboard_manifests,
 )
-from jupyter_cloudml.backends.kubernetes.training import SharedVolume
+from jupyter_cloudml.backends.kubernetes.manifests.training import SharedVolume
 from jupyter_cloudml.exceptions import Conflict, InvalidSpec, Unsupported
 from jupyter_cloudml.models import DeploySpec, ModelFramework, Resources
 from jupyter_cloudml.serving.replica import replica_command
@@ -146,7 +147,7 @@ def test_kserve_own_server_for_a_framework() -> None:
 
 
 def test_unknown_framework_for_kserve(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delitem(serving.KSERVE_FORMATS, ModelFramework.ONNX)
+    monkeypatch.delitem(KSERVE_FORMATS, ModelFramework.ONNX)
     with pytest.raises(InvalidSpec, match=r"no runtime here for framework 'onnx'.*--engine plain"):
         isvc(spec_of(framework=ModelFramework.ONNX))
 
@@ -217,7 +218,7 @@ def test_kserve_keeps_a_bounded_version_history() -> None:
     for n in range(2, 30):
         doc = isvc(spec_of(version=f"v{n}"), doc)
     records = annotation(doc, k8s_labels.VERSIONS_ANNOTATION)
-    assert len(records) == serving.MAX_RECORDED_VERSIONS and records[-1]["version"] == "v29"
+    assert len(records) == MAX_RECORDED_VERSIONS and records[-1]["version"] == "v29"
 
 
 KSERVE_CHECK = r"""
@@ -313,7 +314,7 @@ def test_inference_services_match_kserve_models() -> None:
     gpu = Resources(cpu=1.5, memory="2Gi", gpus=2, gpu_type="t4")
     v1 = isvc(spec_of(resources=gpu, replicas=2), service_account="serving")
     docs = [
-        *(isvc(spec_of(framework=f)) for f in serving.KSERVE_FORMATS),
+        *(isvc(spec_of(framework=f)) for f in KSERVE_FORMATS),
         v1,
         isvc(spec_of(version="v2", traffic={"v1": 75, "v2": 25}), v1),
         isvc(spec_of(framework=ModelFramework.CUSTOM, predictor="p:Model", resources=gpu)),
@@ -492,7 +493,7 @@ def test_odd_names_make_valid_object_names(name: str, version: str) -> None:
     assert other[0]["metadata"]["name"] != names[0]  # versions never share a name
     service = isvc(spec)
     assert service["metadata"]["name"] == names[2]
-    assert DNS_1035.match(names[2]) and len(names[2]) <= serving.DEPLOYMENT_NAME_MAX
+    assert DNS_1035.match(names[2]) and len(names[2]) <= DEPLOYMENT_NAME_MAX
 
 
 # --- model locations --------------------------------------------------------------------------
@@ -512,7 +513,7 @@ def test_model_storage_uris() -> None:
     )
     for uri in ("gs://b/m/", "s3://b/m.onnx", "https://example.org/m.joblib", "pvc://c/a/b"):
         assert model_storage_uri(uri, shared=None) == uri
-    assert parse_pvc_uri("pvc://claim.x/a/b/") == serving.PvcLocation("claim.x", "a/b")
+    assert parse_pvc_uri("pvc://claim.x/a/b/") == PvcLocation("claim.x", "a/b")
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from ..backends.kubernetes.manifests.training import GPU_RESOURCE, gpu_placement, gpu_product
 from ..backends.kubernetes.quota import GPU_QUOTA, quantity
-from ..backends.kubernetes.training import GPU_RESOURCE, gpu_placement, gpu_product
 from ..exceptions import InvalidSpec
 from ..models import Resources
 

@@ -33,9 +33,9 @@ from .labels import (
     CANCELLED_ANNOTATION,
     SPEC_ANNOTATION,
 )
+from .manifests.serving import model_storage_uri
 from .names import job_name
 from .outputs import JobOutputs
-from .serving import model_storage_uri
 from .status import cluster_event, pod_events
 from .submission import Submission
 from .tensorboards import ClusterTensorBoards

@@ -23,9 +23,9 @@ from .index import JobIndex
 from .labels import (
     managed_selector,
 )
+from .manifests.training import SharedVolume
 from .names import job_name
 from .status import Obj, condition
-from .training import SharedVolume
 from .watch import Informer
 
 NAMESPACE_ENV = "CLOUDML_NAMESPACE"

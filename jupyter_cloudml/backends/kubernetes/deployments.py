@@ -34,14 +34,9 @@ from .labels import (
     VERSION_KEY,
     VERSIONS_ANNOTATION,
 )
-from .serving import (
-    SERVICE_PORT,
-    deployment_name,
-    inference_service,
-    main_service,
-    plain_manifests,
-    version_name,
-)
+from .manifests.kserve import inference_service
+from .manifests.plain import main_service, plain_manifests
+from .manifests.serving import SERVICE_PORT, deployment_name, version_name
 from .status import Obj, annotations_of, condition, labels_of, timestamp
 
 #: Conditions reasons of a predictor that will not get ready by waiting.

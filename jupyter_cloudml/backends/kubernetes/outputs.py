@@ -19,8 +19,8 @@ from ..common.job_metrics import read_job_metrics
 from ..common.loglines import merge_lines
 from . import podlogs
 from .connection import ClusterConnection
+from .manifests.training import PACKAGE_KEY
 from .status import Obj, pod_replica
-from .training import PACKAGE_KEY
 
 
 class JobOutputs(ClusterConnection):

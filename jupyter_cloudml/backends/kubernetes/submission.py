@@ -21,14 +21,14 @@ from ...models import (
 )
 from . import quota, rbac
 from .connection import ClusterConnection
-from .deploy_preview import PREVIEW_CLAIM, deployment_preview
 from .labels import (
     CREATED_ANNOTATION,
     JOB_ID_ANNOTATION,
     SPEC_ANNOTATION,
 )
+from .manifests.deploy_preview import PREVIEW_CLAIM, deployment_preview
+from .manifests.training import PACKAGE_KEY, PodOptions, SharedVolume, owned_by, training_manifests
 from .status import Obj
-from .training import PACKAGE_KEY, PodOptions, SharedVolume, owned_by, training_manifests
 
 
 class Submission(ClusterConnection):

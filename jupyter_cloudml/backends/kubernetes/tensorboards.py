@@ -13,9 +13,9 @@ from ...models import TensorBoardInfo
 from ..common.tensorboards import tensorboard_id
 from .api import KubeApi
 from .labels import JOBS_ANNOTATION, TENSORBOARD_KEY
+from .manifests.tensorboard import TENSORBOARD_PORT, tensorboard_manifests, tensorboard_name
+from .manifests.training import SharedVolume
 from .status import Obj, annotations_of, timestamp
-from .tensorboard import TENSORBOARD_PORT, tensorboard_manifests, tensorboard_name
-from .training import SharedVolume
 
 TB_ID_PREFIX = "tb-"
 

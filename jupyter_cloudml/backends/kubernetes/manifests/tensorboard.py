@@ -12,10 +12,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ...exceptions import InvalidSpec
-from ..common.tensorboards import tensorboard_id
-from .labels import JOBS_ANNOTATION, tensorboard_labels
-from .names import dns_label
+from ....exceptions import InvalidSpec
+from ...common.tensorboards import tensorboard_id
+from ..labels import JOBS_ANNOTATION, tensorboard_labels
+from ..names import dns_label
 
 __all__ = ["TENSORBOARD_PORT", "tensorboard_id", "tensorboard_manifests", "tensorboard_name"]
 

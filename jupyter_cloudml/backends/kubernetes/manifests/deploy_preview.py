@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ...models import DeploySpec
-from .serving import inference_service, model_storage_uri, plain_manifests
+from ....models import DeploySpec
+from .kserve import inference_service
+from .plain import plain_manifests
+from .serving import model_storage_uri
 from .training import SharedVolume
 
 #: The shared volume a preview assumes when the backend is configured with none.

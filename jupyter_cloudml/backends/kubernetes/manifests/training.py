@@ -29,11 +29,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ...exceptions import InvalidSpec
-from ...models import LABEL_VALUE_RE, Framework, Resources, TrainSpec
-from ..common.cluster import needs_addresses
-from .labels import JOB_ID_ANNOTATION, job_labels, job_match_labels
-from .names import job_name
+from ....exceptions import InvalidSpec
+from ....models import LABEL_VALUE_RE, Framework, Resources, TrainSpec
+from ...common.cluster import needs_addresses
+from ..labels import JOB_ID_ANNOTATION, job_labels, job_match_labels
+from ..names import job_name
 
 Manifest = dict[str, Any]
 
