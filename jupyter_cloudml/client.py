@@ -113,14 +113,11 @@ class Client:
                 return job
             time.sleep(poll)
 
-    def magic(self, job_id: str) -> str:
-        """A notebook cell that submits the job again (for "copy the magic")."""
-        from .commands.unparse import reproduce_magic
+    def cell(self, job_id: str) -> str | None:
+        """The notebook cell a job runs (None for a script or a trainer package)."""
         from .packaging import read_cell
 
-        spec = self.backend.get(job_id).spec
-        assert spec is not None
-        return reproduce_magic(spec, read_cell(self.backend.read_code(job_id)))
+        return read_cell(self.backend.read_code(job_id))
 
     # --- studies ----------------------------------------------------------------------------
 

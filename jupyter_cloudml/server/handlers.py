@@ -17,6 +17,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .. import exceptions
+from ..commands.unparse import reproduce_magic
 from ..models import (
     DeploymentInfo,
     JobInfo,
@@ -208,10 +209,12 @@ class JobHandler(CloudMLHandler):
     async def get(self, job_id: str) -> None:
         def detail() -> dict[str, Any]:
             client = self.app.client
-            data = job_json(client.get(job_id))
+            job = client.get(job_id)
+            data = job_json(job)
             data["events"] = [to_dict(event) for event in client.events(job_id)]
             try:
-                data["magic"] = client.magic(job_id)
+                spec = job.spec
+                data["magic"] = reproduce_magic(spec, client.cell(job_id)) if spec else ""
             except (exceptions.NotFound, exceptions.InvalidSpec):
                 data["magic"] = ""  # the code package is gone or unreadable
             return data
