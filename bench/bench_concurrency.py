@@ -2,7 +2,7 @@
 
 Prints a table: records expected / stored / distinct, submit latency percentiles, and the same
 insert load on a bare SQLite table (WAL, same busy timeout) as the floor.
-Run: .venv/bin/python bench/bench_concurrency.py [--procs 8] [--jobs 50]
+Run: .venv/bin/python bench/bench_concurrency.py [--procs 8] [--jobs 50] [--smoke]
 """
 
 from __future__ import annotations
@@ -75,7 +75,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--procs", type=int, default=8)
     parser.add_argument("--jobs", type=int, default=50)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks it still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.procs, args.jobs = 2, 4
     with tempfile.TemporaryDirectory() as home:
         ids, lat, wall = run(submitter, (home, args.jobs), args.procs)
         from jupyter_cloudml.backends.local import LocalBackend

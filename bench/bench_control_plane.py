@@ -55,11 +55,12 @@ def bench_start(cluster) -> dict[str, float]:  # type: ignore[no-untyped-def]
 def first_running(kube, namespace: str, job_id: str, count: int) -> float:  # type: ignore[no-untyped-def]
     """Seconds until ``count`` pods of the job are Running (polled as the admin)."""
     started = time.perf_counter()
-    while True:
+    while time.perf_counter() - started < 120:
         pods = kube.objects("pods", namespace, labelSelector=f"cloudml.io/job={job_id}")
         if sum(p.get("status", {}).get("phase") == "Running" for p in pods) >= count:
             return time.perf_counter() - started
         time.sleep(0.02)
+    raise RuntimeError(f"{job_id}: not {count} pod(s) Running after 120 s")
 
 
 def bench_submit(kube, tenant, backend, repeats: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -79,7 +80,6 @@ def bench_submit(kube, tenant, backend, repeats: int) -> dict[str, float]:  # ty
 
 def bench_local_submit(repeats: int) -> float:
     from jupyter_cloudml.backends.local import LocalBackend
-    from jupyter_cloudml.models import JobStatus
 
     times = []
     with tempfile.TemporaryDirectory() as home:
@@ -87,11 +87,16 @@ def bench_local_submit(repeats: int) -> float:
         for _ in range(repeats):
             started = time.perf_counter()
             job = backend.submit(DISTRIBUTED)
-            while not any(r.status.value == "RUNNING" for r in backend.get(job.id).replicas):
+            while True:
+                info = backend.get(job.id)
+                if any(r.status.value == "RUNNING" for r in info.replicas):
+                    break
+                if info.status.terminal:
+                    raise RuntimeError(f"local job {job.id} ended before running: {info.reason}")
                 time.sleep(0.005)
             times.append(time.perf_counter() - started)
             backend.cancel(job.id)
-            while backend.get(job.id).status is not JobStatus.CANCELLED:
+            while not backend.get(job.id).status.terminal:
                 time.sleep(0.01)
     return statistics.median(times)
 

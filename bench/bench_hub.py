@@ -8,7 +8,7 @@
    (everything read, nothing written), with the quota check; against KubeSpawner's own
    namespace step (one create).
 
-Run: .venv/bin/python bench/bench_hub.py [--rounds 200]
+Run: .venv/bin/python bench/bench_hub.py [--rounds 200] [--smoke]
 """
 
 from __future__ import annotations
@@ -106,7 +106,10 @@ def time_setup() -> list[tuple[str, float, int]]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks it still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.rounds = 5
     ours, reference = asyncio.run(time_manifests(args.rounds))
     print("| notebook pod manifest (gpu-a100-1) | ms per spawn | ratio |")
     print("|---|---|---|")

@@ -13,10 +13,10 @@ not a test). Prints markdown tables; ratios are measured in the same run.
 (d) ``from jupyter_cloudml.metrics import report; report(...)`` in a fresh process, which every
     trial pays once, next to ``tensorboard.summary.Writer`` doing the same.
 
-    .venv/bin/python bench/bench_metrics.py [--quick] [--skip-tbparse]
+    .venv/bin/python bench/bench_metrics.py [--quick] [--skip-tbparse] [--smoke]
 
-``--quick`` divides the sizes by 10. One run of the references (they take a minute each);
-the median of 3 for ours.
+``--quick`` divides the sizes by 10, ``--smoke`` by 100 (and (d) runs once). One run of the
+references (they take a minute each); the median of 3 for ours.
 """
 
 from __future__ import annotations
@@ -194,24 +194,27 @@ FIRST_REPORT = {
 }
 
 
-def first_report(code: str, preload: str, folder: Path) -> float:
-    """Median seconds of import + first report in a fresh interpreter (5 runs)."""
+def first_report(code: str, preload: str, folder: Path, runs: int) -> float:
+    """Median seconds of import + first report in a fresh interpreter (``runs`` runs)."""
     script = (
         f"{preload}\nimport os, time\nd = {str(folder)!r}\nos.environ['CLOUDML_LOG_DIR'] = d\n"
         f"t = time.perf_counter()\n{code}\nprint(time.perf_counter() - t)"
     )
-    runs = [
-        float(subprocess.check_output([sys.executable, "-c", script], text=True)) for _ in range(5)
+    times = [
+        float(subprocess.check_output([sys.executable, "-c", script], text=True))
+        for _ in range(runs)
     ]
-    return statistics.median(runs)
+    return statistics.median(times)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="sizes divided by 10")
     parser.add_argument("--skip-tbparse", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks it still runs")
     args = parser.parse_args()
-    scale = 10 if args.quick else 1
+    scale = 100 if args.smoke else 10 if args.quick else 1
+    report_runs = 1 if args.smoke else 5
     events, images = 1_000_000 // scale, 2_000 // scale
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -240,8 +243,8 @@ def main() -> None:
         print("\n| (d) import + first report, fresh process | nothing loaded | numpy loaded |")
         print("|---|---:|---:|")
         for name, code in FIRST_REPORT.items():
-            cold = first_report(code, "", folder / "d")
-            warm = first_report(code, "import numpy", folder / "d")
+            cold = first_report(code, "", folder / "d", report_runs)
+            warm = first_report(code, "import numpy", folder / "d", report_runs)
             print(f"| {name} | {cold * 1000:.0f} ms | {warm * 1000:.0f} ms |", flush=True)
 
 

@@ -6,7 +6,7 @@ importing each other, all imported by the cell. Prints a markdown table with the
 of ``package_cell``, its cost per MB (target: <= 50 ms/MB), and its ratio to ``tarfile`` with
 gzip at the default level, ``tarfile`` at level 1, and ``shutil.make_archive``.
 
-    .venv/bin/python bench/bench_packaging.py [--sizes 1 5 20] [--runs 5]
+    .venv/bin/python bench/bench_packaging.py [--sizes 1 5 20] [--runs 5] [--smoke]
 """
 
 from __future__ import annotations
@@ -111,7 +111,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=float, nargs="+", default=[1, 5, 20])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks it still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.sizes, args.runs = [0.2], 1
     print(
         "| MB shipped | files | archive MB | package_cell median ms | ms per MB "
         "| tarfile gz (default 9) ms | ratio | tarfile gz level 1 ms | ratio "

@@ -11,7 +11,7 @@
    batches and bytes per second per stream against Jupyter's iopub output limits, and CPU.
 
 Run: .venv/bin/python bench/bench_server.py [--records 10000] [--jobs 100] [--rate 100]
-     [--seconds 20] [--requests 100]
+     [--seconds 20] [--requests 100] [--smoke]
 """
 
 from __future__ import annotations
@@ -84,8 +84,10 @@ def pct(values, q: float) -> float:
 def fill_store(home: str, records: int, seed: int = 7) -> dict[str, int]:
     """`records` finished jobs inserted the way `LocalBackend.submit` builds its row."""
     from jupyter_cloudml.backends.local import LocalBackend
-    from jupyter_cloudml.backends.local.store import spec_to_json
     from jupyter_cloudml.models import (
+        KIND_LABEL,
+        STUDY_LABEL,
+        TRIAL_LABEL,
         Framework,
         ParamSpec,
         ParamType,
@@ -93,15 +95,10 @@ def fill_store(home: str, records: int, seed: int = 7) -> dict[str, int]:
         Resources,
         TrainSpec,
         TuningSpec,
+        spec_to_json,
     )
     from jupyter_cloudml.packaging import package_cell
-    from jupyter_cloudml.tuning.study import (
-        KIND_LABEL,
-        STUDY_LABEL,
-        SUMMARY_FILE,
-        TRIAL_LABEL,
-        driver_spec,
-    )
+    from jupyter_cloudml.tuning.study import SUMMARY_FILE, driver_spec
 
     rng = random.Random(seed)
     backend = LocalBackend(home=home, cpu_slots=2)
@@ -232,7 +229,7 @@ def fill_store(home: str, records: int, seed: int = 7) -> dict[str, int]:
 
 def list_queries(records: int) -> list[tuple[str, str, dict, str]]:
     """label, HTTP path + query, JobQuery fields, kind ("studies": `page_studies`)."""
-    deep = max(0, records - 1000)
+    deep = records - min(1000, records // 2)
     return [
         ("first page (limit=50)", "/jobs?limit=50", {}, "any"),
         ("`kind=job` (what the sidebar asks)", "/jobs?kind=job&limit=50", {}, "job"),
@@ -257,8 +254,7 @@ def time_calls(fn, requests: int, warmup: int = 5) -> list[float]:
 def bench_list(home: str, port: int, token: str, requests: int, records: int) -> list[str]:
     from jupyter_cloudml.backends.local import LocalBackend
     from jupyter_cloudml.client import Client
-    from jupyter_cloudml.models import JobQuery, JobStatus
-    from jupyter_cloudml.tuning.study import narrow_query
+    from jupyter_cloudml.models import JobQuery, JobStatus, narrow_query
 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Authorization": f"token {token}"}
@@ -776,7 +772,11 @@ def main() -> int:
     )
     parser.add_argument("--floor-poll", type=float, default=0.02, help="disk reader poll (s)")
     parser.add_argument("--dump", help="write every streamed line's timings to this JSON file")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks it still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.records, args.requests = 300, 5
+        args.jobs, args.rate, args.seconds, args.linger = 3, 20, 2, 0.5
     args.submitted, args.reader = [], None
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still clean up
 

@@ -17,7 +17,7 @@ once with one replica, once with two. `--clients` threads post through `urllib` 
 
 Every deployment is removed at the end, whatever happened.
 Run: .venv/bin/python bench/bench_serving.py [--clients 8] [--seconds 3] [--batches 1,32]
-     [--rollout-clients 2] [--protocol-batch 32]
+     [--rollout-clients 2] [--protocol-batch 32] [--smoke]
 """
 
 from __future__ import annotations
@@ -294,7 +294,11 @@ def main() -> int:
     parser.add_argument(
         "--serving-env", default=str(ROOT / ".venv-serving"), help="kserve venv (made if absent)"
     )
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks it still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.clients, args.seconds, args.warmup, args.batches = 2, 0.5, 0.1, "1"
+        args.rollout_clients, args.protocol_batch = 1, 4
     batches = [int(b) for b in args.batches.split(",") if b]
 
     from jupyter_cloudml.backends.local import LocalBackend

@@ -3,7 +3,7 @@
 For each run, the time from sending the `%%cloudml_train` cell to the kernel until the cell's
 first statement runs in the replica (it writes time.time() to a file), beside the floor: the same
 code started by a bare `subprocess.Popen` from the same kernel. Prints a markdown table.
-Run: .venv/bin/python bench/bench_submit_latency.py [--runs 15]
+Run: .venv/bin/python bench/bench_submit_latency.py [--runs 15] [--smoke]
 """
 
 from __future__ import annotations
@@ -46,7 +46,10 @@ def measure(client, make_cell, folder: Path, runs: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks it still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.runs = 3
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         env = dict(os.environ, CLOUDML_HOME=str(folder / "home"))

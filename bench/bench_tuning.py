@@ -9,7 +9,8 @@
 3. Early stopping on learning curves: the same proposals (random sampler, fixed seed) with and
    without median pruning; trial steps executed and whether the best trial is the same.
 
-Run: .venv/bin/python bench/bench_tuning.py [--seeds 5] [--trials 50] [--parallel 1]
+Run: .venv/bin/python bench/bench_tuning.py [--seeds 5] [--trials 50] [--parallel 1] [--curves 24]
+     [--smoke]
 """
 
 from __future__ import annotations
@@ -168,7 +169,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--curves", type=int, default=24, help="trials of the early-stopping run")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks it still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.seeds, args.trials, args.curves = 1, 3, 4
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as home:
         os.environ["CLOUDML_HOME"] = home
@@ -198,12 +203,12 @@ def main() -> None:
             f"| driver overhead per trial (ms, median over studies) | "
             f"{statistics.median(overheads):.1f} | - | target <= 20 |"
         )
-        full, _, best_full = early_stopping(client, False, 11, 24, args.parallel)
-        cut, pruned, best_cut = early_stopping(client, True, 11, 24, args.parallel)
+        full, _, best_full = early_stopping(client, False, 11, args.curves, args.parallel)
+        cut, pruned, best_cut = early_stopping(client, True, 11, args.curves, args.parallel)
         saved = 1 - cut / full
         same = all(math.isclose(best_full[k], best_cut[k]) for k in best_full)
         print(
-            f"| early stopping (median), 24 learning curves of 20 steps | {cut} steps, "
+            f"| early stopping (median), {args.curves} learning curves of 20 steps | {cut} steps, "
             f"{pruned} pruned | {full} steps without | saved {saved:.0%}, same best: {same} |"
         )
 
