@@ -1,9 +1,13 @@
-"""Small helpers shared by test modules (pytest puts this folder on sys.path)."""
+"""Small helpers shared by test modules (`pythonpath = ["tests"]` puts this folder on sys.path)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
+
+#: The repository's root folder, wherever under tests/ a test module lives.
+REPO = Path(__file__).resolve().parent.parent
 
 #: Images the test cluster's nodes know (each stands for a local interpreter), and its GPUs.
 TRAINER_IMAGE = "jupyter-cloudml/trainer:latest"

@@ -14,6 +14,7 @@ from datetime import timedelta
 import kubernetes_validate
 import pytest
 import yaml
+from cloudml_testkit import REPO
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from traitlets.config import Config
@@ -462,11 +463,10 @@ def test_the_hub_holds_every_right_it_grants_tenants_and_nothing_wildcard(capsys
 
 
 def test_helm_values_configure_the_hub_as_documented():
-    from pathlib import Path
 
     from jupyter_cloudml.hub.spawner import CloudMLSpawner
 
-    values = yaml.safe_load((Path(__file__).parents[1] / "helm" / "values.yaml").read_text())
+    values = yaml.safe_load((REPO / "helm" / "values.yaml").read_text())
     c = Config()
     exec(values["hub"]["extraConfig"]["cloudml"], {"c": c})  # what the chart's hub runs
     assert c.JupyterHub.spawner_class == "jupyter_cloudml.hub.spawner.CloudMLSpawner"
@@ -485,9 +485,8 @@ def test_helm_values_configure_the_hub_as_documented():
 
 
 def test_the_documented_chart_is_the_one_the_hub_image_extends():
-    from pathlib import Path
 
-    root = Path(__file__).parents[1]
+    root = REPO
     bases = {
         m
         for path in (root / "images").rglob("Dockerfile*")

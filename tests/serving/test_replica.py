@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import psutil
 import pytest
+from cloudml_testkit import REPO
 
 from jupyter_cloudml.backends.local.processes import free_ports
 from jupyter_cloudml.serving import loaders
@@ -39,7 +40,7 @@ from jupyter_cloudml.serving.replica import (
     replica_command,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO
 START_TIMEOUT = 90.0
 IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]]
 

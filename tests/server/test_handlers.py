@@ -9,9 +9,9 @@ import asyncio
 import json
 import time
 import urllib.parse
-from pathlib import Path
 
 import pytest
+from cloudml_testkit import REPO
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_spec_validator import validate
@@ -20,9 +20,11 @@ from openapi_spec_validator.readers import read_from_filename
 from jupyter_cloudml.client import Client
 from jupyter_cloudml.models import ParamSpec, ParamType, TuningSpec
 
-SPEC_PATH = Path(__file__).parent.parent / "jupyter_cloudml" / "server" / "openapi.yaml"
+SPEC_PATH = REPO / "jupyter_cloudml" / "server" / "openapi.yaml"
 API = OpenAPI.from_file_path(str(SPEC_PATH))
 
+# Registered while this module is collected, so after tests/labextension/: the lab tests must
+# not get pytest-jupyter's autouse event loop (Playwright's sync API refuses one).
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 

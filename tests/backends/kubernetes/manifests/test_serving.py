@@ -12,6 +12,7 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
+from cloudml_testkit import REPO
 
 from jupyter_cloudml.backends.kubernetes import labels as k8s_labels
 from jupyter_cloudml.backends.kubernetes.manifests.kserve import inference_service, kserve_split
@@ -39,7 +40,7 @@ VERSIONS = ("1.30.0", "1.37.0")
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 NS = "team-a"
 URI = "pvc://cloudml-shared/jobs/iris-3f9a1c/job_dir/model.joblib"
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO
 SERVING_PYTHON = REPO / ".venv-serving" / "bin" / "python"
 SHARED = SharedVolume("cloudml-shared", "/mnt/cloudml")
 

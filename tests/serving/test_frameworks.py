@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import yaml
+from cloudml_testkit import REPO
 
 from jupyter_cloudml.models import ModelFramework
 from jupyter_cloudml.serving.loaders import FRAMEWORKS
 
-ROOT = Path(__file__).parent.parent
+ROOT = REPO
 VALUES = [f.value for f in ModelFramework]
 
 

@@ -16,8 +16,8 @@ from jupyter_cloudml.models import JobStatus
 
 pytestmark = pytest.mark.controlplane
 
-# (as in test_server.py; a module collected before test_lab_ui.py would give the lab tests
-# pytest-jupyter's autouse event loop)
+# (as in test_handlers.py; only modules collected after tests/labextension/ may load it, or the
+# lab tests would get pytest-jupyter's autouse event loop)
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 TRAINER = "import jupyter_cloudml\njupyter_cloudml.report(step=0, acc=0.5)\n"

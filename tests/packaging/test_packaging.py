@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from cloudml_testkit import REPO
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +26,7 @@ from jupyter_cloudml.packaging import (
     unpack,
 )
 
-RUNNER = Path(__file__).parents[1] / "jupyter_cloudml" / "_cell_main.py"
+RUNNER = REPO / "jupyter_cloudml" / "_cell_main.py"
 GENERATED = {"_cloudml_cell.py", "_cloudml_main.py", "_cloudml_meta.json"}
 
 

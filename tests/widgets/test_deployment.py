@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 import pytest
-from cloudml_testkit import wait_for
+from cloudml_testkit import REPO, wait_for
 
 from jupyter_cloudml.backends.local import LocalBackend
 from jupyter_cloudml.client import Client
@@ -38,7 +38,7 @@ from jupyter_cloudml.widgets.deployment import (
     example_rows,
 )
 
-WIDGETS = Path(__file__).resolve().parent.parent / "jupyter_cloudml" / "widgets"
+WIDGETS = REPO / "jupyter_cloudml" / "widgets"
 
 ROWS = [[0.5, 0.1, -0.3, 1.0], [-1.0, -0.2, 0.4, 0.0], [2.0, 1.0, 0.0, -1.0]]
 

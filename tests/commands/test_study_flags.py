@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from cloudml_testkit import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,12 +27,7 @@ from jupyter_cloudml.models import (
     TuningSpec,
 )
 
-EXAMPLE_CONFIG = (
-    Path(__file__).resolve().parent.parent
-    / "examples"
-    / "hypertune-trainer"
-    / "hptuning_config.yaml"
-)
+EXAMPLE_CONFIG = REPO / "examples" / "hypertune-trainer" / "hptuning_config.yaml"
 D, INT, DI, C = ParamType.DOUBLE, ParamType.INTEGER, ParamType.DISCRETE, ParamType.CATEGORICAL
 
 

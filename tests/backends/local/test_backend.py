@@ -247,6 +247,7 @@ def test_pytorch_ddp_gloo_two_workers(backend, make_spec):
         weights = [p.detach().clone() for p in model.parameters()]
         print(f"rank={rank} world={world} local={os.environ['LOCAL_RANK']} sum={t.item()} "
               f"w0={weights[0].sum().item():.6f}")
+        dist.barrier()  # no rank tears gloo down while another still talks to it
         dist.destroy_process_group()
     """
     spec = make_spec(code, framework=Framework.PYTORCH, replicas=Replicas(workers=2))
