@@ -26,7 +26,12 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.delenv("CLOUDML_BACKEND", raising=False)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     yield home
-    # TensorBoards outlive their starter by design; a test's must not outlive the test.
+    # The home's keeper, TensorBoards and endpoints outlive their starter by design; a test's
+    # must not outlive the test (the keeper first: it would bring endpoints back).
+    from jupyter_cloudml.backends.local.keeper import stop_keeper
+
+    if home.is_dir():
+        stop_keeper(home)
     from jupyter_cloudml.backends.local.tensorboards import LocalTensorBoards
 
     boards = LocalTensorBoards(home / "tensorboards")

@@ -178,14 +178,17 @@ def unpack(archive: bytes, dest: str | Path) -> None:
     """Extract a package into ``dest``, refusing members that would land outside it.
 
     Absolute names, ``..`` components, links pointing out of ``dest`` and device files raise
-    PackagingError.
+    PackagingError. Modes are masked by the process's umask, as for files it creates.
     """
     root = os.path.realpath(dest)
     os.makedirs(root, exist_ok=True)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as tar:
             for member in tar:
                 check_member(member, root)
+                member.mode &= ~umask  # files are as private as the extracting process wants
                 if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
                     tar.extract(member, root, filter="data")
                 else:

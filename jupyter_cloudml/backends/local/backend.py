@@ -44,7 +44,8 @@ from ..common.job_metrics import read_job_metrics
 from ..common.loglines import merge_lines
 from . import logfiles
 from .deployments import LocalDeployments
-from .processes import process_alive
+from .keeper import ensure_keeper, has_work
+from .processes import DIR_MODE, private_dir, private_open, process_alive
 from .scheduler import Settings, dispatch, kill_process_group, reap
 from .store import ACTIVE, JobStore, row_to_info
 from .tensorboards import LocalTensorBoards
@@ -124,6 +125,14 @@ class LocalBackend(Backend):
     retry_backoff_max_seconds = Float(
         60.0, config=True, help="Longest delay between retries. Example: ... = 300"
     )
+    keeper_idle_seconds = Float(
+        30.0,
+        config=True,
+        help="""The home's keeper (the process that finds dead supervisors and endpoints and
+        starts queued jobs while nobody looks) leaves after this many seconds without queued
+        or running jobs and deployments; the next use of the home brings it back. Example:
+        c.LocalBackend.keeper_idle_seconds = 300""",
+    )
     serving_python = Unicode(
         config=True,
         help="""Interpreter of the model servers (it needs kserve). Default:
@@ -155,7 +164,8 @@ class LocalBackend(Backend):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
         try:
-            (Path(self.home) / "jobs").mkdir(parents=True, exist_ok=True)
+            private_dir(Path(self.home), parents=True)
+            private_dir(Path(self.home) / "jobs")
         except OSError as e:
             raise BackendUnavailable(f"cannot create the job home {self.home}: {e}") from e
         self.settings = Settings(
@@ -165,12 +175,15 @@ class LocalBackend(Backend):
             grace_seconds=self.cancel_grace_seconds,
             backoff_seconds=self.retry_backoff_seconds,
             backoff_max_seconds=self.retry_backoff_max_seconds,
+            keeper_idle_seconds=self.keeper_idle_seconds,
         )
         self.store = JobStore(self.settings.db_path)
         self.boards = LocalTensorBoards(Path(self.settings.home) / "tensorboards", sys.executable)
         self.endpoints = LocalDeployments(
             Path(self.settings.home) / "deployments", self.serving_interpreter
         )
+        if has_work(self.store, self.settings.home):  # back after a crash or a reboot
+            ensure_keeper(self.settings)
 
     # --- submit --------------------------------------------------------------------------------
 
@@ -202,7 +215,8 @@ class LocalBackend(Backend):
             )
         job_id, folder = self._new_job_folder(spec.name)
         try:
-            (folder / "package.tar.gz").write_bytes(spec.package.archive)
+            with private_open(folder / "package.tar.gz", "wb") as out:
+                out.write(spec.package.archive)
             names = spec.replicas.names()
             self.store.insert(
                 {
@@ -217,6 +231,7 @@ class LocalBackend(Backend):
                     "cpu_demand": spec.resources.cpu * total,
                     "gpu_demand": gpu_demand,
                     "python": python,
+                    "machine": self.settings.machine(),
                 },
                 spec.labels,
             )
@@ -225,6 +240,7 @@ class LocalBackend(Backend):
             raise
         self.store.add_event(job_id, "Queued", f"{len(names)} replica(s): {', '.join(names)}")
         dispatch(self.store, self.settings)
+        ensure_keeper(self.settings)
         return self.get(job_id)
 
     def _new_job_folder(self, name: str) -> tuple[str, Path]:
@@ -233,7 +249,7 @@ class LocalBackend(Backend):
             job_id = f"{name}-{secrets.token_hex(3)}"
             folder = self.settings.job_folder(job_id)
             try:
-                folder.mkdir()
+                folder.mkdir(mode=DIR_MODE)
             except FileExistsError:
                 continue
             return job_id, folder
@@ -430,7 +446,9 @@ class LocalBackend(Backend):
                     message="cancelled while queued",
                     type="Normal",
                 )
-        if status is not JobStatus.QUEUED:
+        if status is JobStatus.QUEUED:
+            dispatch(self.store, self.settings)  # its claim is free for the jobs behind it
+        else:
             self._stop_supervisor(job_id)
         return self.get(job_id)
 

@@ -34,19 +34,31 @@ from ...models import (
     check_traffic,
 )
 from .endpoint import DESIRED_FILE, STATUS_FILE
-from .processes import file_lock, free_ports, process_alive, spawn_detached, write_json
+from .processes import (
+    DIR_MODE,
+    file_lock,
+    free_ports,
+    private_dir,
+    process_alive,
+    spawn_detached,
+    write_json,
+)
 
 PROCESS_FILE = "endpoint.json"
 READY_TIMEOUT = 180.0
-#: An endpoint process that died is started again at most this often within RESPAWN_WINDOW s.
-RESPAWN_LIMIT = 3
+#: An endpoint process that died is started again after a pause that doubles with each recent
+#: restart (within RESPAWN_WINDOW s), from RESPAWN_BACKOFF up to RESPAWN_BACKOFF_MAX seconds.
+RESPAWN_BACKOFF = 1.0
+RESPAWN_BACKOFF_MAX = 60.0
 RESPAWN_WINDOW = 600.0
 
 
 class LocalDeployments:
     """Deploy, inspect, re-route and remove the deployments kept in `folder`."""
 
-    def __init__(self, folder: Path, serving_python: Callable[[], str]) -> None:
+    def __init__(self, folder: Path, serving_python: Callable[[], str] | None) -> None:
+        """`serving_python` makes the model servers' interpreter for new deployments; without it
+        (the keeper) endpoints are only brought back, with the interpreter they had."""
         self.folder = folder
         self.serving_python = serving_python
 
@@ -56,7 +68,7 @@ class LocalDeployments:
         """Serve `model` (a resolved path) as `spec.version` of `spec.name`; returns once its
         replicas are ready and the traffic moved, or raises with the reason they are not."""
         folder = self.folder / spec.name
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder, parents=True)
         with self._lock(spec.name):
             desired = self._desired(spec.name)
             new = desired is None
@@ -65,7 +77,7 @@ class LocalDeployments:
                 _check_port(port)
                 if folder.exists():
                     shutil.rmtree(folder)
-                folder.mkdir()
+                folder.mkdir(mode=DIR_MODE)
                 desired = {
                     "name": spec.name,
                     "port": port,
@@ -145,6 +157,14 @@ class LocalDeployments:
             self._respawn(name)
         return _info(desired, self._status(name), self._running(name))
 
+    def revive_all(self) -> None:
+        """Bring back every deployment's endpoint whose process is gone (the keeper's round)."""
+        for desired in self.folder.glob(f"*/{DESIRED_FILE}"):
+            name = desired.parent.name
+            if not self._running(name):
+                with contextlib.suppress(NotFound, InvalidSpec):
+                    self._respawn(name)
+
     def list(self) -> list[DeploymentInfo]:
         names = sorted(p.parent.name for p in self.folder.glob(f"*/{DESIRED_FILE}"))
         found = []
@@ -157,7 +177,7 @@ class LocalDeployments:
 
     def _lock(self, name: str) -> contextlib.AbstractContextManager[None]:
         check_name(name, "deployment name")
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder, parents=True)
         return file_lock(self.folder / f".{name}.lock")
 
     def _desired(self, name: str) -> dict[str, Any] | None:
@@ -201,14 +221,18 @@ class LocalDeployments:
     def _running(self, name: str) -> bool:
         return self._process(name) is not None
 
-    def _spawn(self, name: str, respawns: builtins.list[float] | None = None) -> None:
+    def _spawn(
+        self, name: str, respawns: builtins.list[float] | None = None, python: str | None = None
+    ) -> None:
         folder = self.folder / name
         (folder / STATUS_FILE).unlink(missing_ok=True)
+        if python is None:
+            if self.serving_python is None:
+                raise InvalidSpec(f"no model-serving interpreter recorded for {name}")
+            python = self.serving_python()
         argv = [sys.executable, "-m", "jupyter_cloudml.backends.local.endpoint"]
-        pid, started = spawn_detached(
-            [*argv, str(folder), self.serving_python()], folder / "endpoint.log", folder
-        )
-        record = {"pid": pid, "started": started, "respawns": respawns or []}
+        pid, started = spawn_detached([*argv, str(folder), python], folder / "endpoint.log", folder)
+        record = {"pid": pid, "started": started, "respawns": respawns or [], "python": python}
         write_json(folder / PROCESS_FILE, record)
 
     def _respawn(self, name: str) -> None:
@@ -218,13 +242,15 @@ class LocalDeployments:
                 record = json.loads((self.folder / name / PROCESS_FILE).read_text())
             except (OSError, ValueError):
                 record = {}
-            recent = [t for t in record.get("respawns", []) if time.time() - t < RESPAWN_WINDOW]
-            if self._running(name) or len(recent) >= RESPAWN_LIMIT:
+            now = time.time()
+            recent = [t for t in record.get("respawns", []) if now - t < RESPAWN_WINDOW]
+            pause = min(RESPAWN_BACKOFF * 2 ** max(len(recent) - 1, 0), RESPAWN_BACKOFF_MAX)
+            if self._running(name) or (recent and now - recent[-1] < pause):
                 return
             desired = self._require(name)
             with contextlib.suppress(Conflict):
                 _check_port(desired["port"])
-                self._spawn(name, [*recent, time.time()])
+                self._spawn(name, [*recent, now], record.get("python"))
 
     def _stop(self, name: str) -> None:
         proc = self._process(name)

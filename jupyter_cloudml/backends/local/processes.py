@@ -1,6 +1,10 @@
 """Process plumbing of the local backend: processes that outlive their starter (job supervisors,
 TensorBoards, endpoints), telling whether a recorded process still runs, free loopback ports,
-the locks that keep two starters from racing, and the small JSON files processes publish."""
+the locks that keep two starters from racing, and the small JSON files processes publish.
+
+Everything the backend writes in its home is its owner's only (folders 0700, files 0600),
+whatever the umask of the process writing: `private_dir` and `private_open` here, and
+`PRIVATE_UMASK` for the processes it starts (and all they start in turn)."""
 
 from __future__ import annotations
 
@@ -12,9 +16,27 @@ import socket
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psutil
+
+#: The umask of every process the backend starts, and the modes of what it creates itself.
+PRIVATE_UMASK = 0o077
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def private_dir(path: Path, *, parents: bool = False) -> None:
+    """Create `path` (if missing) as a folder only its owner may enter."""
+    path.mkdir(mode=DIR_MODE, parents=parents, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(DIR_MODE)
+
+
+def private_open(path: Path, mode: str = "ab") -> IO[Any]:
+    """`open(path, mode)` for writing, a new file created 0600 whatever the umask."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC)
+    return os.fdopen(os.open(path, flags, FILE_MODE), mode)
 
 
 def spawn_detached(
@@ -22,7 +44,7 @@ def spawn_detached(
 ) -> tuple[int, float | None]:
     """Start `argv` in a session of its own, output appended to `log`; its pid and creation
     time (to tell it from a later process that reuses the pid)."""
-    with open(log, "ab") as out:
+    with private_open(log) as out:
         proc = subprocess.Popen(
             list(argv),
             cwd=cwd,
@@ -31,6 +53,7 @@ def spawn_detached(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
+            umask=PRIVATE_UMASK,
         )
     try:
         return proc.pid, psutil.Process(proc.pid).create_time()
@@ -41,7 +64,7 @@ def spawn_detached(
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """An exclusive lock across processes, held for the `with` block."""
-    with open(path, "a") as handle:
+    with private_open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -77,5 +100,6 @@ def free_ports(count: int) -> list[int]:
 def write_json(path: Path, data: Any) -> None:
     """Replace `path` atomically (readers never see half a file)."""
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1))
+    with private_open(tmp, "w") as out:
+        out.write(json.dumps(data, indent=1))
     os.replace(tmp, path)

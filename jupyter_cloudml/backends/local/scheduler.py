@@ -1,8 +1,10 @@
 """The local scheduler: queues jobs by CPU/GPU slots and starts one detached supervisor each.
 
-There is no daemon. Whoever changes what runs (a submit, a supervisor that finishes, a cancel)
-runs a `dispatch` pass; passes serialise on the database's write lock, so a queued job that fits
-is always started by the next pass. A pass also reaps jobs whose supervisor died.
+Whoever changes what runs (a submit, a supervisor that finishes, a cancel) runs a `dispatch`
+pass, and the home's keeper (`keeper.py`) runs one every half second while there is work;
+passes serialise on the database's write lock, so a queued job that fits is started by the next
+pass. A pass also reaps jobs whose supervisor died. A job is dispatched with the slots of the
+backend that queued it (recorded with it), whichever process runs the pass.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import dataclasses
 import json
 import os
 import signal
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -20,7 +23,7 @@ import psutil
 
 from ...models import JobStatus, ReplicaStatus
 from .processes import process_alive, spawn_detached
-from .store import ACTIVE, JobStore
+from .store import ACTIVE, QUEUED, JobStore
 
 #: How long a dispatched job may wait for its supervisor to record itself.
 SUPERVISOR_START_TIMEOUT = 60.0
@@ -36,9 +39,14 @@ class Settings:
     grace_seconds: float = 10.0
     backoff_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
+    keeper_idle_seconds: float = 30.0
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
+
+    def machine(self) -> str:
+        """The slots a job queued by this backend is dispatched with (stored with the job)."""
+        return json.dumps({"cpu_slots": self.cpu_slots, "gpu_ids": list(self.gpu_ids)})
 
     @classmethod
     def from_json(cls, text: str) -> Settings:
@@ -61,39 +69,71 @@ class Settings:
 
 
 def dispatch(store: JobStore, settings: Settings) -> list[str]:
-    """Start every queued job that fits now, oldest first; returns the ids started."""
+    """Start every queued job that fits now, oldest first; returns the ids started. One that
+    waits says for what in its reason, and keeps its claim, so later (smaller) jobs cannot
+    starve it."""
     reap(store, settings)
     started = []
     with store.transaction() as db:
         active = store.rows_with_status(ACTIVE, db)
-        free_cpu = settings.cpu_slots - sum(
-            min(r["cpu_demand"], settings.cpu_slots) for r in active
-        )
-        used = {g for r in active for g in json.loads(r["gpu_ids"])}
-        free_gpus = [g for g in settings.gpu_ids if g not in used]
+        used_cpu = sum(min(r["cpu_demand"], _slots(r, settings)[0]) for r in active)
+        used_gpus = {g for r in active for g in json.loads(r["gpu_ids"])}
+        claimed_cpu = 0.0
+        claimed_gpus: set[int] = set()
         now = time.time()
-        for row in store.rows_with_status([JobStatus.QUEUED.value], db):
-            cpu = min(row["cpu_demand"], settings.cpu_slots)
+        for row in store.rows_with_status([QUEUED], db):
+            cpu_slots, gpu_ids = _slots(row, settings)
+            cpu = min(row["cpu_demand"], cpu_slots)
             gpus = row["gpu_demand"]
+            free_cpu = max(cpu_slots - used_cpu - claimed_cpu, 0.0)
+            free_gpus = [g for g in gpu_ids if g not in used_gpus | claimed_gpus]
             if cpu <= free_cpu + 1e-9 and gpus <= len(free_gpus):
+                given = free_gpus[:gpus]
                 store.update(
                     row["id"],
                     db,
                     status=JobStatus.STARTING.value,
-                    gpu_ids=free_gpus[:gpus],
+                    gpu_ids=given,
                     dispatched=now,
+                    reason="",
                 )
-                message = f"given {cpu:g} CPU slot(s)" + (
-                    f" and GPU(s) {free_gpus[:gpus]}" if gpus else ""
-                )
+                message = f"given {cpu:g} CPU slot(s)" + (f" and GPU(s) {given}" if gpus else "")
                 store.add_event(row["id"], "Scheduled", message, db=db)
                 started.append(row["id"])
-            # A job that waits keeps its claim, so later (smaller) jobs cannot starve it.
-            free_cpu -= cpu
-            free_gpus = free_gpus[gpus:]
+                used_cpu += cpu
+                used_gpus |= set(given)
+                continue
+            waiting = _waiting_for(cpu, free_cpu, cpu_slots, gpus, free_gpus, gpu_ids)
+            if row["reason"] != waiting:
+                store.update(row["id"], db, reason=waiting)
+            claimed_cpu += cpu
+            claimed_gpus |= set(free_gpus[:gpus])
     for job_id in started:
         spawn_supervisor(store, settings, job_id)
     return started
+
+
+def _slots(row: sqlite3.Row, settings: Settings) -> tuple[float, tuple[int, ...]]:
+    """The CPU slots and GPU ids a job is dispatched with: those of the backend that queued it
+    (older records, without them: this pass's)."""
+    if not row["machine"]:
+        return settings.cpu_slots, settings.gpu_ids
+    machine = json.loads(row["machine"])
+    return float(machine["cpu_slots"]), tuple(machine["gpu_ids"])
+
+
+def _waiting_for(
+    cpu: float,
+    free_cpu: float,
+    cpu_slots: float,
+    gpus: int,
+    free_gpus: list[int],
+    gpu_ids: tuple[int, ...],
+) -> str:
+    """What a queued job waits for: `waiting for 1 GPU: 0 of 2 free`."""
+    if gpus > len(free_gpus):
+        return f"waiting for {gpus} GPU(s): {len(free_gpus)} of {len(gpu_ids)} free"
+    return f"waiting for {cpu:g} CPU slot(s): {free_cpu:g} of {cpu_slots:g} free"
 
 
 def spawn_supervisor(store: JobStore, settings: Settings, job_id: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -46,7 +47,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     supervisor_pid INTEGER,
     supervisor_started REAL,
     dispatched REAL,
-    cancel_requested INTEGER NOT NULL DEFAULT 0
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    machine TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created DESC);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
@@ -68,7 +70,10 @@ CREATE INDEX IF NOT EXISTS labels_key ON labels (key, value);
 """
 
 #: `PRAGMA user_version` of the current schema; older stores are brought up to it on open.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Version 2 records with each job the slots of the backend that queued it (JSON: `cpu_slots`,
+#: `gpu_ids`), so that whoever dispatches it later starts it as that backend would have.
+ADD_MACHINE = "ALTER TABLE jobs ADD COLUMN machine TEXT"
 #: Version 1 indexes labels in their own table; fill it from the specs of older stores.
 FILL_LABELS = """
 INSERT OR IGNORE INTO labels (job_id, key, value)
@@ -76,6 +81,7 @@ SELECT jobs.id, each.key, each.value FROM jobs, json_each(jobs.spec, '$.labels')
 """
 
 ACTIVE = (JobStatus.STARTING.value, JobStatus.RUNNING.value, JobStatus.RETRYING.value)
+QUEUED = JobStatus.QUEUED.value
 
 
 class JobStore:
@@ -84,6 +90,11 @@ class JobStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._local = threading.local()
+        try:
+            # SQLite gives its -wal and -shm files the database's mode: the owner's only.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        except OSError as e:
+            raise BackendUnavailable(f"cannot open the job store {self.path}: {e}") from e
         try:
             self._migrate()
         except sqlite3.Error as e:
@@ -94,11 +105,16 @@ class JobStore:
         if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
             return
         with self.transaction() as db:
-            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version < SCHEMA_VERSION:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
-                db.execute(FILL_LABELS)
+                if version < 1:
+                    db.execute(FILL_LABELS)
+                columns = {r["name"] for r in db.execute("PRAGMA table_info(jobs)")}
+                if "machine" not in columns:
+                    db.execute(ADD_MACHINE)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _conn(self) -> sqlite3.Connection:
@@ -181,10 +197,15 @@ class JobStore:
         return True
 
     def rows_with_status(
-        self, statuses: Sequence[str], db: sqlite3.Connection | None = None
+        self,
+        statuses: Sequence[str],
+        db: sqlite3.Connection | None = None,
+        limit: int | None = None,
     ) -> list[sqlite3.Row]:
         marks = ", ".join("?" for _ in statuses)
         sql = f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY created, rowid"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
         return (db or self._conn()).execute(sql, list(statuses)).fetchall()
 
     def query(self, query: JobQuery) -> tuple[list[sqlite3.Row], int]:

@@ -28,7 +28,14 @@ import psutil
 from ...exceptions import BackendUnavailable, InvalidSpec, NotFound
 from ...models import TensorBoardInfo
 from ..common.tensorboards import tensorboard_id
-from .processes import file_lock, process_alive, write_json
+from .processes import (
+    PRIVATE_UMASK,
+    file_lock,
+    private_dir,
+    private_open,
+    process_alive,
+    write_json,
+)
 
 STARTUP_TIMEOUT = 60.0
 ID_RE = re.compile(r"^tb-[0-9a-f]{12}$")
@@ -51,14 +58,14 @@ class LocalTensorBoards:
             if any(c in f"{name}{path}" for c in ",\n") or ":" in name:
                 raise InvalidSpec(f"cannot hand {name}={path!r} to TensorBoard (',' or ':')")
         tb_id = tensorboard_id(list(logdirs))
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder, parents=True)
         with self._lock(tb_id):
             running = self._alive(tb_id)
             if running is not None:
                 return _info(running, reused=True)
             spec = ",".join(f"{name}:{path}" for name, path in sorted(logdirs.items()))
             log = self.folder / f"{tb_id}.log"
-            with open(log, "wb") as out:
+            with private_open(log, "wb") as out:
                 proc = subprocess.Popen(
                     [
                         self.python,
@@ -75,6 +82,7 @@ class LocalTensorBoards:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     close_fds=True,
+                    umask=PRIVATE_UMASK,
                 )
             return _info(self._await_record(tb_id, proc, log), reused=False)
 

@@ -164,11 +164,6 @@ def test_a_zero_cpu_job_runs_on_a_full_machine(machine):
     assert m.scheduled_message(free) == "given 0 CPU slot(s)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: a waiting job's claim can push the free CPU below 0, and then a cpu=0 job "
-    "(a study driver, 'takes no trial's CPU slot') waits behind it too",
-)
 def test_a_zero_cpu_job_does_not_wait_behind_a_queued_claim(machine):
     m = machine(cpu_slots=1, gpu_ids=[])
     busy = m.submit("busy", cpu=1)
@@ -304,11 +299,6 @@ def test_cancelling_a_running_job_frees_its_slots(machine):
     assert m.assigned(b) == [0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: LocalBackend.cancel of a QUEUED job runs no dispatch pass, so a job that "
-    "waited behind its claim stays queued until something else ends",
-)
 def test_cancelling_a_waiting_job_lets_the_jobs_behind_it_start(machine):
     m = machine(cpu_slots=2, gpu_ids=[])
     a = m.submit("a", cpu=1)

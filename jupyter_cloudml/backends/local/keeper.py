@@ -1,0 +1,144 @@
+"""The keeper: one detached process per home that watches while there is work.
+
+Every `INTERVAL` seconds it runs a scheduling pass (`scheduler.dispatch`): jobs whose supervisor
+died are recorded as ended with the reason, and queued jobs that fit the freed slots start. It
+also brings back endpoint processes of live deployments that died. It leaves by itself once the
+home has had no queued or running job and no deployment for `Settings.keeper_idle_seconds`
+(`c.LocalBackend.keeper_idle_seconds`), and comes back the
+next time anyone touches the home (`ensure_keeper`: every `LocalBackend`, so any CLI call, the
+server extension and a kernel's first `%cloudml` command). A lock in the home keeps it to one.
+
+    python -m jupyter_cloudml.backends.local.keeper SETTINGS_JSON
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import psutil
+
+from .processes import private_open, process_alive, spawn_detached, write_json
+from .scheduler import Settings, dispatch
+from .store import ACTIVE, QUEUED, JobStore
+
+#: Seconds between two passes: a dead supervisor is found, and freed slots reused, this fast.
+INTERVAL = 0.5
+LOCK_FILE = "keeper.lock"
+LOG_FILE = "keeper.log"
+#: The running keeper's pid and start time, written once it holds the lock.
+PROCESS_FILE = "keeper.json"
+
+
+def _try_lock(home: str | Path) -> IO[str] | None:
+    """The home's keeper lock, taken, or None when a keeper holds it."""
+    handle = private_open(Path(home) / LOCK_FILE, "a")  # held for the keeper's lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def keeper_running(home: str | Path) -> bool:
+    """Whether a keeper watches this home now."""
+    handle = _try_lock(home)
+    if handle is None:
+        return True
+    handle.close()  # closing releases the probe's lock
+    return False
+
+
+def ensure_keeper(settings: Settings) -> bool:
+    """Start the home's keeper unless one runs; whether one was started. Two starters racing
+    start two processes, and the one that loses the lock leaves at once."""
+    if keeper_running(settings.home):
+        return False
+    argv = [sys.executable, "-m", "jupyter_cloudml.backends.local.keeper", settings.to_json()]
+    spawn_detached(argv, Path(settings.home) / LOG_FILE, Path(settings.home))
+    return True
+
+
+def stop_keeper(home: str | Path, timeout: float = 10.0) -> bool:
+    """Ask the home's keeper to leave and wait until it has; whether one was running."""
+    try:
+        record = json.loads((Path(home) / PROCESS_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    if not keeper_running(home) or not process_alive(record.get("pid"), record.get("started")):
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(record["pid"], signal.SIGTERM)
+    with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired):
+        psutil.Process(record["pid"]).wait(timeout)
+    return True
+
+
+def has_work(store: JobStore, home: str | Path) -> bool:
+    """Queued or running jobs, or deployments whose endpoints must be kept up."""
+    if store.rows_with_status([*ACTIVE, QUEUED], limit=1):
+        return True
+    return any((Path(home) / "deployments").glob("*/desired.json"))
+
+
+class Keeper:
+    """The watch loop of one home (see the module's docstring)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from .deployments import LocalDeployments
+
+        self.settings = settings
+        self.store = JobStore(settings.db_path)
+        self.endpoints = LocalDeployments(Path(settings.home) / "deployments", None)
+        self.stopping = False
+
+    def run(self) -> None:
+        idle_since: float | None = None
+        while not self.stopping:
+            self.pass_once()
+            now = time.monotonic()
+            if has_work(self.store, self.settings.home):
+                idle_since = None
+            elif idle_since is None:
+                idle_since = now
+            elif now - idle_since >= self.settings.keeper_idle_seconds:
+                return
+            time.sleep(INTERVAL)
+
+    def pass_once(self) -> None:
+        """One round: record dead supervisors, start what fits, revive dead endpoints."""
+        try:
+            dispatch(self.store, self.settings)
+            self.endpoints.revive_all()
+        except Exception as exc:  # a failing pass must not end the watch; say why and go on
+            print(f"keeper pass failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str]) -> int:
+    settings = Settings.from_json(argv[1])
+    lock = _try_lock(settings.home)
+    if lock is None:
+        return 0  # another keeper watches this home
+    keeper = Keeper(settings)
+    me = psutil.Process()
+    write_json(Path(settings.home) / PROCESS_FILE, {"pid": me.pid, "started": me.create_time()})
+
+    def stop(signum: int, frame: object) -> None:
+        keeper.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    with contextlib.closing(lock):
+        keeper.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

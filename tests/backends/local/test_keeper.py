@@ -1,0 +1,167 @@
+"""The home's keeper: dead supervisors found and queued jobs started while nobody reads, one
+keeper per home, back by itself after every process of the home was killed (a reboot), gone
+when there is nothing to watch.
+
+Progress is read from the job database directly (`JobStore`), never through the backend,
+whose reads would do the keeper's work themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+from cloudml_testkit import wait_for
+
+from jupyter_cloudml.backends.local import LocalBackend
+from jupyter_cloudml.backends.local.keeper import (
+    PROCESS_FILE,
+    ensure_keeper,
+    keeper_running,
+    stop_keeper,
+)
+from jupyter_cloudml.backends.local.scheduler import dispatch
+from jupyter_cloudml.backends.local.store import JobStore
+from jupyter_cloudml.models import JobStatus, Resources
+
+SLEEPER = "import time\ntime.sleep(120)\n"
+QUICK = "print('done')\n"
+
+
+def status(home: Path, job_id: str) -> JobStatus:
+    row = JobStore(home / "jobs.db").row(job_id)
+    assert row is not None
+    return JobStatus(row["status"])
+
+
+def record(home: Path, job_id: str):
+    row = JobStore(home / "jobs.db").row(job_id)
+    assert row is not None
+    return row
+
+
+def supervisor(home: Path, job_id: str) -> psutil.Process:
+    wait_for(lambda: record(home, job_id)["supervisor_pid"] is not None, timeout=30)
+    return psutil.Process(record(home, job_id)["supervisor_pid"])
+
+
+def keepers(home: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or ())
+        if "jupyter_cloudml.backends.local.keeper" in cmdline and str(home) in cmdline:
+            found.append(proc)
+    return found
+
+
+def home_processes(home: Path) -> list[psutil.Process]:
+    """Every process working for this home: keeper, supervisors and their replicas."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
+        with_home = str(home) in " ".join(proc.info["cmdline"] or ()) or str(
+            proc.info["cwd"] or ""
+        ).startswith(str(home))
+        if with_home and proc.pid != os.getpid():
+            found.append(proc)
+    return found
+
+
+def test_a_dead_supervisor_is_found_and_the_queue_moves_without_readers(isolated_home, make_spec):
+    backend = LocalBackend(home=str(isolated_home), cpu_slots=1.0, gpu_ids=[])
+    running = backend.submit(make_spec(SLEEPER, name="running", resources=Resources(cpu=1)))
+    queued = [
+        backend.submit(make_spec(QUICK, name=f"queued{i}", resources=Resources(cpu=1))).id
+        for i in range(3)
+    ]
+    wait_for(lambda: keeper_running(isolated_home), timeout=10)
+    wait_for(lambda: status(isolated_home, running.id) is JobStatus.RUNNING, timeout=30)
+    assert record(isolated_home, queued[0])["reason"] == ("waiting for 1 CPU slot(s): 0 of 1 free")
+    supervisor(isolated_home, running.id).kill()
+    wait_for(lambda: status(isolated_home, running.id) is JobStatus.FAILED, timeout=10)
+    assert "supervisor" in record(isolated_home, running.id)["reason"]
+    for job_id in queued:  # each starts when the one before it frees the slot
+        wait_for(lambda j=job_id: status(isolated_home, j) is JobStatus.SUCCEEDED, timeout=60)
+        assert record(isolated_home, job_id)["reason"] == ""
+
+
+def test_one_keeper_per_home_however_many_start_one(isolated_home):
+    backend = LocalBackend(home=str(isolated_home), keeper_idle_seconds=30.0)
+    starters = [threading.Thread(target=ensure_keeper, args=(backend.settings,)) for _ in range(8)]
+    for thread in starters:
+        thread.start()
+    for thread in starters:
+        thread.join()
+    wait_for(lambda: keeper_running(isolated_home), timeout=10)
+    time.sleep(1.0)  # the losers of the lock have left by now
+    assert len(keepers(isolated_home)) == 1
+    assert stop_keeper(isolated_home)
+    wait_for(lambda: keepers(isolated_home) == [], timeout=10)
+
+
+def test_the_keeper_leaves_when_there_is_nothing_to_watch(isolated_home, make_spec):
+    backend = LocalBackend(home=str(isolated_home), keeper_idle_seconds=1.0)
+    job = backend.submit(make_spec(QUICK))
+    wait_for(lambda: keeper_running(isolated_home), timeout=10)
+    wait_for(lambda: status(isolated_home, job.id) is JobStatus.SUCCEEDED, timeout=60)
+    wait_for(lambda: not keeper_running(isolated_home), timeout=15)
+    wait_for(lambda: keepers(isolated_home) == [], timeout=5)
+
+
+def test_after_a_reboot_every_job_ends_or_runs_again(isolated_home, make_spec):
+    """Kill every process of the home at once, then touch the product once."""
+    backend = LocalBackend(home=str(isolated_home), cpu_slots=2.0, gpu_ids=[])
+    spec = make_spec(SLEEPER, name="long", resources=Resources(cpu=1))
+    long_jobs = [backend.submit(spec).id for _ in range(2)]
+    waiting = backend.submit(make_spec(QUICK, name="after", resources=Resources(cpu=1))).id
+    for job_id in long_jobs:
+        wait_for(lambda j=job_id: status(isolated_home, j) is JobStatus.RUNNING, timeout=30)
+    victims = home_processes(isolated_home)
+    assert len(victims) >= 5  # the keeper, two supervisors and their replicas
+    for proc in victims:
+        proc.send_signal(signal.SIGKILL)
+    psutil.wait_procs(victims, timeout=10)
+    assert not keeper_running(isolated_home)
+    assert status(isolated_home, waiting) is JobStatus.QUEUED
+
+    LocalBackend(home=str(isolated_home), cpu_slots=2.0, gpu_ids=[])  # e.g. `cloudml jobs list`
+
+    for job_id in long_jobs:
+        wait_for(lambda j=job_id: status(isolated_home, j) is JobStatus.FAILED, timeout=10)
+        assert "supervisor" in record(isolated_home, job_id)["reason"]
+    wait_for(lambda: status(isolated_home, waiting) is JobStatus.SUCCEEDED, timeout=60)
+
+
+def test_a_queued_job_starts_with_the_slots_of_the_backend_that_queued_it(isolated_home, make_spec):
+    """A `--gpus 1` job queued where a GPU is seen is started by a scheduling pass that runs
+    in a process that sees none."""
+    with_gpu = LocalBackend(home=str(isolated_home), cpu_slots=4.0, gpu_ids=[0])
+    busy = with_gpu.submit(make_spec(SLEEPER, name="busy", resources=Resources(gpus=1)))
+    queued = with_gpu.submit(make_spec(QUICK, name="queued", resources=Resources(gpus=1)))
+    assert record(isolated_home, queued.id)["reason"] == "waiting for 1 GPU(s): 0 of 1 free"
+    wait_for(lambda: status(isolated_home, busy.id) is JobStatus.RUNNING, timeout=30)
+    stop_keeper(isolated_home)
+    victim = supervisor(isolated_home, busy.id)
+    victim.kill()
+    victim.wait(10)
+    without_gpu = LocalBackend(home=str(isolated_home), cpu_slots=4.0, gpu_ids=[])
+    stop_keeper(isolated_home)
+    dispatch(without_gpu.store, without_gpu.settings)
+    assert status(isolated_home, busy.id) is JobStatus.FAILED
+    assert status(isolated_home, queued.id) is not JobStatus.QUEUED
+    wait_for(lambda: status(isolated_home, queued.id) is JobStatus.SUCCEEDED, timeout=60)
+    assert record(isolated_home, queued.id)["gpu_ids"] == "[0]"
+
+
+def test_the_keeper_records_itself_and_answers_sigterm(isolated_home, make_spec):
+    backend = LocalBackend(home=str(isolated_home))
+    backend.submit(make_spec(SLEEPER))
+    wait_for(lambda: (isolated_home / PROCESS_FILE).exists(), timeout=10)
+    (proc,) = keepers(isolated_home)
+    assert proc.cmdline()[0] == sys.executable
+    assert stop_keeper(isolated_home)
+    assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
