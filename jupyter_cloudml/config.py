@@ -16,7 +16,7 @@ from traitlets import Unicode
 from traitlets.config import Config, Configurable
 from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
 
-from .exceptions import InvalidSpec
+from .exceptions import BackendUnavailable, InvalidSpec, MissingExtra
 
 if TYPE_CHECKING:
     from .backends.base import Backend
@@ -63,7 +63,7 @@ class CloudML(Configurable):
                 cls = getattr(import_module(module), attr) if module else None
         except ModuleNotFoundError as exc:
             if name in installed:
-                raise InvalidSpec(_missing_extra(installed[name], exc)) from None
+                raise _missing_extra(installed[name], exc) from None
             cls = None
         except (ImportError, AttributeError):
             cls = None
@@ -75,15 +75,16 @@ class CloudML(Configurable):
         return cls
 
 
-def _missing_extra(entry: EntryPoint, exc: ModuleNotFoundError) -> str:
+def _missing_extra(entry: EntryPoint, exc: ModuleNotFoundError) -> BackendUnavailable:
     """`No module named 'kubernetes'`, with the `pip install` of the extra that brings it."""
     dist = entry.dist
     extras = (dist.metadata.get_all("Provides-Extra") or []) if dist is not None else []
-    if dist is not None and entry.name in extras:
-        install = f"pip install '{dist.metadata['Name']}[{entry.name}]'"
-    else:
-        install = f"install the package that provides {exc.name!r}"
-    return f"the {entry.name} backend needs {exc.name!r}, which is not installed: {install}"
+    if dist is not None and dist.metadata["Name"] == "jupyter-cloudml" and entry.name in extras:
+        return MissingExtra(f"the {entry.name} backend", exc.name, entry.name)
+    return BackendUnavailable(
+        f"the {entry.name} backend needs {exc.name!r}, which is not installed: install the "
+        f"package that provides it"
+    )
 
 
 def load_config() -> Config:

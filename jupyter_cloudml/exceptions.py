@@ -48,3 +48,13 @@ class BackendUnavailable(CloudMLError):
     """The backend cannot be reached or its store cannot be opened."""
 
     http_status = 503
+
+
+class MissingExtra(BackendUnavailable):
+    """An optional dependency is not installed: the message names the extra that brings it."""
+
+    def __init__(self, what: str, module: str | None, extra: str) -> None:
+        super().__init__(
+            f"{what} needs {module or 'a package'!r}, which is not installed: "
+            f"pip install 'jupyter-cloudml[{extra}]'"
+        )

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from ..commands.train_spec import build_job_query, build_train_spec
-from ..exceptions import BackendUnavailable, InvalidSpec, NotFound
+from ..exceptions import InvalidSpec, MissingExtra, NotFound
 from ..models import JobInfo, JobQuery, JobStatus, TrainSpec, TuningSpec, to_dict
 from ..views.dry_run import format_dry_run, format_preview
 from ..views.jobs import (
@@ -343,11 +343,8 @@ def run_hub_command(ns: argparse.Namespace, out: TextIO) -> int:
     else:
         try:
             from ..hub.manifests import preview
-        except ImportError as exc:
-            raise BackendUnavailable(
-                f"'{PROG} hub' needs JupyterHub and KubeSpawner ({exc.name} is missing): "
-                "pip install 'jupyter-cloudml[hub]'"
-            ) from None
+        except ModuleNotFoundError as exc:
+            raise MissingExtra(f"'{PROG} hub manifests'", exc.name, "hub") from None
         found = preview(ns.user, ns.profile, ns.group, ns.config)
         objects = found.objects
         header = (

@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.machinery import PathFinder
 from pathlib import Path, PurePosixPath
 
-from ..exceptions import PackagingError
+from ..exceptions import InvalidSpec, PackagingError
 from .archive import PackagedFile, relative_inside
+from .files import read_text_file
 
 # Parsing whole modules costs ~200 ms/MB; finding the import statements with a regex first and
 # parsing only those is ~20x faster. A match inside a docstring parses as prose and is dropped.
@@ -256,10 +257,18 @@ def gather_requirements(
     """Requirements in order (``first``, the file's lines, ``--pip`` items), without repeats."""
     items = [*first]
     if requirements_file:
+        flag = f"--requirements {requirements_file!r}"
         path = root / requirements_file
-        if not path.is_file():
-            raise PackagingError(f"--requirements {requirements_file!r}: no such file in {root}")
-        lines = path.read_text(encoding="utf-8").splitlines()
+        try:
+            exists = path.exists()
+        except OSError as error:  # e.g. a name longer than the system allows
+            raise PackagingError(f"{flag}: {error.strerror or error}") from None
+        if not exists:
+            raise PackagingError(f"{flag}: no such file in {root}")
+        try:
+            lines = read_text_file(path).splitlines()
+        except InvalidSpec as error:
+            raise PackagingError(f"{flag}: {error}") from None
         items += [re.sub(r"(^|\s)#.*", "", line).strip() for line in lines]
     items += [item.strip() for item in pip]
     return tuple(dict.fromkeys(item for item in items if item))

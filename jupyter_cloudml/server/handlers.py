@@ -86,6 +86,8 @@ class CloudMLHandler(ExtensionHandlerMixin, APIHandler):
             body = json.loads(self.request.body or b"{}")
         except ValueError:
             raise exceptions.InvalidSpec("the request body is not JSON") from None
+        except RecursionError:
+            raise exceptions.InvalidSpec("the request body is nested too deeply") from None
         if not isinstance(body, dict):
             raise exceptions.InvalidSpec("the request body must be a JSON object")
         return body

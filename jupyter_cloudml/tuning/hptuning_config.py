@@ -16,6 +16,7 @@ import yaml
 
 from ..exceptions import InvalidSpec
 from ..models import Algorithm, EarlyStopping, Goal, ParamSpec, ParamType, Scale
+from ..packaging.files import read_text_file
 from .space import to_number, whole
 
 #: What cloudml-hypertune reports under when no hyperparameterMetricTag is set (as on Google).
@@ -79,13 +80,7 @@ def _read(source: str | Path) -> tuple[str, str]:
     if isinstance(source, str) and not _looks_like_path(source):
         return "<hptuning config>", source
     name = str(source)
-    try:
-        return name, Path(source).expanduser().read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InvalidSpec(f"cannot read {name}: it is not UTF-8 text") from None
-    except (OSError, ValueError) as error:
-        reason = getattr(error, "strerror", None) or str(error)
-        raise InvalidSpec(f"cannot read {name}: {reason}") from None
+    return name, read_text_file(source)
 
 
 def _looks_like_path(text: str) -> bool:

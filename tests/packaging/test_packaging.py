@@ -609,3 +609,16 @@ def test_any_text_packages_or_is_refused_cleanly(fuzz_dir: Path, cell: str) -> N
         return
     assert pkg.module == MAIN_MODULE
     assert set(pkg.files) >= GENERATED
+
+
+def test_requirement_files_that_are_no_text_files_are_refused(tmp_path):
+    (tmp_path / "reqs.txt").write_bytes(b"x" * (2 << 20))
+    (tmp_path / "main.py").write_text("print(1)\n")
+    refusals = {
+        "reqs.txt": "is larger than 1024 KiB",
+        "/dev/zero": "it is not a regular file",
+        "x" * 300: "File name too long",
+    }
+    for name, reason in refusals.items():
+        with pytest.raises(PackagingError, match=f"--requirements '.*': .*{reason}"):
+            package_cell("print(1)", source_dir=tmp_path, requirements_file=name)

@@ -272,8 +272,19 @@ async def test_metrics_are_incremental(api, client, make_spec):
     assert [s["value"] for s in first["scalars"]["loss"]] == pytest.approx([1.0, 0.5, 1 / 3])
     _, again = await api("GET", f"/jobs/{job.id}/metrics", {"cursor": first["cursor"]})
     assert again["scalars"] == {}
-    status, error = await api("GET", f"/jobs/{job.id}/metrics", {"cursor": "garbage"})
-    assert status == 400 and "cursor" in error["message"]
+    for cursor in ("garbage", '{"events": 5}', '{"hypertune": 3}', '{"hypertune": {"a": "x"}}'):
+        status, error = await api("GET", f"/jobs/{job.id}/metrics", {"cursor": cursor})
+        assert status == 400 and "cursor" in error["message"], cursor
+
+
+async def test_a_deeply_nested_body_is_400(jp_fetch):
+    body = '{"instances": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    response = await jp_fetch(
+        "cloudml", "api", "deployments", "iris", "predict",
+        method="POST", body=body, raise_error=False,
+    )  # fmt: skip
+    assert response.code == 400
+    assert json.loads(response.body)["message"] == "the request body is nested too deeply"
 
 
 @pytest.mark.slow

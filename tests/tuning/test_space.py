@@ -799,3 +799,12 @@ def test_package_import_does_not_import_optuna() -> None:
     code = "import sys, jupyter_cloudml.tuning; print('optuna' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_config_that_is_no_text_file_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    with pytest.raises(InvalidSpec, match="cannot read /dev/zero: it is not a regular file"):
+        load_hptuning_config(Path("/dev/zero"))
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"#" * (2 << 20))
+    with pytest.raises(InvalidSpec, match=r"big\.yaml: it is larger than 1024 KiB"):
+        load_hptuning_config(big)

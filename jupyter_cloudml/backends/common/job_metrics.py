@@ -46,7 +46,13 @@ def load_cursor(cursor: str | None) -> dict[str, Any]:
         state = json.loads(cursor)
     except ValueError:
         state = None
-    if not isinstance(state, dict):
+    offsets = state.get("hypertune", {}) if isinstance(state, dict) else None
+    if (
+        not isinstance(state, dict)
+        or not isinstance(state.get("events", ""), str)
+        or not isinstance(offsets, dict)
+        or not all(isinstance(v, int) and v >= 0 for v in offsets.values())
+    ):
         raise InvalidSpec("malformed metrics cursor: pass back the cursor a metrics call returned")
     return state
 

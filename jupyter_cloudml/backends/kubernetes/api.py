@@ -20,7 +20,14 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ...exceptions import BackendUnavailable, CloudMLError, Conflict, NotFound, QuotaExceeded
+from ...exceptions import (
+    BackendUnavailable,
+    CloudMLError,
+    Conflict,
+    MissingExtra,
+    NotFound,
+    QuotaExceeded,
+)
 from .quota import QUOTA_RE, refusal_message
 
 #: Where Kubernetes mounts a pod's service-account namespace.
@@ -58,7 +65,10 @@ class KubeApi:
         timeout: float = 30.0,
         log: logging.Logger | None = None,
     ) -> None:
-        from kubernetes import client, config
+        try:
+            from kubernetes import client, config
+        except ModuleNotFoundError as exc:
+            raise MissingExtra("the kubernetes backend", exc.name, "kubernetes") from None
 
         configuration = client.Configuration()
         default_namespace = "default"

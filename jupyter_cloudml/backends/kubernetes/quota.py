@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from ...exceptions import QuotaExceeded
+from ...exceptions import MissingExtra, QuotaExceeded
 
 GPU_QUOTA = "requests.nvidia.com/gpu"
 #: The quota keys compared (others, e.g. object counts, are left to the API server).
@@ -29,7 +29,10 @@ QUOTA_RE = re.compile(
 
 def quantity(text: str | int | float) -> Decimal:
     """A Kubernetes quantity (``500m``, ``4Gi``, ``2``) as a number."""
-    from kubernetes.utils import parse_quantity
+    try:
+        from kubernetes.utils import parse_quantity
+    except ModuleNotFoundError as exc:
+        raise MissingExtra("reading Kubernetes quotas", exc.name, "kubernetes") from None
 
     try:
         return Decimal(parse_quantity(text))
