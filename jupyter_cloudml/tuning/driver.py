@@ -23,6 +23,7 @@ from ..models import (
     STUDY_LABEL,
     TRIAL_LABEL,
     Algorithm,
+    JobQuery,
     JobStatus,
     Scalar,
     TrainSpec,
@@ -150,19 +151,34 @@ class Driver:
         return sum(1 for t in self.study.get_trials(deepcopy=False) if "launch" in t.user_attrs)
 
     def _resume(self) -> None:
-        """Re-attach to trials a previous driver left running; fail those it never submitted."""
+        """Re-attach to trials a previous driver left running, adopt one whose job it submitted
+        but did not record, and fail those it never submitted."""
         import optuna
         from optuna.trial import TrialState
 
         for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             trial = optuna.trial.Trial(self.study, frozen._trial_id)
-            launch = frozen.user_attrs.get("launch")
+            launch = frozen.user_attrs.get("launch") or self._submitted(frozen.number)
             if launch is None:  # asked for, but its job was never submitted
                 self.study.tell(trial, state=TrialState.FAIL)
                 continue
+            trial.set_user_attr("launch", launch)
             reported = set(frozen.intermediate_values)
             self.running[frozen.number] = Running(trial, launch["job_id"], reported=reported)
         self._ended = [t for t in self.trial_infos() if t.status is not TrialStatus.RUNNING]
+
+    def _submitted(self, number: int) -> dict[str, Any] | None:
+        """The launch record of trial `number`'s job, found by its labels (a driver that died
+        between submitting it and recording it left none)."""
+        labels = {STUDY_LABEL: self.study_id, TRIAL_LABEL: str(number)}
+        jobs = self._timed(self.backend.list, JobQuery(labels=labels, limit=1)).jobs
+        if not jobs or jobs[0].spec is None:
+            return None
+        job = jobs[0]
+        assert job.spec is not None
+        values = json.loads(job.spec.env.get(PARAMS_ENV, "{}"))
+        print(f"trial {number}: adopted job {job.id}, submitted before the driver stopped")
+        return {"params": values, "job_id": job.id, "started": job.created}
 
     def _launch(self) -> None:
         from .optuna_glue import suggest

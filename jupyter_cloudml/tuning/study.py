@@ -39,8 +39,10 @@ TUNING_ENV = "CLOUDML_TUNING"
 TRIAL_SPEC_FILE = "trial_spec.json"
 SUMMARY_FILE = "study.json"
 DRIVER_MODULE = "jupyter_cloudml._study_main"
-#: A killed or crashed driver is restarted this many times; it resumes from durable storage.
-DRIVER_RETRIES = 3
+#: A crashed driver is restarted this often (with a pause doubling up to the backend's longest
+#: retry backoff, a minute by default: over an hour of crashes); it resumes from its journal.
+#: One whose supervisor died is started again by the local backend's keeper, without a limit.
+DRIVER_RETRIES = 100
 
 
 def driver_spec(trial: TrainSpec, tuning: TuningSpec) -> TrainSpec:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import time
@@ -196,3 +197,120 @@ def test_a_plain_job_is_not_a_study(client, make_spec, backend):
     job = backend.submit(make_spec("pass"))
     with pytest.raises(NotFound, match="is a training job"):
         client.get_study(job.id)
+
+
+SLOW_TRIAL = """
+import time
+import jupyter_cloudml
+p = jupyter_cloudml.params()
+time.sleep(1.5)
+jupyter_cloudml.report(step=0, score=p["x"])
+"""
+
+
+def succeeded(client, study_id):
+    return sum(t.status is TrialStatus.SUCCEEDED for t in client.get_study(study_id).trials)
+
+
+def wait_until(predicate, timeout=90):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_a_killed_driver_supervisor_is_restarted_and_adopts_its_trials(client, backend, make_spec):
+    """No reader: the keeper finds the dead supervisor, queues the driver again after a pause,
+    and the new driver re-attaches to the trials still running."""
+    tuning = TuningSpec(params=(X,), metric="score", max_trials=6, parallel_trials=2, seed=3)
+    study = client.submit_study(make_spec(SLOW_TRIAL, name="orphaned"), tuning)
+    wait_until(lambda: len(client.get_study(study.id).trials) >= 2)
+    before = backend.store.row(study.id)["supervisor_pid"]
+    psutil.Process(before).kill()
+    wait_until(lambda: backend.store.row(study.id)["restarts"] == 1, timeout=20)
+    done = wait_study(client, study.id)
+    assert done.status is JobStatus.SUCCEEDED, done.reason
+    assert [t.number for t in done.trials] == list(range(6))
+    assert len({t.job_id for t in done.trials}) == 6
+    assert all(t.status is TrialStatus.SUCCEEDED for t in done.trials), done.trials
+    assert backend.list(JobQuery(labels={"cloudml.io/study": study.id})).total == 6
+    reasons = [e.reason for e in client.events(study.id)]
+    assert "Restarting" in reasons
+
+
+def test_a_fourth_driver_crash_does_not_fail_the_study(client, backend, make_spec):
+    tuning = TuningSpec(params=(X,), metric="score", max_trials=5, parallel_trials=1, seed=4)
+    study = client.submit_study(make_spec(SLOW_TRIAL, name="crashy"), tuning)
+    for kill in range(4):
+        wait_until(lambda k=kill: succeeded(client, study.id) >= k and _driver(backend, study.id))
+        os.kill(_driver(backend, study.id).pid, signal.SIGKILL)
+        wait_until(lambda k=kill: client.get(study.id).attempt >= k + 2)
+    done = wait_study(client, study.id)
+    assert done.status is JobStatus.SUCCEEDED, done.reason
+    assert [t.number for t in done.trials] == list(range(5))
+    assert len({t.job_id for t in done.trials}) == 5
+
+
+def _driver(backend, study_id):
+    """The study's driver process, once its supervisor started it."""
+    pid = backend.store.row(study_id)["supervisor_pid"]
+    try:
+        children = psutil.Process(pid).children() if pid else []
+    except psutil.NoSuchProcess:
+        return None
+    found = [p for p in children if "jupyter_cloudml._study_main" in " ".join(p.cmdline())]
+    return found[0] if found else None
+
+
+def test_a_trial_submitted_but_not_recorded_is_adopted(client, backend, make_spec, tmp_path):
+    """A driver that died between submitting a trial's job and recording it: the next one
+    finds the job by its labels instead of failing the trial and running another."""
+    import json
+
+    from jupyter_cloudml.models import KIND_LABEL, STUDY_LABEL, TRIAL_LABEL
+    from jupyter_cloudml.tuning.driver import Driver
+    from jupyter_cloudml.tuning.params import PARAMS_ENV
+
+    tuning = TuningSpec(params=(X,), metric="score", max_trials=1, parallel_trials=1, seed=1)
+    template = make_spec(SLOW_TRIAL, name="adopt")
+    (tmp_path / "out").mkdir()  # as the driver job's supervisor makes it
+    first = Driver(backend, "adopt-study", tuning, template, tmp_path / "dir", tmp_path / "out")
+    trial = first.study.ask()
+    labels = {KIND_LABEL: "trial", STUDY_LABEL: "adopt-study", TRIAL_LABEL: str(trial.number)}
+    env = {PARAMS_ENV: json.dumps({"x": 0.25})}
+    orphan = backend.submit(dataclasses.replace(template, labels=labels, env=env))
+    del first  # it stops here, its trial's launch never recorded
+
+    second = Driver(backend, "adopt-study", tuning, template, tmp_path / "dir", tmp_path / "out")
+    second.run()
+    (only,) = second.trial_infos()
+    assert only.job_id == orphan.id and only.status is TrialStatus.SUCCEEDED
+    assert only.value == 0.25
+    assert backend.list(JobQuery(labels={STUDY_LABEL: "adopt-study"})).total == 1
+
+
+def test_cancel_works_on_a_study_that_failed(client, backend, make_spec):
+    """A driver that ended the study (too many failures) while a trial still ran: cancelling
+    the study stops that trial."""
+    code = """
+import time, jupyter_cloudml
+p = jupyter_cloudml.params()
+if p["x"] < 0:
+    raise SystemExit(3)
+time.sleep(60)
+"""
+    tuning = TuningSpec(params=(X,), metric="score", max_trials=2, parallel_trials=2, seed=2)
+    study = client.submit_study(make_spec(code, name="half"), tuning)
+    wait_until(lambda: len(client.get_study(study.id).trials) == 2)
+    driver = backend.store.row(study.id)["supervisor_pid"]
+    psutil.Process(driver).kill()  # the driver's record ends while a trial still runs
+    backend.store.update(study.id, status=JobStatus.FAILED.value, reason="killed for the test")
+    running = [
+        j
+        for j in backend.list(JobQuery(labels={"cloudml.io/study": study.id})).jobs
+        if not j.status.terminal
+    ]
+    assert running
+    client.cancel_study(study.id)
+    for job in running:
+        assert client.get(job.id).status is JobStatus.CANCELLED

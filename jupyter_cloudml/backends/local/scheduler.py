@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from ...models import JobStatus, ReplicaStatus
+from ...models import KIND_LABEL, JobStatus, ReplicaStatus
 from .processes import process_alive, spawn_detached
 from .store import ACTIVE, QUEUED, JobStore
 
@@ -82,6 +82,8 @@ def dispatch(store: JobStore, settings: Settings) -> list[str]:
         claimed_gpus: set[int] = set()
         now = time.time()
         for row in store.rows_with_status([QUEUED], db):
+            if row["not_before"] and row["not_before"] > now:
+                continue  # restarting after a pause
             cpu_slots, gpu_ids = _slots(row, settings)
             cpu = min(row["cpu_demand"], cpu_slots)
             gpus = row["gpu_demand"]
@@ -159,7 +161,9 @@ def kill_process_group(pid: int, started: float | None) -> None:
 
 
 def reap(store: JobStore, settings: Settings) -> None:
-    """Mark FAILED every running job whose supervisor is gone, and stop its replicas."""
+    """Mark FAILED every running job whose supervisor is gone, and stop its replicas; a study's
+    driver is queued again instead (after a pause that doubles with each restart), and resumes
+    from its journal."""
     now = time.time()
     for row in store.rows_with_status(ACTIVE):
         pid = row["supervisor_pid"]
@@ -176,6 +180,9 @@ def reap(store: JobStore, settings: Settings) -> None:
             if fresh["cancel_requested"]:
                 # SIGTERM can reach a supervisor before it installed its handler: still a cancel.
                 status, reason, kind = JobStatus.CANCELLED, "cancelled by the user", "Cancelled"
+            elif pid is not None and _restarts_itself(fresh):
+                _requeue(store, db, fresh, settings, now)
+                continue
             elif pid is not None:
                 status, kind = JobStatus.FAILED, "SupervisorLost"
                 reason = "the job's supervisor process died unexpectedly; its replicas were stopped"
@@ -192,3 +199,34 @@ def reap(store: JobStore, settings: Settings) -> None:
                 for r in json.loads(fresh["replicas"])
             ]
             store.finish(db, row["id"], status, reason, event=kind, replicas=replicas)
+
+
+def _restarts_itself(row: sqlite3.Row) -> bool:
+    """Whether a job that lost its supervisor starts again rather than failing: a study's
+    driver, which resumes from its journal without repeating a finished trial."""
+    labels = json.loads(row["spec"]).get("labels") or {}
+    return bool(labels.get(KIND_LABEL) == "study")
+
+
+def _requeue(
+    store: JobStore, db: sqlite3.Connection, row: sqlite3.Row, settings: Settings, now: float
+) -> None:
+    restarts = row["restarts"] + 1
+    pause = min(settings.backoff_seconds * 2 ** (restarts - 1), settings.backoff_max_seconds)
+    reason = f"its supervisor died; starting again in {pause:g}s (restart {restarts})"
+    store.update(
+        row["id"],
+        db,
+        status=QUEUED,
+        reason=reason,
+        restarts=restarts,
+        not_before=now + pause,
+        supervisor_pid=None,
+        supervisor_started=None,
+        dispatched=None,
+        gpu_ids=[],
+        replicas=[
+            {**r, "status": ReplicaStatus.PENDING.value} for r in json.loads(row["replicas"])
+        ],
+    )
+    store.add_event(row["id"], "Restarting", reason, "Warning", db=db)

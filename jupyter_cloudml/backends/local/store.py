@@ -48,7 +48,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     supervisor_started REAL,
     dispatched REAL,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
-    machine TEXT
+    machine TEXT,
+    restarts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created DESC);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
@@ -72,8 +74,13 @@ CREATE INDEX IF NOT EXISTS labels_key ON labels (key, value);
 #: `PRAGMA user_version` of the current schema; older stores are brought up to it on open.
 SCHEMA_VERSION = 2
 #: Version 2 records with each job the slots of the backend that queued it (JSON: `cpu_slots`,
-#: `gpu_ids`), so that whoever dispatches it later starts it as that backend would have.
-ADD_MACHINE = "ALTER TABLE jobs ADD COLUMN machine TEXT"
+#: `gpu_ids`), so that whoever dispatches it later starts it as that backend would have; and how
+#: often a job was restarted after losing its supervisor, and not before when it may start again.
+ADDED_IN_2 = {
+    "machine": "ALTER TABLE jobs ADD COLUMN machine TEXT",
+    "restarts": "ALTER TABLE jobs ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0",
+    "not_before": "ALTER TABLE jobs ADD COLUMN not_before REAL",
+}
 #: Version 1 indexes labels in their own table; fill it from the specs of older stores.
 FILL_LABELS = """
 INSERT OR IGNORE INTO labels (job_id, key, value)
@@ -113,8 +120,9 @@ class JobStore:
                 if version < 1:
                     db.execute(FILL_LABELS)
                 columns = {r["name"] for r in db.execute("PRAGMA table_info(jobs)")}
-                if "machine" not in columns:
-                    db.execute(ADD_MACHINE)
+                for column, statement in ADDED_IN_2.items():
+                    if column not in columns:
+                        db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _conn(self) -> sqlite3.Connection:
