@@ -38,6 +38,7 @@ from .processes import (
     DIR_MODE,
     file_lock,
     free_ports,
+    kill_process_group,
     private_dir,
     process_alive,
     spawn_detached,
@@ -147,6 +148,8 @@ class LocalDeployments:
                 self._forget_version(name, version, drop_all=False)
                 return
             self._stop(name)
+            with contextlib.suppress(OSError, ValueError):  # replicas a dead endpoint left
+                self._stop_orphans(json.loads((self.folder / name / PROCESS_FILE).read_text()))
             shutil.rmtree(self.folder / name, ignore_errors=True)
 
     # --- reading ---------------------------------------------------------------------------
@@ -248,9 +251,15 @@ class LocalDeployments:
             if self._running(name) or (recent and now - recent[-1] < pause):
                 return
             desired = self._require(name)
+            self._stop_orphans(record)
             with contextlib.suppress(Conflict):
                 _check_port(desired["port"])
                 self._spawn(name, [*recent, now], record.get("python"))
+
+    def _stop_orphans(self, record: Mapping[str, Any]) -> None:
+        """Kill what is left of a dead endpoint's process group: its model-server replicas."""
+        if record.get("pid"):
+            kill_process_group(record["pid"], record.get("started"))
 
     def _stop(self, name: str) -> None:
         proc = self._process(name)

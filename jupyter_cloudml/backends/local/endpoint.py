@@ -4,10 +4,12 @@
 session) for as long as the deployment lives. It reads the desired state the backend writes
 (`desired.json`: versions, replicas, traffic) and makes it so: one model-server replica
 process per replica of each version (`jupyter_cloudml.serving.replica`, under the serving
-interpreter), restarted when it dies; and a proxy on the endpoint port that speaks KServe v1
-and the Open Inference Protocol, load-balances over the ready replicas of a version, splits
-unversioned requests by traffic share, and retries a request whose replica went away on
-another one (inference requests are idempotent). What it sees goes to `status.json`.
+interpreter), restarted when it dies, and replaced when it stops answering its readiness
+probe (a frozen or hung process); and a proxy on the endpoint port that speaks KServe v1 and
+the Open Inference Protocol, load-balances over the ready replicas of a version, splits
+unversioned requests by traffic share, and retries a request whose replica went away, or did
+not answer within `REQUEST_SECONDS`, on another one (inference requests are idempotent). What
+it sees goes to `status.json`.
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ STABLE_SECONDS = 30.0
 #: How long a request waits for a replica of its version that is (re)starting.
 REPLICA_WAIT_SECONDS = 30.0
 DRAIN_SECONDS = 30.0
+#: Every ready replica is probed this often; one that misses PROBE_MISSES probes in a row
+#: (each given PROBE_TIMEOUT seconds) is taken out of rotation and replaced.
+PROBE_SECONDS = 1.0
+PROBE_TIMEOUT = 1.0
+PROBE_MISSES = 2
+#: The longest a replica gets to answer one request before it is tried on another replica.
+REQUEST_SECONDS = 60.0
 
 
 class Replica:
@@ -66,6 +75,8 @@ class Replica:
         self.next_start = 0.0
         self.in_flight = 0
         self.retiring = False
+        self.missed = 0  # readiness probes missed in a row
+        self.frozen = asyncio.Event()  # set when it stopped answering: its requests go elsewhere
 
     @property
     def url(self) -> str:
@@ -93,6 +104,7 @@ class Endpoint:
         self.logs.mkdir(exist_ok=True)
         self.last_status: dict[str, Any] = {}
         self.turn = 0
+        self.probed_at = 0.0
 
     # --- desired state -> processes --------------------------------------------------------
 
@@ -128,8 +140,9 @@ class Endpoint:
                 replica.status, replica.reason = "FAILED", self.load_error(replica)
                 return
             replica.restarts += 1
+            why = "stopped answering" if replica.frozen.is_set() else f"exited with code {code}"
             replica.status = "RESTARTING"
-            replica.reason = f"exited with code {code}; restart {replica.restarts}"
+            replica.reason = f"{why}; restart {replica.restarts}"
             # Back off for crash loops only: a replica that served a while restarts at once.
             quick = time.monotonic() - replica.started_at < STABLE_SECONDS
             replica.crashes_in_a_row = replica.crashes_in_a_row + 1 if quick else 1
@@ -157,6 +170,8 @@ class Endpoint:
             )
         replica.status = "STARTING" if replica.restarts == 0 else "RESTARTING"
         replica.started_at = time.monotonic()
+        replica.missed = 0
+        replica.frozen = asyncio.Event()
 
     def load_error(self, replica: Replica) -> str:
         text = (self.logs / f"{replica.name}.log").read_text(errors="replace")
@@ -184,15 +199,40 @@ class Endpoint:
             proc.kill()
 
     async def check_health(self, client: httpclient.AsyncHTTPClient) -> None:
-        for replicas in self.replicas.values():
-            for replica in replicas:
-                if replica.proc is None or replica.status not in ("STARTING", "RESTARTING"):
-                    continue
-                try:
-                    await client.fetch(f"{replica.url}/v2/health/ready", request_timeout=1)
-                except (httpclient.HTTPClientError, OSError):
-                    continue
-                replica.status, replica.reason = "READY", ""
+        """Probe every replica at once: starting ones until they are ready, ready ones every
+        PROBE_SECONDS (a ready one that stops answering is replaced)."""
+        now = time.monotonic()
+        probing = {"STARTING", "RESTARTING"}
+        if now - self.probed_at >= PROBE_SECONDS:
+            self.probed_at = now
+            probing.add("READY")
+        replicas = [
+            replica
+            for group in self.replicas.values()
+            for replica in group
+            if replica.proc is not None and replica.status in probing and not replica.retiring
+        ]
+        await asyncio.gather(*(self.probe(client, replica) for replica in replicas))
+
+    async def probe(self, client: httpclient.AsyncHTTPClient, replica: Replica) -> None:
+        try:
+            await client.fetch(f"{replica.url}/v2/health/ready", request_timeout=PROBE_TIMEOUT)
+        except (httpclient.HTTPClientError, OSError):
+            if replica.status == "READY":
+                replica.missed += 1
+                if replica.missed >= PROBE_MISSES:
+                    self.replace(replica, f"missed {replica.missed} readiness probes in a row")
+            return
+        replica.missed = 0
+        replica.status, replica.reason = "READY", ""
+
+    def replace(self, replica: Replica, why: str) -> None:
+        """Take a replica that stopped answering out of rotation and kill it: `tend` starts a
+        new one, and requests waiting on it are tried on another replica at once."""
+        replica.status, replica.reason = "RESTARTING", f"{why}; replacing it"
+        replica.frozen.set()
+        if replica.proc is not None and replica.proc.poll() is None:
+            replica.proc.kill()  # SIGKILL also ends a stopped (SIGSTOP) process
 
     # --- routing ---------------------------------------------------------------------------
 
@@ -317,18 +357,9 @@ class ProxyHandler(web.RequestHandler):
             tried.add(replica.name)
             replica.in_flight += 1
             try:
-                response = await self.client.fetch(
-                    replica.url + path,
-                    method=self.request.method,
-                    body=self.request.body if self.request.method == "POST" else None,
-                    headers={
-                        "Content-Type": self.request.headers.get("Content-Type", "application/json")
-                    },
-                    raise_error=False,
-                    request_timeout=300,
-                )
-            except (OSError, httpclient.HTTPClientError):
-                continue  # the replica went away (mid-request too): try another one
+                response = await self.ask(replica, path)
+            except (OSError, httpclient.HTTPClientError, asyncio.TimeoutError):
+                continue  # the replica went away, froze or took too long: try another one
             finally:
                 replica.in_flight -= 1
             if response.code == 599:
@@ -342,6 +373,32 @@ class ProxyHandler(web.RequestHandler):
             await self.finish(response.body)
             return
         return self.fail(503, f"no ready replica of {name} version {chosen}; try again soon")
+
+    async def ask(self, replica: Replica, path: str) -> httpclient.HTTPResponse:
+        """The replica's answer; `TimeoutError` once it is found frozen or REQUEST_SECONDS
+        pass, whichever is first."""
+        fetch = asyncio.ensure_future(
+            self.client.fetch(
+                replica.url + path,
+                method=self.request.method,
+                body=self.request.body if self.request.method == "POST" else None,
+                headers={
+                    "Content-Type": self.request.headers.get("Content-Type", "application/json")
+                },
+                raise_error=False,
+                request_timeout=REQUEST_SECONDS,
+            )
+        )
+        frozen = asyncio.ensure_future(replica.frozen.wait())
+        either: set[asyncio.Future[Any]] = {fetch, frozen}
+        try:
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            frozen.cancel()
+        if not fetch.done():
+            fetch.cancel()
+            raise asyncio.TimeoutError(f"replica {replica.name} stopped answering")
+        return fetch.result()
 
 
 class HealthHandler(web.RequestHandler):

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import socket
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -83,6 +84,18 @@ def process_alive(pid: int | None, started: float | None) -> bool:
         return proc.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def kill_process_group(pid: int, started: float | None) -> None:
+    """SIGKILL what is left of a dead supervisor's process group (its orphaned replicas)."""
+    try:
+        proc = psutil.Process(pid)
+        if started is not None and abs(proc.create_time() - started) > 1.0:
+            return  # the pid was reused, so its old group is gone already
+    except psutil.NoSuchProcess:
+        pass
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def free_ports(count: int) -> list[int]:

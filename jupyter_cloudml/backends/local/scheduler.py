@@ -9,20 +9,15 @@ backend that queued it (recorded with it), whichever process runs the pass.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
-import signal
 import sqlite3
 import sys
 import time
 from pathlib import Path
 
-import psutil
-
 from ...models import KIND_LABEL, JobStatus, ReplicaStatus
-from .processes import process_alive, spawn_detached
+from .processes import kill_process_group, process_alive, spawn_detached
 from .store import ACTIVE, QUEUED, JobStore
 
 #: How long a dispatched job may wait for its supervisor to record itself.
@@ -146,18 +141,6 @@ def spawn_supervisor(store: JobStore, settings: Settings, job_id: str) -> None:
         [*argv, settings.to_json(), job_id], folder / "supervisor.log", folder
     )
     store.update(job_id, supervisor_pid=pid, supervisor_started=created)
-
-
-def kill_process_group(pid: int, started: float | None) -> None:
-    """SIGKILL what is left of a dead supervisor's process group (its orphaned replicas)."""
-    try:
-        proc = psutil.Process(pid)
-        if started is not None and abs(proc.create_time() - started) > 1.0:
-            return  # the pid was reused, so its old group is gone already
-    except psutil.NoSuchProcess:
-        pass
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
 
 
 def reap(store: JobStore, settings: Settings) -> None:

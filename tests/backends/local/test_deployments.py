@@ -279,3 +279,55 @@ jupyter_cloudml.report(step=0, score=-abs(p["c"] - 3.0))
     info = client.deploy(DeploySpec("best", f"job:{study.id}/model.joblib", "sklearn"))
     assert best.job_id in info.versions[0].model
     assert client.predict("best", [[0.0]]) == [3.0]
+
+
+def endpoint_pid(client, name: str) -> int:
+    record = json.loads((client.backend.endpoints.folder / name / "endpoint.json").read_text())
+    return int(record["pid"])
+
+
+def test_a_frozen_replica_is_routed_around_and_replaced(client, trained):
+    """SIGSTOP one of two replicas under load: no request fails or hangs past the probes, the
+    frozen replica is replaced, and both serve again."""
+    job_id, _ = trained
+    info = client.deploy(DeploySpec("icy", f"job:{job_id}/model.joblib", "sklearn", replicas=2))
+    with Load(f"{info.url}/v1/models/icy:predict", {"instances": ROWS}) as load:
+        wait_for(lambda: load.ok > 20, 30)
+        frozen = psutil.Process(replica_pids(client, "icy")[0])
+        frozen.suspend()
+        wait_gone(frozen.pid, 30)  # killed: a stopped process answers no probe
+        wait_for(lambda: client.get_deployment("icy").versions[0].ready == 2, 60)
+        replicas = client.get_deployment("icy").versions[0].replicas
+        assert [r.restarts for r in replicas].count(1) == 1
+        before = load.ok
+        wait_for(lambda: load.ok > before + 20, 30)
+    assert load.failures == []
+    assert frozen.pid not in replica_pids(client, "icy")
+
+
+def test_a_killed_endpoint_comes_back_by_itself_and_leaves_no_orphan(client, trained):
+    """Nobody reads: the keeper brings the endpoint back; the killed endpoint's replicas are
+    stopped, not left running beside the new ones."""
+    job_id, _ = trained
+    info = client.deploy(DeploySpec("phoenix", f"job:{job_id}/model.joblib", "sklearn"))
+    old_replicas = replica_pids(client, "phoenix")
+    os.kill(endpoint_pid(client, "phoenix"), signal.SIGKILL)
+    url = f"{info.url}/v1/models/phoenix:predict"
+    wait_for(lambda: post(url, {"instances": ROWS}, timeout=5)[0] == 200, 60)
+    for pid in old_replicas:
+        wait_gone(pid, 10)
+
+
+def test_undeploy_stops_the_replicas_a_dead_endpoint_left(client, trained, isolated_home):
+    from jupyter_cloudml.backends.local.keeper import stop_keeper
+
+    job_id, _ = trained
+    client.deploy(DeploySpec("leftover", f"job:{job_id}/model.joblib", "sklearn", replicas=2))
+    stop_keeper(isolated_home)  # so that nothing brings the endpoint back meanwhile
+    orphans = replica_pids(client, "leftover")
+    os.kill(endpoint_pid(client, "leftover"), signal.SIGKILL)
+    wait_gone(endpoint_pid(client, "leftover"), 10)
+    assert all(psutil.pid_exists(pid) for pid in orphans)
+    client.backend.endpoints.undeploy("leftover")
+    for pid in orphans:
+        wait_gone(pid, 10)

@@ -21,11 +21,11 @@ import pytest
 from cloudml_testkit import wait_for, wait_gone
 
 from jupyter_cloudml.backends.local import LocalBackend
+from jupyter_cloudml.backends.local.processes import kill_process_group
 from jupyter_cloudml.backends.local.scheduler import (
     SUPERVISOR_START_TIMEOUT,
     Settings,
     dispatch,
-    kill_process_group,
     reap,
 )
 from jupyter_cloudml.client import Client
