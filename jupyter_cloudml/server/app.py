@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ from traitlets import Float, Integer
 
 from ..client import Client
 from ..config import load_config
+from ..exceptions import CloudMLError
 
 T = TypeVar("T")
 
@@ -40,6 +42,11 @@ class CloudMLServerApp(ExtensionApp):
         self._executor = ThreadPoolExecutor(self.worker_threads, thread_name_prefix="cloudml")
         self._client: Client | None = None
         self.settings["cloudml"] = self
+        # The backend touched once now, so that the local backend's keeper comes back with the
+        # server (after a reboot); the Client requests use is made on first use, as before, and
+        # a backend that cannot be made says why to each request.
+        with contextlib.suppress(CloudMLError):
+            self._new_client()
 
     def initialize_handlers(self) -> None:
         from .handlers import HANDLERS
@@ -52,10 +59,13 @@ class CloudMLServerApp(ExtensionApp):
     def client(self) -> Client:
         """The `Client` over the configured backend, made on first use (errors reach callers)."""
         if self._client is None:
-            config = load_config()
-            config.merge(self.config)  # the server's own config (c.CloudML...) wins
-            self._client = Client(config=config)
+            self._client = self._new_client()
         return self._client
+
+    def _new_client(self) -> Client:
+        config = load_config()
+        config.merge(self.config)  # the server's own config (c.CloudML...) wins
+        return Client(config=config)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking function (a backend call) in the worker threads."""

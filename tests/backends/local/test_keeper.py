@@ -165,3 +165,21 @@ def test_the_keeper_records_itself_and_answers_sigterm(isolated_home, make_spec)
     assert proc.cmdline()[0] == sys.executable
     assert stop_keeper(isolated_home)
     assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+
+
+def test_the_jupyter_server_starting_brings_the_keeper_back(isolated_home, make_spec):
+    from jupyter_cloudml.server.app import CloudMLServerApp
+
+    backend = LocalBackend(home=str(isolated_home), cpu_slots=1.0, gpu_ids=[])
+    job = backend.submit(make_spec(SLEEPER, resources=Resources(cpu=1)))
+    waiting = backend.submit(make_spec(QUICK, name="waiting", resources=Resources(cpu=1)))
+    wait_for(lambda: keeper_running(isolated_home), timeout=10)
+    stop_keeper(isolated_home)
+    supervisor(isolated_home, job.id).kill()  # and a supervisor dies while nothing watches
+
+    app = CloudMLServerApp()
+    app.initialize_settings()  # as jupyter-server does when it starts the extension
+
+    wait_for(lambda: keeper_running(isolated_home), timeout=10)
+    wait_for(lambda: status(isolated_home, waiting.id) is JobStatus.SUCCEEDED, timeout=60)
+    assert status(isolated_home, job.id) is JobStatus.FAILED
