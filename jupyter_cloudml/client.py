@@ -245,14 +245,22 @@ class Client:
         self.backend.undeploy(name, version)
 
     def predict(
-        self, name: str, instances: Any, version: str | None = None, timeout: float = 60.0
+        self,
+        name: str,
+        instances: Any,
+        version: str | None = None,
+        timeout: float = 60.0,
+        retry_seconds: float = 30.0,
     ) -> builtins.list[Any]:
         """Predictions of a deployment for `instances` (a list of rows, or an array), through
-        its endpoint and the KServe v1 protocol, as any HTTP client would call it."""
+        its endpoint and the KServe v1 protocol, as any HTTP client would call it; asked
+        again for `retry_seconds` while the endpoint does not answer (it is coming back)."""
         from .serving.client import post_predict
 
         url = self.backend.get_deployment(name).url
-        return post_predict(url, name, instances, version=version, timeout=timeout)
+        return post_predict(
+            url, name, instances, version=version, timeout=timeout, retry_seconds=retry_seconds
+        )
 
     def model_metadata(
         self, name: str, version: str | None = None, timeout: float = 60.0

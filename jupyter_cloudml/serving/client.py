@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -22,17 +23,37 @@ def as_instances(data: Any) -> list[Any]:
     return list(values)
 
 
+#: How long a prediction is retried while the endpoint does not answer or has no ready replica
+#: (an endpoint or replicas coming back after a crash); predictions are idempotent.
+RETRY_SECONDS = 30.0
+
+
 def post_predict(
-    url: str, name: str, data: Any, version: str | None = None, timeout: float = 60.0
+    url: str,
+    name: str,
+    data: Any,
+    version: str | None = None,
+    timeout: float = 60.0,
+    retry_seconds: float = RETRY_SECONDS,
 ) -> list[Any]:
-    """POST `{"instances": [...]}` to `/v1/models/NAME[/versions/V]:predict`; the predictions."""
+    """POST `{"instances": [...]}` to `/v1/models/NAME[/versions/V]:predict`; the predictions.
+    An endpoint that does not answer, or answers 503, is asked again for `retry_seconds`."""
     path = f"/v1/models/{name}" + (f"/versions/{version}" if version else "") + ":predict"
     body = json.dumps({"instances": as_instances(data)}).encode()
-    request = urllib.request.Request(
-        url + path, data=body, headers={"Content-Type": "application/json"}, method="POST"
-    )
-    predictions: list[Any] = _call(request, url, name, timeout)["predictions"]
-    return predictions
+    deadline = time.monotonic() + retry_seconds
+    pause = 0.1
+    while True:
+        request = urllib.request.Request(
+            url + path, data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
+        try:
+            predictions: list[Any] = _call(request, url, name, timeout)["predictions"]
+            return predictions
+        except BackendUnavailable:
+            if time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 2.0)
 
 
 def get_metadata(

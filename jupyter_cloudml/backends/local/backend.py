@@ -394,7 +394,9 @@ class LocalBackend(Backend):
         return path
 
     def deploy(self, spec: DeploySpec) -> DeploymentInfo:
-        return self.endpoints.deploy(spec, self.model_path(spec.model))
+        info = self.endpoints.deploy(spec, self.model_path(spec.model))
+        ensure_keeper(self.settings)  # it brings the endpoint back if it dies
+        return info
 
     def deployments(self) -> builtins.list[DeploymentInfo]:
         return self.endpoints.list()

@@ -316,7 +316,10 @@ class LocalDeployments:
 
 
 def _check_port(port: int) -> None:
+    """`Conflict` when another process listens on `port` (connections of an endpoint that died,
+    left in TIME_WAIT, do not count: the endpoint binds with SO_REUSEADDR too)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError as e:
