@@ -327,7 +327,8 @@ def _check_port(port: int) -> None:
 
 
 def _info(desired: Mapping[str, Any], status: Mapping[str, Any], running: bool) -> DeploymentInfo:
-    replicas = status.get("versions", {})
+    # Without its endpoint process no replica serves, whatever the last status said.
+    replicas = status.get("versions", {}) if running else {}
     versions = tuple(
         VersionInfo(
             version=version,

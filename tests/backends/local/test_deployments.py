@@ -335,3 +335,24 @@ def test_undeploy_stops_the_replicas_a_dead_endpoint_left(client, trained, isola
     client.backend.endpoints.undeploy("leftover")
     for pid in orphans:
         wait_gone(pid, 10)
+
+
+def test_a_stopped_endpoint_is_listed_as_serving_nothing(client, trained, isolated_home):
+    """An endpoint that died and cannot come back (its port was taken meanwhile) is STOPPED
+    with no ready replica, although its last status file said both were ready."""
+    from jupyter_cloudml.backends.local.keeper import stop_keeper
+
+    job_id, _ = trained
+    info = client.deploy(DeploySpec("quiet", f"job:{job_id}/model.joblib", "sklearn", replicas=2))
+    assert info.versions[0].ready == 2
+    stop_keeper(isolated_home)
+    os.kill(endpoint_pid(client, "quiet"), signal.SIGKILL)
+    wait_gone(endpoint_pid(client, "quiet"), 10)
+    port = int(info.url.rsplit(":", 1)[1])
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        (listed,) = client.deployments()
+        assert listed.status is DeploymentStatus.STOPPED
+        assert listed.versions[0].ready == 0
