@@ -21,7 +21,7 @@ from traitlets import Dict, Float, Int, List, Unicode, default
 
 from ..backends.kubernetes import quota as quotas
 from ..backends.kubernetes.api import KubeApi
-from ..backends.kubernetes.backend import pod_environment
+from ..backends.kubernetes.connection import pod_environment
 from ..backends.kubernetes.manifests.training import GPU_RESOURCE
 from ..exceptions import CloudMLError, NotFound, QuotaExceeded
 from . import profiles

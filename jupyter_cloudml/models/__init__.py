@@ -44,6 +44,7 @@ from .kinds import (
     STUDY_LABEL,
     TRIAL_LABEL,
     is_study,
+    is_study_driver,
     job_kind,
     narrow_query,
 )
@@ -125,6 +126,7 @@ __all__ = [
     "check_version",
     "from_dict",
     "is_study",
+    "is_study_driver",
     "job_kind",
     "narrow_query",
     "slugify",

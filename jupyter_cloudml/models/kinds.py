@@ -7,6 +7,7 @@ any listing can tell them apart or narrow itself to one kind.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 from ..exceptions import InvalidSpec
 from .jobs import JobInfo, JobQuery
@@ -18,8 +19,13 @@ STUDY_LABEL = "cloudml.io/study"
 TRIAL_LABEL = "cloudml.io/trial"
 
 
+def is_study_driver(labels: Mapping[str, str]) -> bool:
+    """Whether a job with these labels is a study's driver."""
+    return labels.get(KIND_LABEL) == "study"
+
+
 def is_study(job: JobInfo) -> bool:
-    return job.spec is not None and job.spec.labels.get(KIND_LABEL) == "study"
+    return job.spec is not None and is_study_driver(job.spec.labels)
 
 
 #: What a listing can be narrowed to: standalone jobs (no drivers, no trials), or anything.

@@ -27,7 +27,6 @@ from ...models import (
     JobStatus,
     TensorBoardInfo,
 )
-from .connection import pod_environment
 from .deployments import ClusterDeployments
 from .labels import (
     CANCELLED_ANNOTATION,
@@ -39,8 +38,6 @@ from .outputs import JobOutputs
 from .status import cluster_event, pod_events
 from .submission import Submission
 from .tensorboards import ClusterTensorBoards
-
-__all__ = ["KubernetesBackend", "pod_environment"]
 
 
 class KubernetesBackend(Submission, JobOutputs):

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from ...exceptions import Conflict, InvalidSpec, NotFound
 from ...models import (
-    KIND_LABEL,
     DeploySpec,
     JobInfo,
     Preview,
     TrainSpec,
+    is_study_driver,
     spec_to_json,
 )
 from . import quota, rbac
@@ -40,7 +40,7 @@ class Submission(ClusterConnection):
                 "--python picks an interpreter on this machine; on Kubernetes give an image "
                 "with --image"
             )
-        is_study = spec.labels.get(KIND_LABEL) == "study"
+        is_study = is_study_driver(spec.labels)
         if is_study and self.shared is None:
             raise InvalidSpec(
                 "a study keeps its state on shared storage, and none is configured: set "
@@ -86,7 +86,7 @@ class Submission(ClusterConnection):
     def _training_manifests(
         self, spec: TrainSpec, job_id: str, namespace: str, package_uri: str | None
     ) -> builtins.list[Obj]:
-        is_study = spec.labels.get(KIND_LABEL) == "study"
+        is_study = is_study_driver(spec.labels)
         return training_manifests(
             spec,
             job_id,

@@ -57,14 +57,13 @@ def keeper_running(home: str | Path) -> bool:
     return False
 
 
-def ensure_keeper(settings: Settings) -> bool:
-    """Start the home's keeper unless one runs; whether one was started. Two starters racing
-    start two processes, and the one that loses the lock leaves at once."""
+def ensure_keeper(settings: Settings) -> None:
+    """Start the home's keeper unless one runs. Two starters racing start two processes, and
+    the one that loses the lock leaves at once."""
     if keeper_running(settings.home):
-        return False
+        return
     argv = [sys.executable, "-m", "jupyter_cloudml.backends.local.keeper", settings.to_json()]
     spawn_detached(argv, Path(settings.home) / LOG_FILE, Path(settings.home))
-    return True
 
 
 def stop_keeper(home: str | Path, timeout: float = 10.0) -> bool:

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from ...models import KIND_LABEL, JobStatus, ReplicaStatus
+from ...models import JobStatus, ReplicaStatus, is_study_driver
 from .processes import kill_process_group, process_alive, spawn_detached
 from .store import ACTIVE, QUEUED, JobStore
 
@@ -187,8 +187,7 @@ def reap(store: JobStore, settings: Settings) -> None:
 def _restarts_itself(row: sqlite3.Row) -> bool:
     """Whether a job that lost its supervisor starts again rather than failing: a study's
     driver, which resumes from its journal without repeating a finished trial."""
-    labels = json.loads(row["spec"]).get("labels") or {}
-    return bool(labels.get(KIND_LABEL) == "study")
+    return is_study_driver(json.loads(row["spec"]).get("labels") or {})
 
 
 def _requeue(
