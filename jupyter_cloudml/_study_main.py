@@ -8,6 +8,7 @@ backend gave it). SIGTERM (a cancel) lets the driver stop its trials and write i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -22,6 +23,10 @@ from .tuning.study import TRIAL_SPEC_FILE, TUNING_ENV
 def main() -> None:
     tuning = from_dict(TuningSpec, json.loads(os.environ[TUNING_ENV]))
     template = from_dict(TrainSpec, json.loads(Path(TRIAL_SPEC_FILE).read_text()))
+    # The trials' secrets reach the driver as its own environment, their names in the template.
+    template = dataclasses.replace(
+        template, secrets={name: os.environ[name] for name in template.secrets}
+    )
     driver = Driver(
         Client().backend,
         os.environ["CLOUDML_JOB_ID"],

@@ -54,6 +54,14 @@ def key_value(text: str) -> tuple[str, str]:
     return key.strip(), value
 
 
+def secret_pair(text: str) -> tuple[str, str | None]:
+    """`NAME=VALUE`, or `NAME` alone (its value is then looked up where the command runs)."""
+    key, sep, value = text.partition("=")
+    if not key.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME or NAME=VALUE, got {text!r}")
+    return key.strip(), value if sep else None
+
+
 def name_list(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 

@@ -24,6 +24,7 @@ from .flag_types import (
     name_list,
     non_negative,
     parse_duration,
+    secret_pair,
     whole_number,
 )
 from .study_flags import STUDY_SUMMARIES, STUDY_VERBS, add_study_verb_options, add_tuning_options
@@ -155,6 +156,22 @@ def _train_parser(prog: str) -> Parser:
         "(e.g. --job-dir s3://bucket/run1)",
     )
     add("--env", **PAIRS, help="environment variable, repeatable (e.g. --env LR=0.01)")
+    add(
+        "--secret",
+        **REPEAT,
+        type=secret_pair,
+        metavar="NAME[=VALUE]",
+        help="environment variable kept out of every record (a private file here, a Secret on "
+        "Kubernetes); NAME alone takes the value NAME has where you run this, repeatable "
+        "(e.g. --secret API_TOKEN)",
+    )
+    add(
+        "--env-from-file",
+        **REPEAT,
+        metavar="FILE",
+        help="secrets from a dotenv file of NAME=VALUE lines, values taken literally "
+        "(e.g. --env-from-file .env)",
+    )
     add("--label", **PAIRS, help="label to find the job by, repeatable (e.g. --label team=cv)")
     add("--pre-command", metavar="CMD", help="run before the trainer (e.g. 'nvidia-smi')")
     add("--post-command", metavar="CMD", help="run after the trainer (e.g. 'ls $CLOUDML_JOB_DIR')")

@@ -85,6 +85,7 @@ def build_train_spec(
         package=package,
         args=_trainer_args(ns),
         env=dict(ns.env),
+        secrets=train_secrets(ns, source_dir),
         framework=Framework(ns.framework),
         replicas=replicas,
         resources=resources,
@@ -99,6 +100,48 @@ def build_train_spec(
         labels=dict(ns.label),
         returns=tuple(ns.returns),
     )
+
+
+def train_secrets(ns: argparse.Namespace, source_dir: str | Path) -> dict[str, str]:
+    """The `--env-from-file` files' variables (paths relative to `source_dir`), then the
+    `--secret` ones (which win); a `--secret NAME` without a value takes NAME's value from
+    this process's environment."""
+    found: dict[str, str] = {}
+    for path in ns.env_from_file:
+        found.update(read_env_file(os.path.join(source_dir, os.path.expanduser(path))))
+    for name, value in ns.secret:
+        if value is None:
+            if name not in os.environ:
+                raise InvalidSpec(
+                    f"--secret {name}: no value given and no environment variable {name} here "
+                    f"(give --secret {name}=VALUE, or set {name} first)"
+                )
+            value = os.environ[name]
+        found[name] = value
+    return found
+
+
+def read_env_file(path: str) -> dict[str, str]:
+    """The NAME=VALUE lines of a dotenv file (`export`, quotes and comments allowed), read
+    literally: no `${VAR}` expansion; a line that is not an assignment is refused by number."""
+    import io
+
+    from dotenv.parser import parse_stream
+
+    from ..packaging.files import read_text_file
+
+    found: dict[str, str] = {}
+    for binding in parse_stream(io.StringIO(read_text_file(path))):
+        line = binding.original.line
+        if binding.error:
+            text = binding.original.string.strip()[:60]
+            raise InvalidSpec(f"--env-from-file {path}, line {line}: not NAME=VALUE: {text!r}")
+        if binding.key is None:
+            continue  # a comment or a blank line
+        if binding.value is None:
+            raise InvalidSpec(f"--env-from-file {path}, line {line}: {binding.key} has no value")
+        found[binding.key] = binding.value
+    return found
 
 
 def _package(

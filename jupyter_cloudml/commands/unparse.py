@@ -48,6 +48,8 @@ def train_flags(spec: TrainSpec) -> list[str]:
     ]:
         for key, value in pairs.items():
             flags += [flag, f"{key}={value}"]
+    for name in spec.secrets:  # the value is nowhere in the record: taken from where it runs
+        flags += ["--secret", name]
     for requirement in spec.package.requirements:
         flags += ["--pip", requirement]
     if spec.returns:

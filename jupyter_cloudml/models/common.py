@@ -78,10 +78,20 @@ class Resources:
 # --- JSON -------------------------------------------------------------------------------------
 
 
+#: Field metadata of a mapping whose values never leave the process in JSON (names do).
+SECRET = "secret"
+
+
 def to_dict(obj: Any) -> Any:
-    """A model (or a structure of them) as plain JSON data; bytes become base64 text."""
+    """A model (or a structure of them) as plain JSON data; bytes become base64 text. The
+    values of fields marked `SECRET` become empty strings: only their names are kept."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {
+            f.name: dict.fromkeys(getattr(obj, f.name), "")
+            if f.metadata.get(SECRET)
+            else to_dict(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+        }
     if isinstance(obj, enum.Enum):
         return obj.value
     if isinstance(obj, bytes):

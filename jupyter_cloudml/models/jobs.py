@@ -9,7 +9,15 @@ import time
 from collections.abc import Mapping
 
 from ..exceptions import InvalidSpec
-from .common import ENV_KEY_RE, MODULE_RE, Resources, check_label, check_name, to_dict
+from .common import (
+    ENV_KEY_RE,
+    MODULE_RE,
+    SECRET,
+    Resources,
+    check_label,
+    check_name,
+    to_dict,
+)
 
 
 class JobStatus(str, enum.Enum):
@@ -98,6 +106,12 @@ class TrainSpec:
     package: CodePackage
     args: tuple[str, ...] = ()
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: Environment values kept out of every record (`--secret`, `--env-from-file`): the JSON
+    #: of a spec keeps their names only (`to_dict`), and backends hand the values to the job
+    #: apart (a private file locally, a Secret on Kubernetes).
+    secrets: Mapping[str, str] = dataclasses.field(
+        default_factory=dict, repr=False, metadata={SECRET: True}
+    )
     framework: Framework = Framework.GENERIC
     replicas: Replicas = Replicas()
     resources: Resources = Resources()  # noqa: RUF009 - frozen, so sharing it is safe
@@ -115,9 +129,15 @@ class TrainSpec:
     def __post_init__(self) -> None:
         check_name(self.name, "job name")
         object.__setattr__(self, "framework", Framework(self.framework))
-        for key in self.env:
+        for key in [*self.env, *self.secrets]:
             if not ENV_KEY_RE.match(key):
                 raise InvalidSpec(f"environment variable name {key!r} is not valid")
+        reserved = sorted(key for key in self.secrets if key.startswith("CLOUDML_"))
+        if reserved:
+            raise InvalidSpec(f"secret {reserved[0]}: CLOUDML_* variables are set by the platform")
+        both = sorted(set(self.env) & set(self.secrets))
+        if both:
+            raise InvalidSpec(f"{', '.join(both)} given both as --env and as a secret: keep one")
         for key, value in self.labels.items():
             check_label(key, value)
         if self.retries < 0:

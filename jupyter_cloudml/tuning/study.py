@@ -46,7 +46,8 @@ DRIVER_RETRIES = 100
 
 
 def driver_spec(trial: TrainSpec, tuning: TuningSpec) -> TrainSpec:
-    """The job that runs the study: the driver module, with the trial template as its input."""
+    """The job that runs the study: the driver module, with the trial template as its input
+    (the trials' secrets are the driver's own, so the template needs only their names)."""
     from ..packaging import package_files
 
     package = package_files({TRIAL_SPEC_FILE: json.dumps(to_dict(trial)).encode()}, DRIVER_MODULE)
@@ -54,6 +55,7 @@ def driver_spec(trial: TrainSpec, tuning: TuningSpec) -> TrainSpec:
         name=trial.name,
         package=package,
         env={TUNING_ENV: json.dumps(to_dict(tuning))},
+        secrets=trial.secrets,  # the template keeps their names; the driver hands them on
         resources=Resources(cpu=0),  # mostly waits on trials: it takes no trial's CPU slot
         retries=DRIVER_RETRIES,
         python=trial.python,

@@ -123,6 +123,7 @@ def _spec_fields(spec: TrainSpec, replicas: bool = True) -> list[tuple[str, str]
         "Pre-command": spec.pre_command,
         "Post-command": spec.post_command,
         "Env": format_pairs(spec.env),
+        "Secrets": ", ".join(f"{name} (value hidden)" for name in spec.secrets),
         "Labels": format_pairs(spec.labels),
         "Node selector": format_pairs(spec.node_selector),
         "Returns": ", ".join(spec.returns),

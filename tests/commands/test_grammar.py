@@ -40,6 +40,8 @@ class FakePackaging(types.ModuleType):
 
     def __init__(self) -> None:
         super().__init__("jupyter_cloudml.packaging")
+        # Its submodules are the real ones (`files` reads env files and configs).
+        self.__path__ = [str(Path(jupyter_cloudml.__file__).parent / "packaging")]
         self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
 
     def package_cell(self, cell: str, **kwargs: Any) -> CodePackage:
@@ -263,6 +265,12 @@ def test_package_path_and_module(packaging: FakePackaging, tmp_path: Path) -> No
         (["--ps", "2"], "x=1", {}, "--ps and --chief are TensorFlow roles"),
         (["--chief", "--framework", "pytorch"], "x=1", {}, "TensorFlow roles"),
         (["--env", "1X=2"], "x=1", {}, "environment variable name '1X'"),
+        (["--secret", "=v"], "x=1", {}, "expected NAME or NAME=VALUE, got '=v'"),
+        (["--secret", "1X=v"], "x=1", {}, "environment variable name '1X'"),
+        (["--secret", "NOT_SET_HERE"], "x=1", {}, "--secret NOT_SET_HERE: no value given and no"),
+        (["--secret", "K=1", "--env", "K=2"], "x=1", {}, "K given both as --env and as a secret"),
+        (["--secret", "CLOUDML_JOB_ID=x"], "x=1", {}, "CLOUDML_* variables are set by the"),
+        (["--env-from-file", "nope.env"], "x=1", {}, "cannot read "),
         (["--name", "Bad_Name"], "x=1", {}, "job name 'Bad_Name' is not valid"),
         (["--module", "t.m"], None, None, "--package-path and --module go together"),
         (["--package-path", "t"], None, None, "--package-path and --module go together"),
@@ -284,6 +292,58 @@ def test_bad_train_specs(
     (tmp_path / "s.py").write_text("x = 1\n")
     with pytest.raises(InvalidSpec) as info:
         spec(*argv, cell=cell, source_dir=tmp_path, user_ns=user_ns)
+    assert message in str(info.value)
+
+
+def test_secrets_from_the_command_line_the_environment_and_env_files(
+    packaging: FakePackaging, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("API_TOKEN", "from-here")
+    (tmp_path / "team.env").write_text(
+        "# the team's keys\n"
+        "export DB_URL='postgres://u:p@db/x'\n"
+        'QUOTED="a b # not a comment"\n'
+        "\n"
+        "LITERAL=${HOME}/x\n"
+        "OVERRIDDEN=file\n"
+    )
+    made = spec(
+        "--env-from-file", "team.env",
+        "--secret", "API_TOKEN",
+        "--secret", "OVERRIDDEN=flag",
+        source_dir=tmp_path,
+        user_ns={},
+    )  # fmt: skip
+    assert dict(made.secrets) == {
+        "DB_URL": "postgres://u:p@db/x",
+        "QUOTED": "a b # not a comment",
+        "LITERAL": "${HOME}/x",
+        "OVERRIDDEN": "flag",
+        "API_TOKEN": "from-here",
+    }
+    assert "from-here" not in repr(made) and dict(made.env) == {}
+    # The reproduced command names the secrets; run where they are set, it is the same job.
+    flags = train_flags(made)
+    assert "--secret" in flags and "from-here" not in flags
+    for name, value in made.secrets.items():
+        monkeypatch.setenv(name, value)
+    assert spec(*flags, source_dir=tmp_path, user_ns={}) == made
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("A=1\nthis is not an assignment\n", "team.env, line 2: not NAME=VALUE: 'this is not"),
+        ("A=1\nB\n", "team.env, line 2: B has no value"),
+        ("1A=x\n", "environment variable name '1A'"),
+    ],
+)
+def test_bad_env_files_are_refused_with_the_line(
+    packaging: FakePackaging, tmp_path: Path, text: str, message: str
+) -> None:
+    (tmp_path / "team.env").write_text(text)
+    with pytest.raises(InvalidSpec) as info:
+        spec("--env-from-file", "team.env", source_dir=tmp_path, user_ns={})
     assert message in str(info.value)
 
 

@@ -22,6 +22,8 @@ _JOBS = _rule("batch", ["jobs"], ["create", "get", "list", "watch", "patch", "de
 _POD_STATUS = _rule("", ["pods", "events"], ["get", "list", "watch"])
 _POD_LOGS = _rule("", ["pods/log"], ["get"])
 _QUOTAS = _rule("", ["resourcequotas"], ["list"])
+#: A job's `--secret` values: created with it (and deleted with it, as it owns them), never read.
+_SECRETS = _rule("", ["secrets"], ["create"])
 
 #: What submitting, watching, reading the logs of and cancelling jobs needs.
 JOB_RULES: list[dict[str, Any]] = [
@@ -29,6 +31,7 @@ JOB_RULES: list[dict[str, Any]] = [
     _POD_STATUS,
     _POD_LOGS,
     _rule("", ["configmaps", "services"], ["create", "get"]),
+    _SECRETS,
     _QUOTAS,
 ]
 
@@ -40,6 +43,7 @@ NOTEBOOK_RULES: list[dict[str, Any]] = [
     _POD_LOGS,
     _QUOTAS,
     _rule("", ["configmaps"], ["create", "get"]),
+    _SECRETS,
     _rule("", ["services"], ["create", "get", "patch", "delete"]),
     _rule("apps", ["deployments"], ["create", "get", "list", "delete"]),
     _rule(

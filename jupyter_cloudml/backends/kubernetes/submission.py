@@ -27,7 +27,14 @@ from .labels import (
     SPEC_ANNOTATION,
 )
 from .manifests.deploy_preview import PREVIEW_CLAIM, deployment_preview
-from .manifests.training import PACKAGE_KEY, PodOptions, SharedVolume, owned_by, training_manifests
+from .manifests.training import (
+    PACKAGE_KEY,
+    PodOptions,
+    SharedVolume,
+    hide_secret_values,
+    owned_by,
+    training_manifests,
+)
 from .status import Obj
 
 
@@ -67,7 +74,7 @@ class Submission(ClusterConnection):
             package_uri = self._package_path(job_id, len(spec.package.archive))
         namespace = self.namespace or "default"
         manifests = self._training_manifests(spec, job_id, namespace, package_uri)
-        return Preview("kubernetes", tuple(manifests))
+        return Preview("kubernetes", tuple(hide_secret_values(manifests)))
 
     def preview_deployment(self, spec: DeploySpec, engine: str | None = None) -> Preview:
         """The manifests `deploy` would apply with `engine` kserve (the default: an
@@ -168,10 +175,19 @@ class Submission(ClusterConnection):
 
     def _create(self, manifest: Obj, job_id: str) -> Obj:
         kind = manifest["kind"]
-        plural = {"Job": "jobs", "ConfigMap": "configmaps", "Service": "services"}[kind]
+        plural = {
+            "Job": "jobs",
+            "ConfigMap": "configmaps",
+            "Secret": "secrets",
+            "Service": "services",
+        }[kind]
         try:
             return self.api.create(self.api.path(plural), manifest)
         except Conflict:
+            if kind == "Secret":
+                # Ours from an earlier try of this request: its name carries this job's fresh
+                # id, and the identity may create Secrets but not read them back.
+                return manifest
             existing = self.api.get(self.api.path(plural, manifest["metadata"]["name"]))
             if (existing["metadata"].get("annotations") or {}).get(JOB_ID_ANNOTATION) != job_id:
                 raise Conflict(

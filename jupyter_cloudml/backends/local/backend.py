@@ -44,6 +44,7 @@ from ..common.job_metrics import read_job_metrics
 from ..common.loglines import merge_lines
 from . import logfiles
 from .deployments import LocalDeployments
+from .job_secrets import forget_secrets, keep_secrets
 from .keeper import ensure_keeper, has_work
 from .processes import DIR_MODE, private_dir, private_open, process_alive
 from .scheduler import Settings, dispatch, kill_process_group, reap
@@ -217,6 +218,7 @@ class LocalBackend(Backend):
         try:
             with private_open(folder / "package.tar.gz", "wb") as out:
                 out.write(spec.package.archive)
+            keep_secrets(folder, spec.secrets)
             names = spec.replicas.names()
             self.store.insert(
                 {
@@ -448,6 +450,7 @@ class LocalBackend(Backend):
                     message="cancelled while queued",
                     type="Normal",
                 )
+                forget_secrets(self.settings.job_folder(job_id))
         if status is JobStatus.QUEUED:
             dispatch(self.store, self.settings)  # its claim is free for the jobs behind it
         else:
@@ -481,6 +484,7 @@ class LocalBackend(Backend):
                 event="Cancelled",
                 message="the supervisor did not stop in time; killed",
             )
+        forget_secrets(self.settings.job_folder(job_id))
         dispatch(self.store, self.settings)
 
     def delete(self, job_id: str) -> None:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from ...models import JobStatus, ReplicaStatus, is_study_driver
+from .job_secrets import forget_secrets
 from .processes import kill_process_group, process_alive, spawn_detached
 from .store import ACTIVE, QUEUED, JobStore
 
@@ -182,6 +183,7 @@ def reap(store: JobStore, settings: Settings) -> None:
                 for r in json.loads(fresh["replicas"])
             ]
             store.finish(db, row["id"], status, reason, event=kind, replicas=replicas)
+        forget_secrets(settings.job_folder(row["id"]))
 
 
 def _restarts_itself(row: sqlite3.Row) -> bool:

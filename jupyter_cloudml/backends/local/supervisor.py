@@ -27,6 +27,7 @@ import psutil
 from ...models import JobStatus, ReplicaStatus, TrainSpec, from_dict
 from ..common.cluster import distributed_env, needs_addresses, success_replicas
 from ..common.launch import replica_command, replica_env
+from .job_secrets import forget_secrets, load_secrets
 from .logfiles import LineWriter
 from .processes import free_ports
 from .scheduler import Settings, dispatch
@@ -126,6 +127,7 @@ class Supervisor:
         self.cancelled = False
         self.replicas: list[Replica] = []
         self.env_dir: Path | None = None  # where the package's requirements are installed
+        self.secrets: dict[str, str] = {}  # the values of the spec's secrets, read at start
 
     # --- the job -------------------------------------------------------------------------------
 
@@ -154,6 +156,13 @@ class Supervisor:
     def _run(self) -> Outcome:
         if self._cancel_requested():
             return Outcome(JobStatus.CANCELLED, "cancelled before it started")
+        secrets = load_secrets(self.folder, list(self.spec.secrets))
+        if secrets is None:
+            return Outcome(
+                JobStatus.FAILED,
+                f"the values of its secrets ({', '.join(self.spec.secrets)}) are no longer kept",
+            )
+        self.secrets = secrets
         self._prepare()
         setup = self._install_requirements()
         if setup is not None:
@@ -308,6 +317,7 @@ class Supervisor:
         if env.get("MPLBACKEND", "").startswith("module://"):
             env["MPLBACKEND"] = "Agg"  # the kernel's inline backend means nothing in a replica
         env.update(spec.env)
+        env.update(self.secrets)
         env.update(wrapper_env)
         # Jobs started from inside a job (a study's trials) go to this same backend.
         env.update(CLOUDML_BACKEND="local", CLOUDML_HOME=self.settings.home)
@@ -447,6 +457,7 @@ class Supervisor:
                 type="Normal" if outcome.status is JobStatus.SUCCEEDED else "Warning",
                 **replicas,
             )
+        forget_secrets(self.folder)
 
 
 def main(argv: list[str] | None = None) -> None:

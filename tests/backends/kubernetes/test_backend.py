@@ -11,6 +11,8 @@ garbage collection, RBAC and ResourceQuota admission are all Kubernetes' own.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import time
@@ -103,6 +105,35 @@ def test_single_job_runs_with_logs_metrics_events_and_is_deleted_with_all_it_mad
     wait_for(lambda: not objects_of(kube, tenant.namespace, job.id), timeout=30)
     with pytest.raises(NotFound):
         backend.get(job.id)
+
+
+SHOWS_SECRET = """
+import hashlib, os
+print("digest", hashlib.sha256(os.environ["API_TOKEN"].encode()).hexdigest(), flush=True)
+"""
+
+
+def test_a_secret_reaches_the_pod_from_a_secret_the_job_owns_and_nowhere_else(
+    backend, kube, tenant
+):
+    token = "tok-7f3a9c1e5b"
+    job = backend.submit(spec(SHOWS_SECRET, secrets={"API_TOKEN": token}))
+    done = wait_status(backend, job.id, JobStatus.SUCCEEDED, JobStatus.FAILED)
+    assert done.status is JobStatus.SUCCEEDED, done.reason
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    assert f"digest {digest}" in [line.text for line in backend.logs(job.id)]
+    selector = f"cloudml.io/job={job.id}"
+    (secret,) = kube.objects("secrets", tenant.namespace, labelSelector=selector)
+    assert base64.b64decode(secret["data"]["API_TOKEN"]).decode() == token
+    (owner,) = secret["metadata"]["ownerReferences"]
+    assert owner["kind"] == "Job" and owner["name"] == f"{job.id}-worker"
+    for plural in ("jobs", "pods", "configmaps"):  # the record keeps the name only
+        assert token not in json.dumps(
+            kube.objects(plural, tenant.namespace, labelSelector=selector)
+        )
+    assert done.spec is not None and dict(done.spec.secrets) == {"API_TOKEN": ""}
+    backend.delete(job.id)
+    wait_for(lambda: not kube.objects("secrets", tenant.namespace, labelSelector=selector), 30)
 
 
 DISTRIBUTED = """

@@ -70,6 +70,8 @@ PACKAGE_KEY = "package.tar.gz"
 PACKAGE_MOUNT = "/opt/cloudml/package"
 WORK_MOUNT = "/opt/cloudml/work"
 PORT_NAME = "rendezvous"
+#: What a dry run shows in place of a secret value.
+HIDDEN = "(hidden)"
 #: Rendezvous port per framework: TensorFlow's gRPC servers and torch.distributed's store.
 PORTS = {Framework.TENSORFLOW: 2222, Framework.PYTORCH: 29500, Framework.GENERIC: 2222}
 
@@ -108,7 +110,8 @@ def training_manifests(
     package_uri: str | None = None,
     pods: PodOptions = PodOptions(),
 ) -> list[Manifest]:
-    """Every object of a training job, in apply order: ConfigMap, Service, one Job per role."""
+    """Every object of a training job, in apply order: ConfigMap, Secret (of `--secret`
+    values), Service, one Job per role."""
     name = job_name(job_id)
     manifests: list[Manifest] = []
     if package_uri is None:
@@ -122,6 +125,8 @@ def training_manifests(
         package = f"{PACKAGE_MOUNT}/{PACKAGE_KEY}"
     else:
         package = package_uri
+    if spec.secrets:
+        manifests.append(secret_env(spec, job_id, namespace))
     service = name if needs_service(spec) else None
     if service is not None:
         manifests.append(headless_service(spec, job_id, namespace))
@@ -163,6 +168,34 @@ def code_configmap(spec: TrainSpec, job_id: str, namespace: str) -> Manifest:
         "immutable": True,
         "binaryData": {PACKAGE_KEY: base64.b64encode(spec.package.archive).decode("ascii")},
     }
+
+
+def secret_env(spec: TrainSpec, job_id: str, namespace: str) -> Manifest:
+    """An immutable Secret ``<job>-env`` holding the job's secret environment values (its
+    replicas read them through ``secretKeyRef``; the job's record keeps the names only)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(secret_name(job_id), job_id, namespace, spec),
+        "type": "Opaque",
+        "immutable": True,
+        "stringData": dict(spec.secrets),
+    }
+
+
+def secret_name(job_id: str) -> str:
+    return f"{job_name(job_id)}-env"
+
+
+def hide_secret_values(manifests: list[Manifest]) -> list[Manifest]:
+    """The manifests as a dry run shows them: every Secret's values replaced by a mark."""
+    shown = []
+    for manifest in manifests:
+        if manifest["kind"] == "Secret":
+            manifest = copy.deepcopy(manifest)
+            manifest["stringData"] = dict.fromkeys(manifest["stringData"], HIDDEN)
+        shown.append(manifest)
+    return shown
 
 
 def headless_service(spec: TrainSpec, job_id: str, namespace: str) -> Manifest:
@@ -327,7 +360,11 @@ def _container(
         "name": CONTAINER_NAME,
         "image": spec.image or image_default,
         "command": ["python", "-m", ENTRYPOINT_MODULE],
-        "env": [{"name": k, "value": v} for k, v in env.items()],
+        "env": [{"name": k, "value": v} for k, v in env.items()]
+        + [
+            {"name": k, "valueFrom": {"secretKeyRef": {"name": secret_name(job_id), "key": k}}}
+            for k in spec.secrets
+        ],
         "ports": [{"name": PORT_NAME, "containerPort": port, "protocol": "TCP"}],
         "volumeMounts": [{"name": "work", "mountPath": WORK_MOUNT}],
     }

@@ -13,6 +13,8 @@ from jupyter_cloudml.backends.kubernetes import labels as k8s_labels
 from jupyter_cloudml.backends.kubernetes.entrypoint import replica_environment
 from jupyter_cloudml.backends.kubernetes.manifests.training import (
     GPU_PRODUCT_LABEL,
+    HIDDEN,
+    hide_secret_values,
     owned_by,
     training_manifests,
 )
@@ -89,6 +91,35 @@ def test_single_worker_generic(tmp_path: Path) -> None:
     assert mounts["code"]["readOnly"] is True
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["code"]["configMap"]["name"] == "mnist-3f9a1c-code"
+
+
+def test_secrets_become_a_secret_every_replica_reads_by_reference(tmp_path: Path) -> None:
+    spec = spec_of(
+        tmp_path,
+        framework=Framework.TENSORFLOW,
+        replicas=Replicas(workers=2, ps=1, chief=1),
+        env={"LR": "0.1"},
+        secrets={"API_TOKEN": "s3cr3t", "DB_URL": "postgres://u:p@db/x"},
+    )
+    docs = training_manifests(spec, "mnist-3f9a1c", NS)
+    check_all(docs, "mnist-3f9a1c")
+    kinds = by_kind(docs)
+    (secret,) = kinds["Secret"]
+    assert secret["metadata"]["name"] == "mnist-3f9a1c-env" and secret["immutable"] is True
+    assert secret["stringData"] == {"API_TOKEN": "s3cr3t", "DB_URL": "postgres://u:p@db/x"}
+    assert [d["kind"] for d in docs].index("Secret") < [d["kind"] for d in docs].index("Job")
+    for job in kinds["Job"]:
+        env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+        refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "valueFrom" in e}
+        assert refs == {
+            "API_TOKEN": {"name": "mnist-3f9a1c-env", "key": "API_TOKEN"},
+            "DB_URL": {"name": "mnist-3f9a1c-env", "key": "DB_URL"},
+        }
+        assert "s3cr3t" not in json.dumps(job)
+    shown = hide_secret_values(docs)
+    assert "s3cr3t" not in json.dumps(shown) and secret["stringData"]["API_TOKEN"] == "s3cr3t"
+    assert by_kind(shown)["Secret"][0]["stringData"] == {"API_TOKEN": HIDDEN, "DB_URL": HIDDEN}
+    assert "Secret" not in by_kind(training_manifests(spec_of(tmp_path), "mnist-3f9a1c", NS))
 
 
 def test_default_image_and_fractional_cpu(tmp_path: Path) -> None:
