@@ -44,6 +44,7 @@ from ..common.job_metrics import read_job_metrics
 from ..common.loglines import merge_lines
 from . import logfiles
 from .deployments import LocalDeployments
+from .disk import refused_when_full
 from .job_secrets import forget_secrets, keep_secrets
 from .keeper import ensure_keeper, has_work
 from .processes import DIR_MODE, private_dir, private_open, process_alive
@@ -214,36 +215,46 @@ class LocalBackend(Backend):
                 f"the job asks for {gpu_demand} GPU(s) ({total} replica(s) x {spec.resources.gpus})"
                 f" but this machine has {len(self.settings.gpu_ids)}"
             )
+        with refused_when_full(self.home, "submit the job"):
+            job_id = self._record(spec, python, gpu_demand)
+        dispatch(self.store, self.settings)
+        ensure_keeper(self.settings)
+        return self.get(job_id)
+
+    def _record(self, spec: TrainSpec, python: str, gpu_demand: int) -> str:
+        """Write the job's folder (code, secrets) and database row; its id."""
+        total = spec.replicas.total
         job_id, folder = self._new_job_folder(spec.name)
         try:
             with private_open(folder / "package.tar.gz", "wb") as out:
                 out.write(spec.package.archive)
             keep_secrets(folder, spec.secrets)
             names = spec.replicas.names()
-            self.store.insert(
-                {
-                    "id": job_id,
-                    "name": spec.name,
-                    "status": JobStatus.QUEUED.value,
-                    "created": time.time(),
-                    "spec": spec_to_json(spec),
-                    "replicas": json.dumps(
-                        [{"name": n, "status": ReplicaStatus.PENDING.value} for n in names]
-                    ),
-                    "cpu_demand": spec.resources.cpu * total,
-                    "gpu_demand": gpu_demand,
-                    "python": python,
-                    "machine": self.settings.machine(),
-                },
-                spec.labels,
-            )
+            with self.store.transaction() as db:  # the job and its first event, or neither
+                self.store.insert(
+                    {
+                        "id": job_id,
+                        "name": spec.name,
+                        "status": JobStatus.QUEUED.value,
+                        "created": time.time(),
+                        "spec": spec_to_json(spec),
+                        "replicas": json.dumps(
+                            [{"name": n, "status": ReplicaStatus.PENDING.value} for n in names]
+                        ),
+                        "cpu_demand": spec.resources.cpu * total,
+                        "gpu_demand": gpu_demand,
+                        "python": python,
+                        "machine": self.settings.machine(),
+                    },
+                    spec.labels,
+                    db,
+                )
+                message = f"{len(names)} replica(s): {', '.join(names)}"
+                self.store.add_event(job_id, "Queued", message, db=db)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        self.store.add_event(job_id, "Queued", f"{len(names)} replica(s): {', '.join(names)}")
-        dispatch(self.store, self.settings)
-        ensure_keeper(self.settings)
-        return self.get(job_id)
+        return job_id
 
     def _new_job_folder(self, name: str) -> tuple[str, Path]:
         """A fresh id (name + random suffix) and its folder, created exclusively."""

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ...models import LogLine
+from .disk import DiskFull, is_disk_full
 
 SUFFIX = ".log"
 PARTIAL_FLUSH_SECONDS = 0.5
@@ -30,8 +31,13 @@ class LineWriter:
         *lines, rest = data.split(b"\n")
         if lines:
             stamp = f"{time.time():.6f}\t".encode()
-            self._file.write(b"".join(stamp + _last_frame(line) + b"\n" for line in lines))
-            self._file.flush()
+            try:
+                self._file.write(b"".join(stamp + _last_frame(line) + b"\n" for line in lines))
+                self._file.flush()
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise DiskFull("writing logs") from exc
+                raise
         if rest and not self._partial:
             self._partial_since = time.monotonic()
         self._partial = rest
@@ -49,8 +55,14 @@ class LineWriter:
         self.feed(text.encode() + b"\n")
 
     def close(self) -> None:
-        self.flush_partial(force=True)
-        self._file.close()
+        try:
+            self.flush_partial(force=True)
+        finally:
+            try:
+                self._file.close()
+            except OSError as exc:  # what a full disk kept buffered is lost: DiskFull said so
+                if not is_disk_full(exc):
+                    raise
 
 
 def _last_frame(line: bytes) -> bytes:

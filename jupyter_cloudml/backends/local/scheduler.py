@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from ...models import JobStatus, ReplicaStatus, is_study_driver
+from .disk import disk_note
 from .job_secrets import forget_secrets
 from .processes import kill_process_group, process_alive, spawn_detached
 from .store import ACTIVE, QUEUED, JobStore
@@ -169,7 +170,10 @@ def reap(store: JobStore, settings: Settings) -> None:
                 continue
             elif pid is not None:
                 status, kind = JobStatus.FAILED, "SupervisorLost"
-                reason = "the job's supervisor process died unexpectedly; its replicas were stopped"
+                reason = (
+                    "the job's supervisor process died unexpectedly; its replicas were stopped"
+                    + disk_note(settings.home)
+                )
             else:
                 status, reason, kind = (
                     JobStatus.FAILED,

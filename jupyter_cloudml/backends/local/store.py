@@ -27,6 +27,7 @@ from ...models import (
     TrainSpec,
     from_dict,
 )
+from .disk import disk_note
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -101,11 +102,11 @@ class JobStore:
             # SQLite gives its -wal and -shm files the database's mode: the owner's only.
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         except OSError as e:
-            raise BackendUnavailable(f"cannot open the job store {self.path}: {e}") from e
+            raise self._unopened(e) from e
         try:
             self._migrate()
         except sqlite3.Error as e:
-            raise BackendUnavailable(f"cannot open the job store {self.path}: {e}") from e
+            raise self._unopened(e) from e
 
     def _migrate(self) -> None:
         conn = self._conn()
@@ -125,6 +126,10 @@ class JobStore:
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
+    def _unopened(self, error: Exception) -> BackendUnavailable:
+        note = disk_note(Path(self.path).parent)
+        return BackendUnavailable(f"cannot open the job store {self.path}: {error}{note}")
+
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -133,7 +138,7 @@ class JobStore:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error as e:
-                raise BackendUnavailable(f"cannot open the job store {self.path}: {e}") from e
+                raise self._unopened(e) from e
             conn.row_factory = sqlite3.Row
             self._local.conn = conn
         return conn

@@ -27,6 +27,7 @@ import psutil
 from ...models import JobStatus, ReplicaStatus, TrainSpec, from_dict
 from ..common.cluster import distributed_env, needs_addresses, success_replicas
 from ..common.launch import replica_command, replica_env
+from .disk import full_disk_reason, hold_reserve, is_disk_full, release_reserve
 from .job_secrets import forget_secrets, load_secrets
 from .logfiles import LineWriter
 from .processes import free_ports
@@ -140,16 +141,21 @@ class Supervisor:
             supervisor_started=psutil.Process().create_time(),
         )
         try:
+            hold_reserve(self.folder)
             outcome = self._run()
-        except Exception:  # a supervisor bug must still end the job with a reason
-            traceback.print_exc()
-            outcome = Outcome(
-                JobStatus.FAILED,
-                "internal error in the job supervisor: "
-                + traceback.format_exc(limit=1).strip().splitlines()[-1],
-            )
+        except Exception as exc:
+            if is_disk_full(exc):
+                outcome = Outcome(JobStatus.FAILED, full_disk_reason(exc, "recording the job"))
+            else:  # a supervisor bug must still end the job with a reason
+                traceback.print_exc()
+                outcome = Outcome(
+                    JobStatus.FAILED,
+                    "internal error in the job supervisor: "
+                    + traceback.format_exc(limit=1).strip().splitlines()[-1],
+                )
         finally:
             self._stop_replicas()
+        release_reserve(self.folder)  # room to record the end, should the disk be full
         self._finish(outcome)
         dispatch(self.store, self.settings)
 
