@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import pickle
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -78,8 +79,11 @@ class Client:
         follow: bool = False,
         since: float | None = None,
         tail: int | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[LogLine]:
-        return self.backend.logs(job_id, replica=replica, follow=follow, since=since, tail=tail)
+        return self.backend.logs(
+            job_id, replica=replica, follow=follow, since=since, tail=tail, stop=stop
+        )
 
     def metrics(self, job_id: str, cursor: str | None = None) -> MetricsUpdate:
         return self.backend.metrics(job_id, cursor)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import abc
 import builtins
 import re
+import threading
 from collections.abc import Iterator
 
 from traitlets import MetaHasTraits
@@ -75,8 +76,10 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
         follow: bool = False,
         since: float | None = None,
         tail: int | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[LogLine]:
-        """Replica output in time order; with `follow`, keeps yielding until the job ends."""
+        """Replica output in time order; with `follow`, keeps yielding until the job ends, or
+        (soon) after `stop` is set by another thread: a reader that went away."""
 
     @abc.abstractmethod
     def events(self, job_id: str) -> builtins.list[Event]:

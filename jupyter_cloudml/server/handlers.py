@@ -7,6 +7,7 @@ and answers JSON; typed errors become their HTTP status with a `{code, message}`
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -262,8 +263,11 @@ class LogStreamHandler(CloudMLHandler):
         tail = self.int_arg("tail", 1000, 0, 100_000)
         replica = self.get_query_argument("replica", None)
         await self.client_call("get", job_id)  # 404 before the stream starts
-        lines = await self.client_call("logs", job_id, replica=replica, follow=True, tail=tail)
-        self.follower = LogFollower(lines)
+        stop = threading.Event()
+        lines = await self.client_call(
+            "logs", job_id, replica=replica, follow=True, tail=tail, stop=stop
+        )
+        self.follower = LogFollower(lines, stop)
         self.set_header("Content-Type", "application/x-ndjson")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")  # no proxy buffering (nginx, hub proxies)

@@ -3,7 +3,8 @@
 The backend's `logs(follow=True)` is a blocking iterator (files locally, pod logs on a
 cluster), so it runs in a thread of its own that appends to a deque; the handler wakes every
 `interval` seconds and sends whatever arrived as one batch. That bounds the messages per
-second of every stream, however fast the job prints.
+second of every stream, however fast the job prints. A closed stream sets the follow's `stop`
+event, and the thread ends with it.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ MAX_BATCH = 5000
 class LogFollower:
     """Follows one job's log in a daemon thread; `batches()` yields what arrived meanwhile."""
 
-    def __init__(self, lines: Iterator[LogLine]) -> None:
+    def __init__(self, lines: Iterator[LogLine], stop: threading.Event | None = None) -> None:
+        """`stop` is the event the backend's follow was given (`logs(..., stop=)`): setting
+        it ends the follow within its poll interval, so no thread outlives its reader."""
         self._lines = lines
         self._pending: collections.deque[LogLine] = collections.deque()
         self._done = threading.Event()
-        self._stopped = threading.Event()
+        self._stopped = stop or threading.Event()
         self.error: CloudMLError | None = None
         self._thread = threading.Thread(target=self._pull, name="cloudml-logs", daemon=True)
         self._thread.start()
@@ -45,7 +48,7 @@ class LogFollower:
             self._done.set()
 
     def stop(self) -> None:
-        """Stop at the next line (the browser went away)."""
+        """Stop following (the browser went away): the backend's follow ends soon."""
         self._stopped.set()
 
     def _drain(self) -> list[LogLine]:

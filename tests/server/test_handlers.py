@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import urllib.parse
 
@@ -16,6 +17,7 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_spec_validator import validate
 from openapi_spec_validator.readers import read_from_filename
+from tornado.httpclient import HTTPClientError
 
 from jupyter_cloudml.client import Client
 from jupyter_cloudml.models import ParamSpec, ParamType, TuningSpec
@@ -258,6 +260,28 @@ async def test_log_stream_of_a_finished_job_sends_the_tail_and_closes(jp_fetch, 
     objects = [o for _, o in await stream(jp_fetch, job.id, tail="3")]
     assert [line["text"] for o in objects for line in o["lines"]] == ["47", "48", "49"]
     assert objects[-1]["end"] is True and objects[-1]["status"] == "SUCCEEDED"
+
+
+def log_threads() -> int:
+    return sum(1 for thread in threading.enumerate() if thread.name == "cloudml-logs")
+
+
+async def test_closed_log_streams_leave_no_thread_behind(jp_fetch, client, make_spec):
+    job = run(client, make_spec, "import time\nprint('started', flush=True)\ntime.sleep(60)\n")
+    before = log_threads()
+    for _ in range(20):  # readers that go away while the job stays quiet
+        with pytest.raises(HTTPClientError) as closed:
+            await jp_fetch(
+                "cloudml", "api", "jobs", job.id, "logs", "stream",
+                streaming_callback=lambda data: None,
+                request_timeout=0.3,
+            )  # fmt: skip
+        assert closed.value.code == 599  # the client timed out and hung up
+    deadline = time.monotonic() + 5
+    while log_threads() > before and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert log_threads() == before
+    client.cancel(job.id)
 
 
 async def test_metrics_are_incremental(api, client, make_spec):

@@ -17,7 +17,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ...exceptions import (
@@ -137,13 +137,21 @@ class KubeApi:
         return json.loads(data) if data else {}
 
     def stream(
-        self, path: str, query: Mapping[str, Any], timeout: float | None = None
+        self,
+        path: str,
+        query: Mapping[str, Any],
+        timeout: float | None = None,
+        opened: Callable[[Any], None] | None = None,
     ) -> Iterator[bytes]:
-        """The lines of a streamed GET (a watch, a followed log) as they arrive."""
+        """The lines of a streamed GET (a watch, a followed log) as they arrive. `opened` is
+        handed the response once it is open: its `shutdown()` ends a blocked read from any
+        thread (the stream then ends as broken off)."""
         import urllib3
 
         response = self._send("GET", path, query, None, None, stream=True, timeout=timeout)
         raw = response.response
+        if opened is not None:
+            opened(raw)
         try:
             pending = b""
             for chunk in raw.stream(65536, decode_content=False):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import builtins
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,7 @@ class JobOutputs(ClusterConnection):
         follow: bool = False,
         since: float | None = None,
         tail: int | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[LogLine]:
         key = self._check_id(job_id)
         self._known(job_id)
@@ -42,7 +44,7 @@ class JobOutputs(ClusterConnection):
         if not follow:
             return iter(first)
         seen = {name: len(lines) for name, lines in per_pod.items()}
-        return self._follow(job_id, key, replica, first, seen)
+        return self._follow(job_id, key, replica, first, seen, stop or threading.Event())
 
     def _follow(
         self,
@@ -51,6 +53,7 @@ class JobOutputs(ClusterConnection):
         replica: str | None,
         first: builtins.list[LogLine],
         seen: dict[str, int],
+        stop: threading.Event,
     ) -> Iterator[LogLine]:
         yield from first
         index = self.index
@@ -60,6 +63,7 @@ class JobOutputs(ClusterConnection):
             lambda: self._ended(job_id),
             index.wait_change,
             seen,
+            stop,
         )
 
     def _ended(self, job_id: str) -> bool:

@@ -7,11 +7,13 @@ pods that appear later (a retried replica) are picked up as they come.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from ...exceptions import CloudMLError
 from ...models import LogLine
@@ -59,19 +61,31 @@ def follow_pods(
     finished: Callable[[], bool],
     wait: Callable[[float], None],
     skip: dict[str, int],
+    stop: threading.Event,
 ) -> Iterator[LogLine]:
     """Lines of every pod ``pods()`` returns, as they are written, until ``finished()`` and
-    every stream has ended. ``skip`` says how many lines of a pod were already shown."""
+    every stream has ended, or ``stop`` is set. ``skip`` says how many lines of a pod were
+    already shown. However it ends, every pod's stream is shut, so no thread stays behind."""
     lines: queue.Queue[object] = queue.Queue()
     started: set[str] = set()
     open_streams = 0
+    responses: list[Any] = []  # the pumps' open streams
+    closing = threading.Event()
+
+    def opened(response: Any) -> None:
+        responses.append(response)
+        if closing.is_set():  # it opened as the follow ended
+            response.shutdown()
 
     def pump(pod: Obj, already: int) -> None:
         name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
         query = {"timestamps": True, "follow": True, "container": CONTAINER}
         replica = pod_replica(pod)
         try:
-            for n, line in enumerate(api.stream(pod_log_path(namespace, name), query)):
+            stream = api.stream(pod_log_path(namespace, name), query, opened=opened)
+            for n, line in enumerate(stream):
+                if closing.is_set():
+                    return
                 if n >= already:
                     lines.put(parse_line(line, replica))
         except CloudMLError:
@@ -79,27 +93,33 @@ def follow_pods(
         finally:
             lines.put(_END)
 
-    while True:
-        for pod in pods():
-            name = pod["metadata"]["name"]
-            phase = pod.get("status", {}).get("phase")
-            if name in started or phase not in ("Running", "Succeeded", "Failed"):
+    try:
+        while not stop.is_set():
+            for pod in pods():
+                name = pod["metadata"]["name"]
+                phase = pod.get("status", {}).get("phase")
+                if name in started or phase not in ("Running", "Succeeded", "Failed"):
+                    continue
+                started.add(name)
+                open_streams += 1
+                threading.Thread(target=pump, args=(pod, skip.get(name, 0)), daemon=True).start()
+            try:
+                item = lines.get(timeout=0.2)
+            except queue.Empty:
+                if open_streams == 0 and finished():
+                    return
+                wait(0.3)
                 continue
-            started.add(name)
-            open_streams += 1
-            threading.Thread(target=pump, args=(pod, skip.get(name, 0)), daemon=True).start()
-        try:
-            item = lines.get(timeout=0.2)
-        except queue.Empty:
-            if open_streams == 0 and finished():
-                return
-            wait(0.3)
-            continue
-        if item is _END:
-            open_streams -= 1
-        else:
-            assert isinstance(item, LogLine)
-            yield item
+            if item is _END:
+                open_streams -= 1
+            else:
+                assert isinstance(item, LogLine)
+                yield item
+    finally:  # the job ended, `stop` was set or the reader closed us: end every pump
+        closing.set()
+        for response in list(responses):
+            with contextlib.suppress(Exception):
+                response.shutdown()
 
 
 def _stamp(text: str) -> float | None:

@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -301,6 +302,7 @@ class LocalBackend(Backend):
         follow: bool = False,
         since: float | None = None,
         tail: int | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[LogLine]:
         self._row(job_id)
         log_dir = self.settings.job_folder(job_id) / "logs"
@@ -313,7 +315,7 @@ class LocalBackend(Backend):
         first = merge_lines(streams, since, tail)
         if not follow:
             return iter(first)
-        return self._follow(job_id, log_dir, replica, offsets, first)
+        return self._follow(job_id, log_dir, replica, offsets, first, stop or threading.Event())
 
     def _follow(
         self,
@@ -322,9 +324,10 @@ class LocalBackend(Backend):
         replica: str | None,
         offsets: dict[str, int],
         first: builtins.list[LogLine],
+        stop: threading.Event,
     ) -> Iterator[LogLine]:
         yield from first
-        yield from logfiles.follow(log_dir, replica, offsets, lambda: self._ended(job_id))
+        yield from logfiles.follow(log_dir, replica, offsets, lambda: self._ended(job_id), stop)
 
     def _ended(self, job_id: str) -> bool:
         """Whether the job can print no more: cheaper than `get`, for polling loops."""

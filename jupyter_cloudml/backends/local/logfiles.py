@@ -6,6 +6,7 @@ and tail, and resume from byte offsets to follow a running job.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -109,11 +110,13 @@ def follow(
     replica: str | None,
     start: dict[str, int],
     finished: Callable[[], bool],
+    stop: threading.Event,
     poll: float = 0.2,
 ) -> Iterator[LogLine]:
-    """Yield new lines as replicas write them until `finished()` is true and all is read."""
+    """Yield new lines as replicas write them until `finished()` is true and all is read, or
+    `stop` is set."""
     offsets = dict(start)
-    while True:
+    while not stop.is_set():
         done = finished()
         batch: list[LogLine] = []
         for name, path in replica_logs(log_dir, replica).items():
@@ -123,4 +126,4 @@ def follow(
         yield from batch
         if done:
             return
-        time.sleep(poll)
+        stop.wait(poll)

@@ -15,6 +15,7 @@ import base64
 import hashlib
 import json
 import re
+import threading
 import time
 
 import pytest
@@ -134,6 +135,29 @@ def test_a_secret_reaches_the_pod_from_a_secret_the_job_owns_and_nowhere_else(
     assert done.spec is not None and dict(done.spec.secrets) == {"API_TOKEN": ""}
     backend.delete(job.id)
     wait_for(lambda: not kube.objects("secrets", tenant.namespace, labelSelector=selector), 30)
+
+
+def test_a_follow_ends_when_its_reader_stops_and_leaves_no_pod_stream_open(backend):
+    job = backend.submit(spec("import time\nprint('up', flush=True)\ntime.sleep(120)\n"))
+    stop, seen = threading.Event(), []
+
+    def read() -> None:
+        for line in backend.logs(job.id, follow=True, stop=stop):
+            seen.append(line.text)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    wait_for(lambda: "up" in seen, timeout=60)
+
+    def pumps():
+        return [t for t in threading.enumerate() if t.name.endswith("(pump)")]
+
+    assert pumps()  # the pod's log is being streamed, and the job prints nothing more
+    stop.set()
+    reader.join(timeout=5)
+    assert not reader.is_alive()
+    wait_for(lambda: not pumps(), timeout=5)
+    backend.cancel(job.id)
 
 
 DISTRIBUTED = """
