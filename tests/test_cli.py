@@ -84,7 +84,7 @@ class MemoryBackend(Backend):
         del self.jobs[self._job(job_id).id]
 
     def logs(
-        self, job_id: str, replica=None, follow=False, since=None, tail=None
+        self, job_id: str, replica=None, follow=False, since=None, tail=None, stop=None
     ) -> Iterator[LogLine]:
         self._job(job_id)
         lines = [LogLine(NOW, "worker-0", "epoch 1"), LogLine(NOW + 1, "worker-1", "epoch 1")]
