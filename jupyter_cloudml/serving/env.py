@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -49,31 +50,39 @@ def find_serving_env(path: str | Path) -> str | None:
     return None
 
 
-def create_serving_env(path: str | Path, base_python: str = sys.executable) -> str:
+def create_serving_env(
+    path: str | Path, base_python: str = sys.executable, *, private: bool = False
+) -> str:
     """Create (or reuse) the serving venv at `path` over `base_python`; return its interpreter.
+    `private`: everything it writes is its owner's only (umask 077), as in a cloudml home.
 
     Idempotent and safe when several processes call it at once: they serialise on a lock file
     beside `path`, and a venv built by the current recipe is reused (only its `.pth` to the base
     is refreshed, which is cheap). Raises ServingEnvError with pip's last lines when pip fails.
     """
     root = Path(path).absolute()
+    umask = 0o077 if private else None  # the owner's only, as all of a cloudml home
     root.parent.mkdir(parents=True, exist_ok=True)
     with _locked(root.parent / f"{root.name}.lock"):
         base_dirs = _base_site_packages(base_python)
         python = find_serving_env(root)
         built = python is None
         if python is None:
-            _build(root, base_python)
+            _build(root, base_python, umask)
             python = str(serving_python(root))
-        _write_pth(root, base_dirs)
+        if private and (built or stat.S_IMODE(root.stat().st_mode) & 0o077):
+            _strip_group_and_other(root)  # also one an older version built under the umask
+        _write_pth(root, base_dirs, private)
         _check(python, base_dirs, import_module=built)
-        _write_marker(root)
+        _write_marker(root, private)
         return python
 
 
 @contextlib.contextmanager
 def _locked(lock_path: Path) -> Iterator[None]:
-    with open(lock_path, "a") as lock_file:
+    with os.fdopen(
+        os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a"
+    ) as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
             yield
@@ -92,18 +101,28 @@ def _read_marker(root: Path) -> str | None:
         return None
 
 
-def _write_marker(root: Path) -> None:
-    tmp = root / f"{MARKER_NAME}.tmp"
-    tmp.write_text(_marker_text() + "\n")
-    tmp.replace(root / MARKER_NAME)
+def _write_marker(root: Path, private: bool) -> None:
+    _replace_text(root / MARKER_NAME, _marker_text() + "\n", private)
 
 
-def _build(root: Path, base_python: str) -> None:
+def _replace_text(path: Path, text: str, private: bool) -> None:
+    """Write `path` atomically; 0600 when `private`, else as the umask says."""
+    tmp = path.with_name(path.name + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    with os.fdopen(
+        os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666), "w"
+    ) as out:
+        out.write(text)
+    tmp.replace(path)
+
+
+def _build(root: Path, base_python: str, umask: int | None) -> None:
     foreign = root.is_file() or (root.is_dir() and any(root.iterdir()))
     if foreign and not (root / "pyvenv.cfg").exists():
         raise ServingEnvError(f"{root} exists and is not a virtual environment; not touching it")
     shutil.rmtree(root, ignore_errors=True)  # a half-built or outdated venv
-    _run([base_python, "-m", "venv", str(root)], "python -m venv")
+    _run([base_python, "-m", "venv", str(root)], "python -m venv", umask)
     _run(
         [
             str(serving_python(root)),
@@ -115,12 +134,24 @@ def _build(root: Path, base_python: str) -> None:
             KSERVE_REQUIREMENT,
         ],
         f"pip install {KSERVE_REQUIREMENT}",
+        umask,
     )
 
 
-def _run(cmd: Sequence[str], what: str) -> str:
+def _strip_group_and_other(root: Path) -> None:
+    """Take every right of group and others away under `root` (pip chmods its scripts 0755
+    whatever the umask)."""
+    for path in [root, *root.rglob("*")]:
+        mode = path.lstat().st_mode
+        if not stat.S_ISLNK(mode) and stat.S_IMODE(mode) & 0o077:
+            path.chmod(stat.S_IMODE(mode) & 0o700)
+
+
+def _run(cmd: Sequence[str], what: str, umask: int | None = None) -> str:
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, check=False, umask=-1 if umask is None else umask
+        )
     except OSError as exc:
         raise ServingEnvError(f"{what} could not start: {exc}") from exc
     if proc.returncode != 0:
@@ -148,15 +179,13 @@ def _site_packages(root: Path) -> Path:
     return found[0]
 
 
-def _write_pth(root: Path, base_dirs: list[str]) -> None:
+def _write_pth(root: Path, base_dirs: list[str], private: bool) -> None:
     # `import` lines rather than bare paths: addsitedir also runs the base's own .pth files
     # (editable installs such as this package's), and appends after the venv's directories.
     text = "".join(f"import site; site.addsitedir({d!r})\n" for d in base_dirs)
     pth = _site_packages(root) / PTH_NAME
     if not pth.exists() or pth.read_text() != text:
-        tmp = pth.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(pth)
+        _replace_text(pth, text, private)
 
 
 def _check(python: str, base_dirs: list[str], import_module: bool) -> None:

@@ -11,6 +11,7 @@ import os
 import signal
 import site
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -615,3 +616,25 @@ def test_serving_env_pip_failure_then_concurrent_build(tmp_path, monkeypatch):
     pth = next(target.glob("lib/python*/site-packages")) / env.PTH_NAME
     text = pth.read_text()
     assert all(f"site.addsitedir({d!r})" in text for d in site.getsitepackages())
+
+
+def test_a_private_serving_env_is_its_owners_only_whatever_the_umask(tmp_path, monkeypatch):
+    """As every file of a cloudml home: what venv, pip and the recipe write is 0700/0600."""
+    from jupyter_cloudml.serving import env
+
+    monkeypatch.setattr(env, "KSERVE_REQUIREMENT", "pip")  # stands in for kserve: fast, offline
+    monkeypatch.setattr(env, "SERVING_MODULE", "pip")
+    target = tmp_path / "home" / "serving-env"
+    old = os.umask(0o022)
+    try:
+        python = env.create_serving_env(target, private=True)
+    finally:
+        os.umask(old)
+    assert python == str(target / "bin" / "python")
+    exposed = [
+        f"{oct(stat.S_IMODE(path.lstat().st_mode))} {path.relative_to(tmp_path)}"
+        for path in [target, *target.rglob("*")]
+        if not path.is_symlink() and stat.S_IMODE(path.lstat().st_mode) & 0o077
+    ]
+    lock = tmp_path / "home" / "serving-env.lock"
+    assert exposed == [] and stat.S_IMODE(lock.stat().st_mode) == 0o600

@@ -381,7 +381,7 @@ class LocalBackend(Backend):
         from ...serving.env import ServingEnvError, create_serving_env
 
         try:
-            return create_serving_env(Path(self.settings.home) / "serving-env")
+            return create_serving_env(Path(self.settings.home) / "serving-env", private=True)
         except ServingEnvError as e:
             raise BackendUnavailable(f"cannot set up the model-serving environment: {e}") from e
 
