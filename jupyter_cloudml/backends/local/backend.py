@@ -14,7 +14,6 @@ import secrets
 import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -46,24 +45,9 @@ from . import logfiles
 from .deployments import LocalDeployments
 from .keeper import ensure_keeper, has_work
 from .processes import DIR_MODE, private_dir, private_open, process_alive
-from .scheduler import Settings, dispatch, kill_process_group, reap
+from .scheduler import Settings, default_home, detect_gpus, dispatch, kill_process_group, reap
 from .store import ACTIVE, JobStore, row_to_info
 from .tensorboards import LocalTensorBoards
-
-
-def detect_gpus() -> list[int]:
-    """GPU indices on this machine: `$CUDA_VISIBLE_DEVICES` if set, else `nvidia-smi -L`."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return [int(g) for g in visible.split(",") if g.strip().isdigit()]
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return []
-    try:
-        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return list(range(sum(1 for line in out.splitlines() if line.startswith("GPU "))))
 
 
 def check_job_dir(job_dir: str | None) -> None:
@@ -149,9 +133,7 @@ class LocalBackend(Backend):
 
     @default("home")
     def _default_home(self) -> str:
-        from jupyter_core.paths import jupyter_data_dir
-
-        return os.environ.get("CLOUDML_HOME") or os.path.join(jupyter_data_dir(), "cloudml")
+        return os.environ.get("CLOUDML_HOME") or default_home()
 
     @default("cpu_slots")
     def _default_cpu_slots(self) -> float:
