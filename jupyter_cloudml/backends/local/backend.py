@@ -34,6 +34,7 @@ from ...models import (
     LogLine,
     MetricsUpdate,
     ReplicaStatus,
+    ServiceInfo,
     TensorBoardInfo,
     TrainSpec,
     spec_to_json,
@@ -41,7 +42,7 @@ from ...models import (
 from ..base import JOB_ID_RE, Backend, check_output_name
 from ..common.job_metrics import read_job_metrics
 from ..common.loglines import merge_lines
-from . import logfiles
+from . import logfiles, systemd_unit
 from .deployments import LocalDeployments
 from .keeper import ensure_keeper, has_work
 from .processes import DIR_MODE, private_dir, private_open, process_alive
@@ -114,7 +115,8 @@ class LocalBackend(Backend):
         config=True,
         help="""The home's keeper (the process that finds dead supervisors and endpoints and
         starts queued jobs while nobody looks) leaves after this many seconds without queued
-        or running jobs and deployments; the next use of the home brings it back. Example:
+        or running jobs and deployments; the next use of the home brings it back. The keeper of
+        `cloudml local service install` (a systemd user unit) never leaves. Example:
         c.LocalBackend.keeper_idle_seconds = 300""",
     )
     serving_python = Unicode(
@@ -471,3 +473,12 @@ class LocalBackend(Backend):
             raise Conflict(f"job {job_id} is {row['status']}; cancel it before deleting it")
         self.store.remove(job_id)
         shutil.rmtree(self.settings.job_folder(job_id), ignore_errors=True)
+
+    def install_service(self) -> ServiceInfo:
+        return systemd_unit.install(self.settings.home)
+
+    def uninstall_service(self) -> ServiceInfo:
+        return systemd_unit.uninstall(self.settings.home)
+
+    def service_status(self) -> ServiceInfo:
+        return systemd_unit.status(self.settings.home)
