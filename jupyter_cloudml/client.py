@@ -29,6 +29,7 @@ from .models import (
     LogLine,
     MetricsUpdate,
     Preview,
+    ServiceInfo,
     StudyInfo,
     TensorBoardInfo,
     TrainSpec,
@@ -288,6 +289,17 @@ class Client:
             )
         values: dict[str, Any] = pickle.loads(self.backend.read_output(job_id, RETURNS_FILE))
         return values
+
+    def install_service(self) -> ServiceInfo:
+        """Keep the backend's work going across reboots with nobody using the product (the
+        local backend: a systemd user unit running its home's keeper)."""
+        return self.backend.install_service()
+
+    def uninstall_service(self) -> ServiceInfo:
+        return self.backend.uninstall_service()
+
+    def service_status(self) -> ServiceInfo:
+        return self.backend.service_status()
 
 
 class Study:

@@ -26,6 +26,7 @@ from ..models import (
     LogLine,
     MetricsUpdate,
     Preview,
+    ServiceInfo,
     TensorBoardInfo,
     TrainSpec,
 )
@@ -159,3 +160,23 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
     def undeploy(self, name: str, version: str | None = None) -> None:
         """Remove a deployment, or one of its versions (which must get no traffic)."""
         raise Unsupported(f"the {type(self).__name__} does not serve models")
+
+    def install_service(self) -> ServiceInfo:
+        """Have this host's service manager keep the backend's work going with nobody using the
+        product, across reboots (the local backend: a systemd user unit running the home's
+        keeper); where the manager cannot be reached, `todo` holds the commands to run."""
+        raise self._no_service()
+
+    def uninstall_service(self) -> ServiceInfo:
+        """Stop and remove what `install_service` set up (nothing installed is not an error)."""
+        raise self._no_service()
+
+    def service_status(self) -> ServiceInfo:
+        """Whether the service is installed, what its manager says of it, whether it runs."""
+        raise self._no_service()
+
+    def _no_service(self) -> Unsupported:
+        return Unsupported(
+            f"the {type(self).__name__} runs nothing on this host to keep as a service; "
+            "'cloudml local service' is for the local backend"
+        )

@@ -27,6 +27,7 @@ from .flag_types import (
     secret_pair,
     whole_number,
 )
+from .local_flags import LOCAL_SUMMARIES, LOCAL_VERBS, add_local_verb_options
 from .study_flags import STUDY_SUMMARIES, STUDY_VERBS, add_study_verb_options, add_tuning_options
 
 #: Verbs that act on existing jobs; each is also accepted after `jobs` (`jobs describe ID`).
@@ -278,6 +279,11 @@ def verb_parser(verb: str, prog: str) -> Parser:
         parser = Parser(prog=prog, description=HUB_SUMMARIES[sub])
         add_hub_verb_options(sub, parser)
         return parser
+    if verb.startswith("local "):
+        sub = verb.split(" ", 1)[1]
+        parser = Parser(prog=prog, description=LOCAL_SUMMARIES[sub])
+        add_local_verb_options(sub, parser)
+        return parser
     return _verb_parser(verb, prog)
 
 
@@ -300,6 +306,9 @@ def command_help(prog: str = "cloudml") -> str:
         "",
         "JupyterHub on Kubernetes, for its admins ('hub VERB'):",
         *(f"  {verb:<{width}}{HUB_SUMMARIES[verb]}" for verb in HUB_VERBS),
+        "",
+        "the local backend on this machine ('local VERB'):",
+        *(f"  {verb:<{width}}{LOCAL_SUMMARIES[verb]}" for verb in LOCAL_VERBS),
         "",
         f"'{prog} jobs VERB ...' is the same as '{prog} VERB ...' (e.g. {prog} jobs logs JOB -f).",
         f"Run '{prog} COMMAND --help' for the options of a command.",
@@ -386,6 +395,7 @@ GROUPS = {
     "studies": (STUDY_VERBS, "study_verb"),
     "models": (MODEL_VERBS, "model_verb"),
     "hub": (HUB_VERBS, "hub_verb"),
+    "local": (LOCAL_VERBS, "local_verb"),
 }
 
 

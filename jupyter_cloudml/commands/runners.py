@@ -243,6 +243,8 @@ def run(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) -> in
         return run_study_command(client(), ns, out)
     if ns.verb == "hub":
         return run_hub_command(ns, out)
+    if ns.verb == "local":
+        return run_local_command(ns, out)
     if ns.verb == "tensorboard":
         return run_tensorboard_command(client(), ns, out)
     if ns.verb == "models":
@@ -357,4 +359,26 @@ def run_hub_command(ns: argparse.Namespace, out: TextIO) -> int:
     import yaml
 
     _say(out, header + "\n" + yaml.safe_dump_all(objects, sort_keys=False).rstrip())
+    return 0
+
+
+def run_local_command(ns: argparse.Namespace, out: TextIO) -> int:
+    """`local service install|uninstall|status`: on the local backend whatever backend is
+    configured, over the `--home` given or else the configured home."""
+    from ..client import Client
+    from ..config import load_config
+    from ..views.service import format_service
+
+    config = load_config()
+    if ns.home:
+        config.LocalBackend.home = os.path.abspath(os.path.expanduser(ns.home))
+    client = Client(config=config, backend_name="local")
+    if ns.action == "install":
+        info = client.install_service()
+    elif ns.action == "uninstall":
+        info = client.uninstall_service()
+    else:
+        info = client.service_status()
+    as_json = ns.output == "json"
+    _say(out, dumps(info) if as_json else format_service(info, details=ns.action == "status"))
     return 0

@@ -49,6 +49,7 @@ from .kinds import (
     narrow_query,
 )
 from .preview import Preview
+from .service import ServiceInfo
 from .serving import (
     DeploymentInfo,
     DeploymentStatus,
@@ -111,6 +112,7 @@ __all__ = [
     "Resources",
     "Scalar",
     "Scale",
+    "ServiceInfo",
     "ServingReplicaInfo",
     "ServingReplicaStatus",
     "StudyInfo",

@@ -14,7 +14,6 @@ import secrets
 import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -36,6 +35,7 @@ from ...models import (
     LogLine,
     MetricsUpdate,
     ReplicaStatus,
+    ServiceInfo,
     TensorBoardInfo,
     TrainSpec,
     spec_to_json,
@@ -43,30 +43,15 @@ from ...models import (
 from ..base import JOB_ID_RE, Backend, check_output_name
 from ..common.job_metrics import read_job_metrics
 from ..common.loglines import merge_lines
-from . import logfiles
+from . import logfiles, systemd_unit
 from .deployments import LocalDeployments
 from .disk import refused_when_full
 from .job_secrets import forget_secrets, keep_secrets
 from .keeper import ensure_keeper, has_work
 from .processes import DIR_MODE, private_dir, private_open, process_alive
-from .scheduler import Settings, dispatch, kill_process_group, reap
+from .scheduler import Settings, default_home, detect_gpus, dispatch, kill_process_group, reap
 from .store import ACTIVE, JobStore, row_to_info
 from .tensorboards import LocalTensorBoards
-
-
-def detect_gpus() -> list[int]:
-    """GPU indices on this machine: `$CUDA_VISIBLE_DEVICES` if set, else `nvidia-smi -L`."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return [int(g) for g in visible.split(",") if g.strip().isdigit()]
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return []
-    try:
-        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return list(range(sum(1 for line in out.splitlines() if line.startswith("GPU "))))
 
 
 def check_job_dir(job_dir: str | None) -> None:
@@ -133,7 +118,8 @@ class LocalBackend(Backend):
         config=True,
         help="""The home's keeper (the process that finds dead supervisors and endpoints and
         starts queued jobs while nobody looks) leaves after this many seconds without queued
-        or running jobs and deployments; the next use of the home brings it back. Example:
+        or running jobs and deployments; the next use of the home brings it back. The keeper of
+        `cloudml local service install` (a systemd user unit) never leaves. Example:
         c.LocalBackend.keeper_idle_seconds = 300""",
     )
     serving_python = Unicode(
@@ -152,9 +138,7 @@ class LocalBackend(Backend):
 
     @default("home")
     def _default_home(self) -> str:
-        from jupyter_core.paths import jupyter_data_dir
-
-        return os.environ.get("CLOUDML_HOME") or os.path.join(jupyter_data_dir(), "cloudml")
+        return os.environ.get("CLOUDML_HOME") or default_home()
 
     @default("cpu_slots")
     def _default_cpu_slots(self) -> float:
@@ -507,3 +491,12 @@ class LocalBackend(Backend):
             raise Conflict(f"job {job_id} is {row['status']}; cancel it before deleting it")
         self.store.remove(job_id)
         shutil.rmtree(self.settings.job_folder(job_id), ignore_errors=True)
+
+    def install_service(self) -> ServiceInfo:
+        return systemd_unit.install(self.settings.home)
+
+    def uninstall_service(self) -> ServiceInfo:
+        return systemd_unit.uninstall(self.settings.home)
+
+    def service_status(self) -> ServiceInfo:
+        return systemd_unit.status(self.settings.home)

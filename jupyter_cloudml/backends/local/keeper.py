@@ -9,6 +9,10 @@ next time anyone touches the home (`ensure_keeper`: every `LocalBackend`, so any
 server extension and a kernel's first `%cloudml` command). A lock in the home keeps it to one.
 
     python -m jupyter_cloudml.backends.local.keeper SETTINGS_JSON
+
+`serve` is the other way to run it, for a service manager (`service.py`, the systemd user unit of
+`cloudml local service install`): in the foreground, never leaving while idle, and waiting for
+the lock instead of leaving when another keeper holds it.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import psutil
 
-from .processes import private_open, process_alive, spawn_detached, write_json
+from .processes import private_dir, private_open, process_alive, spawn_detached, write_json
 from .scheduler import Settings, dispatch
 from .store import ACTIVE, QUEUED, JobStore
 
@@ -66,13 +71,22 @@ def ensure_keeper(settings: Settings) -> None:
     spawn_detached(argv, Path(settings.home) / LOG_FILE, Path(settings.home))
 
 
-def stop_keeper(home: str | Path, timeout: float = 10.0) -> bool:
-    """Ask the home's keeper to leave and wait until it has; whether one was running."""
+def keeper_record(home: str | Path) -> dict[str, Any] | None:
+    """What the keeper watching this home now recorded of itself (`pid`, `started`, `service`:
+    whether it runs as a service), or None when none runs or it has not recorded itself yet."""
     try:
         record = json.loads((Path(home) / PROCESS_FILE).read_text())
     except (OSError, ValueError):
-        return False
+        return None
     if not keeper_running(home) or not process_alive(record.get("pid"), record.get("started")):
+        return None
+    return dict(record)
+
+
+def stop_keeper(home: str | Path, timeout: float = 10.0) -> bool:
+    """Ask the home's keeper to leave and wait until it has; whether one was running."""
+    record = keeper_record(home)
+    if record is None:
         return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(record["pid"], signal.SIGTERM)
@@ -91,10 +105,11 @@ def has_work(store: JobStore, home: str | Path) -> bool:
 class Keeper:
     """The watch loop of one home (see the module's docstring)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, stay: bool = False) -> None:
         from .deployments import LocalDeployments
 
         self.settings = settings
+        self.stay = stay  # a service's keeper: it never leaves for lack of work
         self.store = JobStore(settings.db_path)
         self.endpoints = LocalDeployments(Path(settings.home) / "deployments", None)
         self.stopping = False
@@ -104,7 +119,7 @@ class Keeper:
         while not self.stopping:
             self.pass_once()
             now = time.monotonic()
-            if has_work(self.store, self.settings.home):
+            if self.stay or has_work(self.store, self.settings.home):
                 idle_since = None
             elif idle_since is None:
                 idle_since = now
@@ -121,14 +136,21 @@ class Keeper:
             print(f"keeper pass failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
 
 
+def _record_myself(home: str | Path, service: bool) -> None:
+    me = psutil.Process()
+    record = {"pid": me.pid, "started": me.create_time(), "service": service}
+    write_json(Path(home) / PROCESS_FILE, record)
+
+
 def main(argv: list[str]) -> int:
+    """The keeper started on demand (`ensure_keeper`): it leaves at once when another holds the
+    lock, and by itself once idle."""
     settings = Settings.from_json(argv[1])
     lock = _try_lock(settings.home)
     if lock is None:
         return 0  # another keeper watches this home
     keeper = Keeper(settings)
-    me = psutil.Process()
-    write_json(Path(settings.home) / PROCESS_FILE, {"pid": me.pid, "started": me.create_time()})
+    _record_myself(settings.home, service=False)
 
     def stop(signum: int, frame: object) -> None:
         keeper.stopping = True
@@ -136,6 +158,85 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, stop)
     with contextlib.closing(lock):
         keeper.run()
+    return 0
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)  # a service's output goes to its manager's journal
+
+
+class _Stop:
+    """SIGTERM and SIGINT, as a flag the waiting and the watching look at."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.keeper: Keeper | None = None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self)
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.requested = True
+        if self.keeper is not None:
+            self.keeper.stopping = True
+
+
+def _wait_for_lock(home: str | Path, stop: _Stop) -> IO[str] | None:
+    """The home's lock, once this process holds it; None if asked to stop first. A keeper
+    started on demand that holds it is asked to leave (the service takes over its watch);
+    another service's keeper is waited for."""
+    asked: set[int] = set()
+    said = ""
+    while not stop.requested:
+        lock = _try_lock(home)
+        if lock is not None:
+            return lock
+        holder = keeper_record(home)
+        if holder is None:
+            news = "another keeper holds the home's lock: waiting for it"
+        elif holder.get("service"):
+            news = f"the keeper of another service (pid {holder['pid']}) watches: waiting for it"
+        else:
+            news = f"a keeper started on demand (pid {holder['pid']}) watches: taking over"
+            if holder["pid"] not in asked:
+                asked.add(holder["pid"])
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(holder["pid"], signal.SIGTERM)
+        if news != said:
+            _say(f"keeper of {home}: {news}")
+            said = news
+        time.sleep(INTERVAL)
+    return None
+
+
+def serve(home: str | Path, load_settings: Callable[[], Settings]) -> int:
+    """The home's keeper for a service manager (systemd `Type=simple`): in the foreground,
+    saying what it does on stdout and stderr, never leaving while idle, exiting 0 on SIGTERM or
+    SIGINT. While another keeper holds the home's lock it waits (see `_wait_for_lock`) rather
+    than leaving, so the service stays up and watches once that one leaves. `load_settings` is
+    called once the lock is held: building them touches the home, which would otherwise start
+    a keeper on demand."""
+    stop = _Stop()
+    try:
+        private_dir(Path(home), parents=True)
+    except OSError as e:
+        print(f"keeper of {home}: cannot create the home: {e}", file=sys.stderr, flush=True)
+        return 1
+    lock = _wait_for_lock(home, stop)
+    if lock is None:
+        _say(f"keeper of {home}: stopped before it watched")
+        return 0
+    with contextlib.closing(lock):
+        settings = load_settings()
+        stop.keeper = keeper = Keeper(settings, stay=True)
+        keeper.stopping = stop.requested
+        _record_myself(home, service=True)
+        gpus = ", ".join(map(str, settings.gpu_ids)) or "none"
+        _say(
+            f"keeper of {home}: watching (pid {os.getpid()}; {settings.cpu_slots:g} CPU "
+            f"slot(s), GPUs {gpus}); it stays while idle and leaves on SIGTERM"
+        )
+        keeper.run()
+    _say(f"keeper of {home}: stopped")
     return 0
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -63,6 +66,29 @@ class Settings:
         if given and given.startswith("file://"):
             return given[len("file://") :]
         return given or str(self.job_folder(job_id) / "job_dir")
+
+
+def default_home() -> str:
+    """The home when neither `c.LocalBackend.home` nor `$CLOUDML_HOME` names one: `cloudml` in
+    the Jupyter data dir."""
+    from jupyter_core.paths import jupyter_data_dir
+
+    return os.path.join(jupyter_data_dir(), "cloudml")
+
+
+def detect_gpus() -> list[int]:
+    """GPU indices on this machine: `$CUDA_VISIBLE_DEVICES` if set, else `nvidia-smi -L`."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [int(g) for g in visible.split(",") if g.strip().isdigit()]
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return []
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return list(range(sum(1 for line in out.splitlines() if line.startswith("GPU "))))
 
 
 def dispatch(store: JobStore, settings: Settings) -> list[str]:
