@@ -49,22 +49,17 @@ from .disk import refused_when_full
 from .job_secrets import forget_secrets, keep_secrets
 from .keeper import ensure_keeper, has_work
 from .processes import DIR_MODE, private_dir, private_open, process_alive
-from .scheduler import Settings, default_home, detect_gpus, dispatch, kill_process_group, reap
+from .scheduler import (
+    Settings,
+    check_job_dir,
+    default_home,
+    detect_gpus,
+    dispatch,
+    kill_process_group,
+    reap,
+)
 from .store import ACTIVE, JobStore, row_to_info
 from .tensorboards import LocalTensorBoards
-
-
-def check_job_dir(job_dir: str | None) -> None:
-    """An fsspec URI must name a protocol fsspec knows (its driver installed)."""
-    if not job_dir or "://" not in job_dir:
-        return
-    import fsspec
-
-    protocol = job_dir.split("://", 1)[0]
-    try:
-        fsspec.get_filesystem_class(protocol)
-    except (ValueError, ImportError) as e:
-        raise InvalidSpec(f"--job-dir {job_dir!r}: {e}") from e
 
 
 class LocalBackend(Backend):

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from ...exceptions import InvalidSpec
 from ...models import JobStatus, ReplicaStatus, is_study_driver
 from .disk import disk_note
 from .job_secrets import forget_secrets
@@ -89,6 +90,19 @@ def detect_gpus() -> list[int]:
     except (OSError, subprocess.SubprocessError):
         return []
     return list(range(sum(1 for line in out.splitlines() if line.startswith("GPU "))))
+
+
+def check_job_dir(job_dir: str | None) -> None:
+    """An fsspec URI must name a protocol fsspec knows (its driver installed)."""
+    if not job_dir or "://" not in job_dir:
+        return
+    import fsspec
+
+    protocol = job_dir.split("://", 1)[0]
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ValueError, ImportError) as e:
+        raise InvalidSpec(f"--job-dir {job_dir!r}: {e}") from e
 
 
 def dispatch(store: JobStore, settings: Settings) -> list[str]:
