@@ -177,6 +177,11 @@ class CloudMLMagics(Magics):
                 run_study_command(self.client, ns, sys.stdout)
         elif ns.verb == "fetch":
             self._fetch(ns.job)
+        elif ns.verb in ("hub", "local"):  # as in a terminal: manifests, the keeper's unit
+            from ..commands.runners import run_hub_command, run_local_command
+
+            with _usage_errors():
+                (run_hub_command if ns.verb == "hub" else run_local_command)(ns, sys.stdout)
         elif ns.verb == "models":
             self._models(ns)
         elif ns.verb == "tensorboard" and ns.job and ns.output == "text":

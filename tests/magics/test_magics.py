@@ -72,6 +72,19 @@ def test_help(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> No
     assert capsys.readouterr().out.startswith("usage: %cloudml jobs logs")
 
 
+def test_the_terminal_groups_run_in_a_notebook_too(
+    shell: InteractiveShell,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    shell.run_line_magic("cloudml", "local service status")
+    assert "not installed" in capsys.readouterr().out
+    shell.run_line_magic("cloudml", "hub rbac")
+    assert "kind: ClusterRole" in capsys.readouterr().out
+
+
 def test_domain_errors_are_one_line(
     shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
