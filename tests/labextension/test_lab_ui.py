@@ -7,6 +7,7 @@ a lab tab and inline in the notebook. Needs /usr/bin/chromium (`.ci/run` install
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -88,15 +89,16 @@ class Lab:
         return name
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory, serving_python: str) -> Iterator[Lab]:
-    base = tmp_path_factory.mktemp("lab")
+@contextlib.contextmanager
+def running_lab(base: Path, serving_python: str, **env_extra: str) -> Iterator[Lab]:
+    """`jupyter lab` on loopback with its own homes under `base` (and `env_extra` set)."""
     root, home = base / "notebooks", base / "cloudml-home"
     root.mkdir()
     env = dict(os.environ, CLOUDML_HOME=str(home), CLOUDML_SERVING_PYTHON=serving_python)
     for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
         env[var] = str(base / var.lower())
     env.pop("CLOUDML_BACKEND", None)
+    env.update(env_extra)
     # No "get Jupyter news?" toast over the page (and no request for it).
     settings = base / "jupyter_config_dir" / "lab" / "user-settings" / "@jupyterlab"
     (settings / "apputils-extension").mkdir(parents=True)
@@ -140,17 +142,24 @@ def lab(tmp_path_factory: pytest.TempPathFactory, serving_python: str) -> Iterat
                 time.sleep(0.2)
         yield the_lab
     finally:
-        for job in the_lab.client.list().jobs:
-            if not job.status.terminal:
-                the_lab.client.cancel(job.id)
-        for board in the_lab.client.tensorboards():
-            the_lab.client.stop_tensorboard(board.id)
+        if env.get("CLOUDML_BACKEND", "local") == "local":
+            for job in the_lab.client.list().jobs:
+                if not job.status.terminal:
+                    the_lab.client.cancel(job.id)
+            for board in the_lab.client.tensorboards():
+                the_lab.client.stop_tensorboard(board.id)
         server.terminate()
         try:
             server.wait(20)
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, serving_python: str) -> Iterator[Lab]:
+    with running_lab(tmp_path_factory.mktemp("lab"), serving_python) as the_lab:
+        yield the_lab
 
 
 @pytest.fixture(scope="module")
@@ -309,6 +318,26 @@ def test_backend_errors_show_as_messages(page, lab: Lab):
     error = panel.locator(".jp-cloudml-error").first
     error.wait_for(timeout=10_000)
     assert job_id in error.inner_text()
+
+
+def test_a_missing_extra_shows_in_the_sidebar_with_its_pip_install(
+    page, tmp_path_factory: pytest.TempPathFactory, serving_python: str
+):
+    """The server configured for Kubernetes where the `kubernetes` package cannot be imported
+    (a sitecustomize blocks it): the sidebar says which extra to install, and nothing breaks."""
+    base = tmp_path_factory.mktemp("lab-without-kubernetes")
+    blocker = base / "site"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['kubernetes'] = None\n")
+    path = os.pathsep.join(filter(None, [str(blocker), os.environ.get("PYTHONPATH")]))
+    with running_lab(base, serving_python, CLOUDML_BACKEND="kubernetes", PYTHONPATH=path) as lab:
+        open_lab(page, lab)
+        open_sidebar(page)
+        error = page.locator("#cloudml-sidebar .jp-cloudml-error").first
+        error.wait_for(timeout=20_000)
+        assert "pip install 'jupyter-cloudml[kubernetes]'" in error.inner_text()
+        log = (base / "server.log").read_text()
+        assert "Traceback" not in log
 
 
 def test_status_filter_and_name_search(page, lab: Lab):
