@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+from typing import Any
 
 from ..models import JobStatus
 
@@ -60,6 +61,32 @@ def secret_pair(text: str) -> tuple[str, str | None]:
     if not key.strip():
         raise argparse.ArgumentTypeError(f"expected NAME or NAME=VALUE, got {text!r}")
     return key.strip(), value if sep else None
+
+
+#: The keys of `--resources ROLE=KEY:VALUE,...`, with the Resources field each sets.
+RESOURCE_KEYS = {"cpu": "cpu", "memory": "memory", "gpus": "gpus", "gpu-type": "gpu_type"}
+
+
+def role_resources(text: str) -> tuple[str, dict[str, Any]]:
+    """`ps=cpu:4,memory:16Gi` as ("ps", {"cpu": 4.0, "memory": "16Gi"})."""
+    role, sep, rest = text.partition("=")
+    if not sep or not role.strip() or not rest.strip():
+        raise argparse.ArgumentTypeError(f"expected ROLE=KEY:VALUE,..., got {text!r}")
+    fields: dict[str, Any] = {}
+    for item in rest.split(","):
+        key, colon, value = item.strip().partition(":")
+        if not colon or key not in RESOURCE_KEYS or not value:
+            raise argparse.ArgumentTypeError(
+                f"{item.strip()!r} in {text!r}: expected KEY:VALUE with KEY one of "
+                f"{', '.join(RESOURCE_KEYS)} (e.g. ps=cpu:4,memory:16Gi)"
+            )
+        if key == "cpu":
+            fields["cpu"] = finite_number(value)
+        elif key == "gpus":
+            fields["gpus"] = whole_number(value)
+        else:
+            fields[RESOURCE_KEYS[key]] = value
+    return role.strip(), fields
 
 
 def name_list(text: str) -> list[str]:

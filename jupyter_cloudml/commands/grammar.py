@@ -24,6 +24,7 @@ from .flag_types import (
     name_list,
     non_negative,
     parse_duration,
+    role_resources,
     secret_pair,
     whole_number,
 )
@@ -143,6 +144,19 @@ def _train_parser(prog: str) -> Parser:
         "--ps N > 0 adds a chief (e.g. --framework tensorflow --ps 2 --workers 4)",
     )
     add("--chief", **SWITCH, help="TensorFlow: add a chief replica (implied by --ps)")
+    add(
+        "--evaluators",
+        **COUNT,
+        default=0,
+        help="TensorFlow evaluator replicas, outside TF_CONFIG's cluster as on Google "
+        "(e.g. --framework tensorflow --evaluators 1)",
+    )
+    add(
+        "--tf-master",
+        **SWITCH,
+        help="TensorFlow: TF_CONFIG calls the chief 'master', as Google's legacy jobs do "
+        "(e.g. --chief --tf-master)",
+    )
     add("--retries", **COUNT, default=0, help="rerun a failed job up to N times (e.g. --retries 2)")
     add(
         "--timeout",
@@ -184,6 +198,19 @@ def _train_parser(prog: str) -> Parser:
     add("--gpus", **COUNT, help="GPUs (e.g. --gpus 1)")
     add("--gpu-type", metavar="TYPE", help="GPU model (e.g. --gpu-type a100)")
     add("--node-selector", **PAIRS, help="cluster node label, repeatable (e.g. pool=gpu)")
+    add(
+        "--resources",
+        **REPEAT,
+        type=role_resources,
+        metavar="ROLE=KEY:VALUE,...",
+        help="one role's own resources over the flags above, repeatable; keys cpu, memory, "
+        "gpus, gpu-type (e.g. --resources ps=cpu:4,memory:16Gi,gpus:0)",
+    )
+    add(
+        "--role-image",
+        **PAIRS,
+        help="one role's own image, repeatable (e.g. --role-image ps=tensorflow/tensorflow:2.15.0)",
+    )
     add = parser.add_argument_group("code").add_argument
     add("--include", **REPEAT, metavar="PATH", help="also ship this path (e.g. data/vocab.txt)")
     add("--exclude", **REPEAT, metavar="GLOB", help="do not ship matches (e.g. '*.ckpt')")

@@ -4,6 +4,7 @@ flags into a `JobQuery`."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,13 +36,30 @@ def build_job_query(ns: argparse.Namespace) -> JobQuery:
 def train_replicas(ns: argparse.Namespace) -> Replicas:
     """Replica counts; TensorFlow parameter-server training gets a chief (its coordinator)."""
     tf_ps = ns.framework == Framework.TENSORFLOW.value and ns.ps > 0
-    return Replicas(chief=1 if ns.chief or tf_ps else 0, workers=ns.workers, ps=ns.ps)
+    return Replicas(
+        chief=1 if ns.chief or tf_ps else 0,
+        workers=ns.workers,
+        ps=ns.ps,
+        evaluators=ns.evaluators,
+    )
 
 
 def train_resources(ns: argparse.Namespace) -> Resources:
     """Per-replica resources; flags left out keep the model's defaults."""
     given = {"cpu": ns.cpu, "memory": ns.memory, "gpus": ns.gpus, "gpu_type": ns.gpu_type}
     return Resources(**{key: value for key, value in given.items() if value is not None})
+
+
+def train_role_resources(ns: argparse.Namespace, every: Resources) -> dict[str, Resources]:
+    """`--resources ROLE=...`: each role's own, starting from what every replica gets."""
+    found: dict[str, Resources] = {}
+    for role, fields in ns.resources:
+        if role in found:
+            raise InvalidSpec(f"--resources {role}=... is given twice: merge them into one")
+        if fields.get("gpus") == 0 and "gpu_type" not in fields:
+            fields = {**fields, "gpu_type": None}  # a role without GPUs has no GPU type
+        found[role] = dataclasses.replace(every, **fields)
+    return found
 
 
 def _exports(ns: argparse.Namespace, user_ns: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -89,7 +107,10 @@ def build_train_spec(
         framework=Framework(ns.framework),
         replicas=replicas,
         resources=resources,
+        role_resources=train_role_resources(ns, resources),
         image=ns.image,
+        role_images=dict(ns.role_image),
+        tf_chief_name="master" if ns.tf_master else "chief",
         python=ns.python,
         retries=ns.retries,
         timeout=ns.timeout,

@@ -13,6 +13,14 @@ from ..models import (
 SYSTEM_LABEL_PREFIX = "cloudml.io/"
 
 
+def resource_text(res: Resources) -> str:
+    """`cpu:4,memory:16Gi,gpus:1,gpu-type:t4`, as `--resources ROLE=` takes it."""
+    items = [f"cpu:{res.cpu:g}", f"gpus:{res.gpus}"]
+    items += [f"memory:{res.memory}"] if res.memory else []
+    items += [f"gpu-type:{res.gpu_type}"] if res.gpu_type else []
+    return ",".join(items)
+
+
 def train_flags(spec: TrainSpec) -> list[str]:
     """The `train` flags that describe `spec` (defaults left out); trainer args after '--'."""
     flags = ["--name", spec.name]
@@ -24,6 +32,10 @@ def train_flags(spec: TrainSpec) -> list[str]:
         flags += ["--ps", str(spec.replicas.ps)]
     elif spec.replicas.chief:
         flags.append("--chief")
+    if spec.replicas.evaluators:
+        flags += ["--evaluators", str(spec.replicas.evaluators)]
+    if spec.tf_chief_name == "master":
+        flags.append("--tf-master")
     defaults = Resources()
     for flag, value, default in [
         ("--cpu", spec.resources.cpu, defaults.cpu),
@@ -45,9 +57,12 @@ def train_flags(spec: TrainSpec) -> list[str]:
         ("--env", spec.env),
         ("--label", labels),
         ("--node-selector", spec.node_selector),
+        ("--role-image", spec.role_images),
     ]:
         for key, value in pairs.items():
             flags += [flag, f"{key}={value}"]
+    for role, res in spec.role_resources.items():
+        flags += ["--resources", f"{role}={resource_text(res)}"]
     for name in spec.secrets:  # the value is nowhere in the record: taken from where it runs
         flags += ["--secret", name]
     for requirement in spec.package.requirements:

@@ -20,6 +20,7 @@ from .common import (
     to_dict,
 )
 from .jobs import (
+    ROLES,
     Capabilities,
     CodePackage,
     Event,
@@ -84,6 +85,7 @@ __all__ = [
     "MODULE_RE",
     "NAME_MAX",
     "NAME_RE",
+    "ROLES",
     "STUDY_LABEL",
     "TRIAL_LABEL",
     "Algorithm",

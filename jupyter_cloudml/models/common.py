@@ -139,6 +139,10 @@ def _coerce(tp: Any, value: Any) -> Any:
         return from_dict(tp, value)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return tp(value)
-    if origin in (Mapping, dict) or tp is dict:
+    if origin in (Mapping, dict):
+        args = typing.get_args(tp)
+        item = args[1] if len(args) == 2 else Any
+        return {k: _coerce(item, v) for k, v in value.items()}
+    if tp is dict:
         return dict(value)
     return value

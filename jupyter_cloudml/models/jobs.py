@@ -55,13 +55,19 @@ class Framework(str, enum.Enum):
     GENERIC = "generic"
 
 
+#: Replica roles, in launch order.
+ROLES = ("chief", "worker", "ps", "evaluator")
+
+
 @dataclasses.dataclass(frozen=True)
 class Replicas:
-    """How many replicas of each role: chief (0 or 1), workers (>= 1), parameter servers."""
+    """How many replicas of each role: chief (0 or 1), workers (>= 1), parameter servers and
+    evaluators (TensorFlow's, which read checkpoints beside the training cluster)."""
 
     chief: int = 0
     workers: int = 1
     ps: int = 0
+    evaluators: int = 0
 
     def __post_init__(self) -> None:
         if self.chief not in (0, 1):
@@ -70,18 +76,25 @@ class Replicas:
             raise InvalidSpec(f"--workers must be at least 1, got {self.workers}")
         if self.ps < 0:
             raise InvalidSpec(f"--ps must be >= 0, got {self.ps}")
+        if self.evaluators < 0:
+            raise InvalidSpec(f"--evaluators must be >= 0, got {self.evaluators}")
 
     @property
     def total(self) -> int:
-        return self.chief + self.workers + self.ps
+        return self.chief + self.workers + self.ps + self.evaluators
+
+    def count(self, role: str) -> int:
+        """How many replicas `role` has."""
+        return {
+            "chief": self.chief,
+            "worker": self.workers,
+            "ps": self.ps,
+            "evaluator": self.evaluators,
+        }[role]
 
     def names(self) -> list[str]:
-        """Replica names in launch order: chief-0, worker-0.., ps-0.."""
-        return (
-            [f"chief-{i}" for i in range(self.chief)]
-            + [f"worker-{i}" for i in range(self.workers)]
-            + [f"ps-{i}" for i in range(self.ps)]
-        )
+        """Replica names in launch order: chief-0, worker-0.., ps-0.., evaluator-0.."""
+        return [f"{role}-{i}" for role in ROLES for i in range(self.count(role))]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,8 +127,14 @@ class TrainSpec:
     )
     framework: Framework = Framework.GENERIC
     replicas: Replicas = Replicas()
+    #: What each replica asks for, unless its role has its own in `role_resources`.
     resources: Resources = Resources()  # noqa: RUF009 - frozen, so sharing it is safe
     image: str | None = None
+    #: Per-role overrides (`--resources ps=cpu:4`, a config's `parameterServerType`).
+    role_resources: Mapping[str, Resources] = dataclasses.field(default_factory=dict)
+    role_images: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: TF_CONFIG's name for the chief: "chief", or "master" as Google's legacy jobs have it.
+    tf_chief_name: str = "chief"
     python: str | None = None
     retries: int = 0
     timeout: float | None = None
@@ -144,14 +163,45 @@ class TrainSpec:
             raise InvalidSpec(f"--retries must be >= 0, got {self.retries}")
         if self.timeout is not None and not self.timeout > 0:
             raise InvalidSpec(f"--timeout must be > 0 seconds, got {self.timeout}")
-        if self.framework is not Framework.TENSORFLOW and (self.replicas.ps or self.replicas.chief):
+        replicas = self.replicas
+        if self.framework is not Framework.TENSORFLOW and (
+            replicas.ps or replicas.chief or replicas.evaluators
+        ):
             raise InvalidSpec(
-                f"--ps and --chief are TensorFlow roles; framework {self.framework.value!r} "
-                "has workers only (add --framework tensorflow)"
+                f"--ps, --chief and --evaluators are TensorFlow roles; framework "
+                f"{self.framework.value!r} has workers only (add --framework tensorflow)"
+            )
+        for kind, per_role in (("resources", self.role_resources), ("image", self.role_images)):
+            for role in per_role:
+                if role not in ROLES:
+                    raise InvalidSpec(f"{kind} for role {role!r}: the roles are {', '.join(ROLES)}")
+                if not replicas.count(role):
+                    raise InvalidSpec(f"{kind} for role {role!r}, but the job has no {role}")
+        if self.tf_chief_name == "master" and not replicas.chief:
+            raise InvalidSpec(
+                "TF_CONFIG's 'master' is the chief, and the job has none (add --chief)"
+            )
+        if self.tf_chief_name not in ("chief", "master"):
+            raise InvalidSpec(
+                f"TF_CONFIG names the chief 'chief' or 'master', not {self.tf_chief_name!r}"
             )
         for name in self.returns:
             if not name.isidentifier():
                 raise InvalidSpec(f"--return name {name!r} is not a Python identifier")
+
+    def resources_of(self, role: str) -> Resources:
+        """What one replica of `role` asks for."""
+        return self.role_resources.get(role, self.resources)
+
+    def image_of(self, role: str) -> str | None:
+        """The image a replica of `role` runs (None: the backend's default)."""
+        return self.role_images.get(role, self.image)
+
+    def demand(self) -> tuple[float, int]:
+        """CPUs and GPUs of all replicas together."""
+        roles = [(role, self.replicas.count(role)) for role in ROLES]
+        cpu = sum(self.resources_of(role).cpu * n for role, n in roles)
+        return cpu, sum(self.resources_of(role).gpus * n for role, n in roles)
 
     @property
     def primary_replica(self) -> str:

@@ -15,6 +15,7 @@ from ..models import (
     JobInfo,
     JobPage,
     LogLine,
+    Resources,
     Scalar,
     TrainSpec,
     to_dict,
@@ -102,16 +103,21 @@ def format_job_table(page: JobPage, now: float | None = None) -> str:
     return f"{table}\n{len(page.jobs)} of {page.total} jobs"
 
 
+def _resources(res: Resources) -> str:
+    text = f"cpu {res.cpu:g}, memory {res.memory or NONE}, gpus {res.gpus}"
+    return text + (f" ({res.gpu_type})" if res.gpu_type else "")
+
+
 def _spec_fields(spec: TrainSpec, replicas: bool = True) -> list[tuple[str, str]]:
-    res = spec.resources
-    resources = f"cpu {res.cpu:g}, memory {res.memory or NONE}, gpus {res.gpus}"
-    if res.gpu_type:
-        resources += f" ({res.gpu_type})"
     fields = [("Framework", spec.framework.value)]
     if replicas:
         fields.append(("Replicas", ", ".join(spec.replicas.names())))
+    fields.append(("Resources", f"{_resources(spec.resources)} per replica"))
+    for role, res in spec.role_resources.items():
+        fields.append((f"  {role}", f"{_resources(res)} per replica"))
+    for role, image in spec.role_images.items():
+        fields.append((f"  {role} image", image))
     fields += [
-        ("Resources", f"{resources} per replica"),
         ("Entry", " ".join(["python -m", spec.package.module, *spec.args])),
     ]
     optional = {

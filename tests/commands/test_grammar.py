@@ -24,7 +24,7 @@ from jupyter_cloudml.commands.grammar import (
 from jupyter_cloudml.commands.train_spec import build_job_query, build_train_spec
 from jupyter_cloudml.commands.unparse import reproduce_magic, train_flags
 from jupyter_cloudml.exceptions import InvalidSpec, PackagingError
-from jupyter_cloudml.models import CodePackage, Framework, JobStatus, Replicas
+from jupyter_cloudml.models import CodePackage, Framework, JobStatus, Replicas, Resources
 
 
 def train(*argv: str) -> argparse.Namespace:
@@ -204,6 +204,25 @@ def test_cell_spec_fields(packaging: FakePackaging) -> None:
     assert (kwargs["includes"], kwargs["excludes"]) == (("data",), ("*.ckpt",))
 
 
+def test_each_role_can_have_its_own_resources_and_image(packaging: FakePackaging) -> None:
+    s = spec(
+        "--framework", "tensorflow", "--ps", "1", "--workers", "2", "--evaluators", "1",
+        "--gpus", "1", "--gpu-type", "t4", "--cpu", "2", "--memory", "8Gi",
+        "--resources", "ps=cpu:4,memory:16Gi,gpus:0",
+        "--resources", "evaluator=gpus:0,cpu:1",
+        "--role-image", "ps=tf-cpu:2.15", "--tf-master",
+    )  # fmt: skip
+    assert s.replicas == Replicas(chief=1, workers=2, ps=1, evaluators=1)
+    assert s.replicas.names() == ["chief-0", "worker-0", "worker-1", "ps-0", "evaluator-0"]
+    gpu = Resources(cpu=2, memory="8Gi", gpus=1, gpu_type="t4")
+    assert s.resources_of("chief") == s.resources_of("worker") == gpu
+    assert s.resources_of("ps") == Resources(cpu=4, memory="16Gi")
+    assert s.resources_of("evaluator") == Resources(cpu=1, memory="8Gi")
+    assert s.image_of("ps") == "tf-cpu:2.15" and s.image_of("worker") is None
+    assert s.tf_chief_name == "master"
+    assert s.demand() == (2 * 3 + 4 + 1, 3)
+
+
 def test_tensorflow_ps_implies_a_chief(packaging: FakePackaging) -> None:
     tf = ("--framework", "tensorflow")
     assert spec(*tf, "--ps", "2", "--workers", "4").replicas == Replicas(chief=1, workers=4, ps=2)
@@ -262,7 +281,21 @@ def test_package_path_and_module(packaging: FakePackaging, tmp_path: Path) -> No
         (["--memory", "lots"], "x=1", {}, "memory 'lots' is not a quantity"),
         (["--gpu-type", "a100"], "x=1", {}, "without --gpus"),
         (["--timeout", "0"], "x=1", {}, "--timeout must be > 0"),
-        (["--ps", "2"], "x=1", {}, "--ps and --chief are TensorFlow roles"),
+        (["--ps", "2"], "x=1", {}, "--ps, --chief and --evaluators are TensorFlow roles"),
+        (["--evaluators", "1"], "x=1", {}, "--ps, --chief and --evaluators are TensorFlow"),
+        (["--resources", "ps=cpu:2"], "x=1", {}, "resources for role 'ps', but the job has no ps"),
+        (["--resources", "boss=cpu:2"], "x=1", {}, "resources for role 'boss': the roles are"),
+        (["--resources", "worker=cpu"], "x=1", {}, "'cpu' in 'worker=cpu': expected KEY:VALUE"),
+        (["--resources", "worker=disk:9"], "x=1", {}, "KEY one of cpu, memory, gpus, gpu-type"),
+        (["--resources", "worker=gpus:x"], "x=1", {}, "expected a whole number"),
+        (
+            ["--resources", "worker=cpu:1", "--resources", "worker=gpus:1"],
+            "x=1",
+            {},
+            "--resources worker=... is given twice",
+        ),
+        (["--role-image", "ps=img"], "x=1", {}, "image for role 'ps', but the job has no ps"),
+        (["--framework", "tensorflow", "--tf-master"], "x=1", {}, "the job has none (add --chief)"),
         (["--chief", "--framework", "pytorch"], "x=1", {}, "TensorFlow roles"),
         (["--env", "1X=2"], "x=1", {}, "environment variable name '1X'"),
         (["--secret", "=v"], "x=1", {}, "expected NAME or NAME=VALUE, got '=v'"),
@@ -461,6 +494,26 @@ def test_fuzz_train_spec(packaging: FakePackaging, tmp_path: Path, tokens: list[
         ["--retries", "2", "--timeout", "90", "--image", "img:1", "--pre-command", "echo 'a b'"],
         ["--job-dir", "/tmp/out", "--return", "model,history", "--", "--epochs", "3"],
         ["--post-command", "ls", "--python", "/usr/bin/python3", "--", "--job-dir", "x"],
+        [
+            "--framework",
+            "tensorflow",
+            "--chief",
+            "--tf-master",
+            "--evaluators",
+            "2",
+            "--workers",
+            "2",
+            "--ps",
+            "1",
+            "--gpus",
+            "1",
+            "--memory",
+            "4Gi",
+            "--resources",
+            "ps=cpu:4,gpus:0,memory:16Gi",
+            "--role-image",
+            "ps=img:cpu",
+        ],
     ],
 )
 def test_train_flags_round_trip(argv: list[str]) -> None:

@@ -314,3 +314,25 @@ time.sleep(60)
     client.cancel_study(study.id)
     for job in running:
         assert client.get(job.id).status is JobStatus.CANCELLED
+
+
+GOOGLE_TRIAL = """
+import os
+import jupyter_cloudml
+p = jupyter_cloudml.params(x=0.0)
+trial = int(os.environ.get("CLOUD_ML_TRIAL_ID", 0))  # as Google trainers read it
+print("google", os.environ["CLOUD_ML_JOB_ID"], trial, flush=True)
+jupyter_cloudml.report(step=1, score=float(trial))
+"""
+
+
+def test_trials_see_googles_job_and_trial_ids(client, make_spec):
+    tuning = TuningSpec(params=(X,), metric="score", max_trials=3, parallel_trials=3, seed=1)
+    study = client.submit_study(make_spec(GOOGLE_TRIAL, name="google"), tuning)
+    done = wait_study(client, study.id)
+    assert done.status is JobStatus.SUCCEEDED, done.reason
+    for trial in done.trials:
+        assert trial.value == trial.number + 1  # Google numbers trials from 1
+        assert trial.job_id is not None
+        lines = [line.text for line in client.logs(trial.job_id)]
+        assert f"google {study.id} {trial.number + 1}" in lines

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 
 from ...models import Framework, Replicas
 
-#: TF_CONFIG's name for each replica role.
-TF_ROLES = ("chief", "worker", "ps")
+#: The roles TF_CONFIG's cluster lists: evaluators are never in it (as on Google), they only
+#: read the checkpoints the cluster writes.
+TF_CLUSTER_ROLES = ("chief", "worker", "ps")
 
 
 def needs_addresses(framework: Framework) -> bool:
@@ -22,23 +23,35 @@ def needs_addresses(framework: Framework) -> bool:
 
 
 def tf_config(
-    addresses: Mapping[str, str], replica: str, job_id: str, job_args: list[str] | None = None
+    addresses: Mapping[str, str],
+    replica: str,
+    job_id: str,
+    job_args: list[str] | None = None,
+    *,
+    chief_name: str = "chief",
+    trial: str = "",
 ) -> str:
-    """TF_CONFIG for `replica` ("worker-1") given every replica's "host:port"."""
+    """TF_CONFIG for `replica` ("worker-1") given every replica's "host:port", as Google
+    writes it: the chief named `chief_name` ("master" in Google's legacy jobs), evaluators
+    outside the cluster, the trial's number (1, 2, ...) in a study."""
     cluster: dict[str, list[str]] = {}
-    for role in TF_ROLES:
+    for role in TF_CLUSTER_ROLES:
         members = sorted(
             (int(name.rsplit("-", 1)[1]), addr)
             for name, addr in addresses.items()
             if name.rsplit("-", 1)[0] == role
         )
         if members:
-            cluster[role] = [addr for _, addr in members]
+            cluster[chief_name if role == "chief" else role] = [addr for _, addr in members]
     role, index = replica.rsplit("-", 1)
     return json.dumps(
         {
             "cluster": cluster,
-            "task": {"type": role, "index": int(index), "trial": ""},
+            "task": {
+                "type": chief_name if role == "chief" else role,
+                "index": int(index),
+                "trial": trial,
+            },
             "job": {"job_name": job_id, "args": job_args or []},
             "environment": "cloud",
         }
@@ -67,10 +80,14 @@ def distributed_env(
     addresses: Mapping[str, str],
     job_id: str,
     job_args: list[str] | None = None,
+    *,
+    chief_name: str = "chief",
+    trial: str = "",
 ) -> dict[str, str]:
     """The framework's variables for one replica; `addresses` maps replica name to host:port."""
     if framework is Framework.TENSORFLOW:
-        return {"TF_CONFIG": tf_config(addresses, replica, job_id, job_args)}
+        config = tf_config(addresses, replica, job_id, job_args, chief_name=chief_name, trial=trial)
+        return {"TF_CONFIG": config}
     if framework is Framework.PYTORCH:
         host, port = addresses["worker-0"].rsplit(":", 1)
         return torch_env(host, int(port), replica, replicas.workers)
@@ -80,7 +97,8 @@ def distributed_env(
 def success_replicas(framework: Framework, replicas: Replicas) -> list[str]:
     """Replicas whose success makes the job's: the chief if there is one, else every worker.
 
-    Parameter servers never exit by themselves; they are stopped once the job is decided.
+    Parameter servers never exit by themselves, and evaluators follow checkpoints until the
+    cluster stops writing them: both are stopped once the job is decided.
     """
     if framework is Framework.TENSORFLOW and replicas.chief:
         return ["chief-0"]

@@ -7,7 +7,9 @@ a failing post-command fails a replica whose trainer succeeded.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+from ...models import STUDY_LABEL, TRIAL_LABEL
 
 WRAPPER = r"""
 if [ -n "$CLOUDML_PRE_COMMAND" ]; then
@@ -46,6 +48,15 @@ def hypertune_file(output_dir: str, replica: str) -> str:
     return f"{output_dir}/{HYPERTUNE_DIR}/{replica}.metrics"
 
 
+def google_job_env(job_id: str, labels: Mapping[str, str]) -> dict[str, str]:
+    """What Google's AI Platform tells a replica about its job: `CLOUD_ML_JOB_ID` (a trial's
+    is its study's id) and, in a study, `CLOUD_ML_TRIAL_ID`, the trial's number from 1."""
+    if STUDY_LABEL in labels and TRIAL_LABEL in labels:
+        trial = str(int(labels[TRIAL_LABEL]) + 1)
+        return {"CLOUD_ML_JOB_ID": labels[STUDY_LABEL], "CLOUD_ML_TRIAL_ID": trial}
+    return {"CLOUD_ML_JOB_ID": job_id}
+
+
 def replica_env(
     job_id: str,
     replica: str,
@@ -58,7 +69,6 @@ def replica_env(
     role, index = replica.rsplit("-", 1)
     return {
         "CLOUD_ML_HP_METRIC_FILE": hypertune_file(output_dir, replica),
-        "CLOUD_ML_TRIAL_ID": job_id,
         "CLOUDML_JOB_ID": job_id,
         "CLOUDML_JOB_DIR": job_dir,
         "CLOUDML_OUTPUT_DIR": output_dir,

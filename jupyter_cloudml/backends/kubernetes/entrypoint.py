@@ -34,8 +34,8 @@ def peer_addresses(env: Mapping[str, str]) -> dict[str, str]:
     namespace, port = env["CLOUDML_NAMESPACE"], env["CLOUDML_PORT"]
     return {
         f"{role}-{i}": f"{job}-{role}-{i}.{service}.{namespace}.svc:{port}"
-        for role in ("chief", "worker", "ps")
-        for i in range(int(counts.get(role, 0)))
+        for role in counts
+        for i in range(int(counts[role]))
     }
 
 
@@ -50,6 +50,7 @@ def replica_environment(env: Mapping[str, str]) -> dict[str, str]:
         chief=int(counts.get("chief", 0)),
         workers=int(counts.get("worker", 1)),
         ps=int(counts.get("ps", 0)),
+        evaluators=int(counts.get("evaluator", 0)),
     )
     framework = Framework(env.get("CLOUDML_FRAMEWORK", "generic"))
     replica = replica_name(env)
@@ -67,7 +68,18 @@ def replica_environment(env: Mapping[str, str]) -> dict[str, str]:
     addresses = peer_addresses(env) if env.get("CLOUDML_SERVICE") else {}
     args = json.loads(env.get("CLOUDML_ARGS", "[]"))
     if addresses:
-        out.update(distributed_env(framework, replicas, replica, addresses, job_id, args))
+        out.update(
+            distributed_env(
+                framework,
+                replicas,
+                replica,
+                addresses,
+                job_id,
+                args,
+                chief_name=env.get("CLOUDML_TF_CHIEF", "chief"),
+                trial=env.get("CLOUD_ML_TRIAL_ID", ""),
+            )
+        )
     return out
 
 

@@ -169,41 +169,47 @@ class LocalBackend(Backend):
 
     # --- submit --------------------------------------------------------------------------------
 
-    def interpreter(self, spec: TrainSpec) -> str:
-        """The Python that runs the job's replicas here."""
+    def interpreter(self, spec: TrainSpec, role: str | None = None) -> str:
+        """The Python that runs the job's replicas here (those of `role`, when given)."""
         if spec.python:
             if not (os.path.isfile(spec.python) and os.access(spec.python, os.X_OK)):
                 raise InvalidSpec(f"--python {spec.python!r} is not an executable file")
             return spec.python
-        if spec.image:
-            if spec.image not in self.image_interpreters:
+        image = spec.image if role is None else spec.image_of(role)
+        if image:
+            if image not in self.image_interpreters:
                 raise InvalidSpec(
-                    f"image {spec.image!r} has no local interpreter: run with --python PATH, "
+                    f"image {image!r} has no local interpreter: run with --python PATH, "
                     "or map it: c.LocalBackend.image_interpreters = "
-                    f"{{{spec.image!r}: '/path/python'}}"
+                    f"{{{image!r}: '/path/python'}}"
                 )
-            return str(self.image_interpreters[spec.image])
+            return str(self.image_interpreters[image])
         return self.python
+
+    def _role_pythons(self, spec: TrainSpec, python: str) -> dict[str, str]:
+        """The interpreter of every role that does not run `python`."""
+        found = {role: self.interpreter(spec, role) for role in spec.role_images}
+        return {role: path for role, path in found.items() if path != python}
 
     def submit(self, spec: TrainSpec) -> JobInfo:
         python = self.interpreter(spec)
         check_job_dir(spec.job_dir)
-        total = spec.replicas.total
-        gpu_demand = spec.resources.gpus * total
+        role_pythons = self._role_pythons(spec, python)
+        gpu_demand = spec.demand()[1]
         if gpu_demand > len(self.settings.gpu_ids):
             raise QuotaExceeded(
-                f"the job asks for {gpu_demand} GPU(s) ({total} replica(s) x {spec.resources.gpus})"
+                f"the job asks for {gpu_demand} GPU(s) in all its replicas"
                 f" but this machine has {len(self.settings.gpu_ids)}"
             )
         with refused_when_full(self.home, "submit the job"):
-            job_id = self._record(spec, python, gpu_demand)
+            job_id = self._record(spec, python, role_pythons)
         dispatch(self.store, self.settings)
         ensure_keeper(self.settings)
         return self.get(job_id)
 
-    def _record(self, spec: TrainSpec, python: str, gpu_demand: int) -> str:
+    def _record(self, spec: TrainSpec, python: str, role_pythons: dict[str, str]) -> str:
         """Write the job's folder (code, secrets) and database row; its id."""
-        total = spec.replicas.total
+        cpu_demand, gpu_demand = spec.demand()
         job_id, folder = self._new_job_folder(spec.name)
         try:
             with private_open(folder / "package.tar.gz", "wb") as out:
@@ -221,9 +227,10 @@ class LocalBackend(Backend):
                         "replicas": json.dumps(
                             [{"name": n, "status": ReplicaStatus.PENDING.value} for n in names]
                         ),
-                        "cpu_demand": spec.resources.cpu * total,
+                        "cpu_demand": cpu_demand,
                         "gpu_demand": gpu_demand,
                         "python": python,
+                        "role_pythons": json.dumps(role_pythons),
                         "machine": self.settings.machine(),
                     },
                     spec.labels,

@@ -73,14 +73,17 @@ CREATE INDEX IF NOT EXISTS labels_key ON labels (key, value);
 """
 
 #: `PRAGMA user_version` of the current schema; older stores are brought up to it on open.
-SCHEMA_VERSION = 2
-#: Version 2 records with each job the slots of the backend that queued it (JSON: `cpu_slots`,
-#: `gpu_ids`), so that whoever dispatches it later starts it as that backend would have; and how
-#: often a job was restarted after losing its supervisor, and not before when it may start again.
-ADDED_IN_2 = {
+SCHEMA_VERSION = 3
+#: Columns added since version 1. Version 2 records with each job the slots of the backend that
+#: queued it (JSON: `cpu_slots`, `gpu_ids`), so that whoever dispatches it later starts it as
+#: that backend would have; and how often a job was restarted after losing its supervisor, and
+#: not before when it may start again. Version 3: the interpreter of each role whose image maps
+#: to one of its own (JSON, role to path; the others run `python`).
+ADDED_COLUMNS = {
     "machine": "ALTER TABLE jobs ADD COLUMN machine TEXT",
     "restarts": "ALTER TABLE jobs ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0",
     "not_before": "ALTER TABLE jobs ADD COLUMN not_before REAL",
+    "role_pythons": "ALTER TABLE jobs ADD COLUMN role_pythons TEXT NOT NULL DEFAULT '{}'",
 }
 #: Version 1 indexes labels in their own table; fill it from the specs of older stores.
 FILL_LABELS = """
@@ -121,7 +124,7 @@ class JobStore:
                 if version < 1:
                     db.execute(FILL_LABELS)
                 columns = {r["name"] for r in db.execute("PRAGMA table_info(jobs)")}
-                for column, statement in ADDED_IN_2.items():
+                for column, statement in ADDED_COLUMNS.items():
                     if column not in columns:
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

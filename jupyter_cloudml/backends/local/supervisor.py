@@ -26,7 +26,7 @@ import psutil
 
 from ...models import JobStatus, ReplicaStatus, TrainSpec, from_dict
 from ..common.cluster import distributed_env, needs_addresses, success_replicas
-from ..common.launch import replica_command, replica_env
+from ..common.launch import google_job_env, replica_command, replica_env
 from .disk import full_disk_reason, hold_reserve, is_disk_full, release_reserve
 from .job_secrets import forget_secrets, load_secrets
 from .logfiles import LineWriter
@@ -123,6 +123,7 @@ class Supervisor:
             raise SystemExit(f"no job {job_id}")
         self.spec: TrainSpec = from_dict(TrainSpec, json.loads(row["spec"]))
         self.python: str = row["python"]
+        self.role_pythons: dict[str, str] = json.loads(row["role_pythons"])
         self.gpu_ids: list[int] = json.loads(row["gpu_ids"])
         self.started: float | None = row["started"]
         self.cancelled = False
@@ -282,9 +283,10 @@ class Supervisor:
             }
         sel = selectors.DefaultSelector()
         self.replicas = []
-        gpus_each = spec.resources.gpus
-        for i, name in enumerate(names):
-            gpus = self.gpu_ids[i * gpus_each : (i + 1) * gpus_each]
+        free_gpus = list(self.gpu_ids)  # handed out in launch order, each role its own count
+        for name in names:
+            wanted = spec.resources_of(name.rsplit("-", 1)[0]).gpus
+            gpus, free_gpus = free_gpus[:wanted], free_gpus[wanted:]
             replica = self._launch(name, attempt, addresses, gpus)
             assert replica.proc.stdout is not None
             os.set_blocking(replica.proc.stdout.fileno(), False)
@@ -316,8 +318,9 @@ class Supervisor:
         self, name: str, attempt: int, addresses: dict[str, str], gpus: list[int]
     ) -> Replica:
         spec = self.spec
+        python = self.role_pythons.get(name.rsplit("-", 1)[0], self.python)
         argv, wrapper_env = replica_command(
-            self.python, spec.package.module, spec.args, spec.pre_command, spec.post_command
+            python, spec.package.module, spec.args, spec.pre_command, spec.post_command
         )
         env = dict(os.environ)
         if env.get("MPLBACKEND", "").startswith("module://"):
@@ -337,9 +340,18 @@ class Supervisor:
                 str(self.folder / "outputs"),
             )
         )
+        google = google_job_env(self.job_id, spec.labels)
+        env.update(google)
         env.update(
             distributed_env(
-                spec.framework, spec.replicas, name, addresses, self.job_id, list(spec.args)
+                spec.framework,
+                spec.replicas,
+                name,
+                addresses,
+                self.job_id,
+                list(spec.args),
+                chief_name=spec.tf_chief_name,
+                trial=google.get("CLOUD_ML_TRIAL_ID", ""),
             )
         )
         code = str(self.folder / "code")

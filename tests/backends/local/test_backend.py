@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from jupyter_cloudml.backends.local.store import JobStore
 from jupyter_cloudml.client import Client
 from jupyter_cloudml.exceptions import Conflict, InvalidSpec, NotFound, QuotaExceeded
 from jupyter_cloudml.models import (
@@ -213,6 +214,73 @@ def test_tf_config_for_chief_workers_and_ps(backend, make_spec, tmp_path):
         assert cfg["cluster"] == cluster and cfg["environment"] == "cloud"
     ps = {r.name: r for r in done.replicas}["ps-0"]
     assert ps.status is ReplicaStatus.STOPPED
+
+
+def test_each_role_runs_with_its_gpus_interpreter_and_a_google_tf_config(
+    isolated_home, make_spec, tmp_path
+):
+    """A master, 2 workers, a parameter server and an evaluator: GPUs handed out per role, the
+    parameter server on an interpreter of its own, TF_CONFIG as Google writes it."""
+    from jupyter_cloudml.backends.local import LocalBackend
+
+    other_python = tmp_path / "ps-python"
+    other_python.symlink_to(sys.executable)
+    backend = LocalBackend(
+        home=str(isolated_home),
+        gpu_ids=[0, 1, 2],
+        cpu_slots=16,
+        image_interpreters={"tf-cpu:2.15": str(other_python)},
+    )
+    code = """
+        import json, os, sys, time
+        cfg = json.loads(os.environ["TF_CONFIG"])
+        seen = {"cfg": cfg, "gpus": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+                "python": sys.executable, "job": os.environ["CLOUD_ML_JOB_ID"],
+                "trial": os.environ.get("CLOUD_ML_TRIAL_ID")}
+        out = os.path.join(os.environ["CLOUDML_JOB_DIR"], os.environ["CLOUDML_REPLICA"] + ".json")
+        with open(out + ".tmp", "w") as f:
+            json.dump(seen, f)
+        os.rename(out + ".tmp", out)
+        if cfg["task"]["type"] == "master":
+            while len([n for n in os.listdir(os.environ["CLOUDML_JOB_DIR"])
+                       if n.endswith(".json")]) < 5:
+                time.sleep(0.05)
+        else:
+            time.sleep(120)  # parameter servers and evaluators are stopped at the end
+    """
+    job_dir = tmp_path / "tf"
+    spec = make_spec(
+        code,
+        framework=Framework.TENSORFLOW,
+        job_dir=str(job_dir),
+        replicas=Replicas(chief=1, workers=2, ps=1, evaluators=1),
+        resources=Resources(cpu=2, gpus=1),
+        role_resources={"ps": Resources(cpu=4), "evaluator": Resources(cpu=1)},
+        role_images={"ps": "tf-cpu:2.15"},
+        tf_chief_name="master",
+    )
+    job = backend.submit(spec)
+    row = JobStore(isolated_home / "jobs.db").row(job.id)
+    assert (row["cpu_demand"], row["gpu_demand"]) == (2 * 3 + 4 + 1, 3)
+    done = wait(backend, job.id)
+    assert done.status is JobStatus.SUCCEEDED, done.reason
+    seen = {p.stem: json.loads(p.read_text()) for p in job_dir.glob("*.json")}
+    assert sorted(seen) == ["chief-0", "evaluator-0", "ps-0", "worker-0", "worker-1"]
+    gpus = {name: s["gpus"] for name, s in seen.items()}
+    assert sorted(gpus[n] for n in ("chief-0", "worker-0", "worker-1")) == ["0", "1", "2"]
+    assert gpus["ps-0"] == gpus["evaluator-0"] == ""
+    assert seen["ps-0"]["python"] == str(other_python)
+    assert seen["worker-0"]["python"] == sys.executable
+    cluster = seen["chief-0"]["cfg"]["cluster"]
+    assert {k: len(v) for k, v in cluster.items()} == {"master": 1, "worker": 2, "ps": 1}
+    tasks = {name: s["cfg"]["task"] for name, s in seen.items()}
+    assert tasks["chief-0"] == {"type": "master", "index": 0, "trial": ""}
+    assert tasks["evaluator-0"] == {"type": "evaluator", "index": 0, "trial": ""}
+    assert all(s["cfg"]["cluster"] == cluster for s in seen.values())
+    assert {s["job"] for s in seen.values()} == {job.id}
+    assert {s["trial"] for s in seen.values()} == {None}  # not a study's trial
+    states = {r.name: r.status for r in done.replicas}
+    assert states["ps-0"] is states["evaluator-0"] is ReplicaStatus.STOPPED
 
 
 def test_tf_worker_failure_fails_job(backend, make_spec):

@@ -30,8 +30,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ....exceptions import InvalidSpec
-from ....models import LABEL_VALUE_RE, Framework, Resources, TrainSpec
+from ....models import LABEL_VALUE_RE, ROLES, Framework, Resources, TrainSpec
 from ...common.cluster import needs_addresses
+from ...common.launch import google_job_env
 from ..labels import JOB_ID_ANNOTATION, job_labels, job_match_labels
 from ..names import job_name
 
@@ -155,8 +156,7 @@ def needs_service(spec: TrainSpec) -> bool:
 
 def replica_groups(spec: TrainSpec) -> list[tuple[str, int]]:
     """(role, count) of each non-empty replica group, the primary role first."""
-    counts = [("chief", spec.replicas.chief), ("worker", spec.replicas.workers)]
-    return [(role, n) for role, n in [*counts, ("ps", spec.replicas.ps)] if n]
+    return [(role, spec.replicas.count(role)) for role in ROLES if spec.replicas.count(role)]
 
 
 def code_configmap(spec: TrainSpec, job_id: str, namespace: str) -> Manifest:
@@ -248,7 +248,7 @@ def replica_job(
         pod_spec["volumes"].append(
             {"name": "code", "configMap": {"name": f"{job_name(job_id)}-code"}}
         )
-    pod_spec.update(gpu_placement(spec.resources, spec.node_selector))
+    pod_spec.update(gpu_placement(spec.resources_of(role), spec.node_selector))
     job_spec: dict[str, Any] = {
         "completionMode": "Indexed",
         "completions": count,
@@ -358,7 +358,7 @@ def _container(
     env = _env(spec, job_id, namespace, role, package, service, pods)
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
-        "image": spec.image or image_default,
+        "image": spec.image_of(role) or image_default,
         "command": ["python", "-m", ENTRYPOINT_MODULE],
         "env": [{"name": k, "value": v} for k, v in env.items()]
         + [
@@ -374,7 +374,7 @@ def _container(
         )
     if pods.shared is not None:
         container["volumeMounts"].append({"name": "shared", "mountPath": pods.shared.mount_path})
-    resources = resources_for(spec.resources)
+    resources = resources_for(spec.resources_of(role))
     if resources:
         container["resources"] = resources
     return container
@@ -397,9 +397,8 @@ def _env(
         "CLOUDML_JOB_NAME": job_name(job_id),
         "CLOUDML_ROLE": role,
         "CLOUDML_FRAMEWORK": spec.framework.value,
-        "CLOUDML_REPLICAS": json.dumps(
-            {"chief": replicas.chief, "worker": replicas.workers, "ps": replicas.ps}
-        ),
+        "CLOUDML_REPLICAS": json.dumps({role: replicas.count(role) for role in ROLES}),
+        "CLOUDML_TF_CHIEF": spec.tf_chief_name,
         "CLOUDML_PRIMARY": spec.primary_replica,
         "CLOUDML_SERVICE": service or "",
         "CLOUDML_NAMESPACE": namespace,
@@ -414,7 +413,7 @@ def _env(
         "CLOUDML_PRE_COMMAND": spec.pre_command or "",
         "CLOUDML_POST_COMMAND": spec.post_command or "",
     }
-    return {**spec.env, **pods.env, **ours}
+    return {**spec.env, **pods.env, **google_job_env(job_id, spec.labels), **ours}
 
 
 def _metadata(

@@ -86,7 +86,7 @@ def test_single_worker_generic(tmp_path: Path) -> None:
     env = env_of(job)
     assert env["FOO"] == "bar" and env["CLOUDML_MODULE"] == spec.package.module
     assert env["CLOUDML_PACKAGE"] == "/opt/cloudml/package/package.tar.gz"
-    assert json.loads(env["CLOUDML_REPLICAS"]) == {"chief": 0, "worker": 1, "ps": 0}
+    assert json.loads(env["CLOUDML_REPLICAS"]) == {"chief": 0, "worker": 1, "ps": 0, "evaluator": 0}
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     assert mounts["code"]["readOnly"] is True
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -163,6 +163,62 @@ def test_tensorflow_ps_workers_gpus(tmp_path: Path) -> None:
         assert limits == {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"}
         assert env_of(job)["CLOUDML_ROLE"] == role
         assert env_of(job)["CLOUDML_SERVICE"] == "mnist-3f9a1c"
+
+
+def test_each_role_gets_its_own_resources_image_and_gpu_placement(tmp_path: Path) -> None:
+    spec = spec_of(
+        tmp_path,
+        framework=Framework.TENSORFLOW,
+        replicas=Replicas(chief=1, workers=2, ps=1, evaluators=1),
+        resources=Resources(cpu=4, memory="16Gi", gpus=1, gpu_type="t4"),
+        role_resources={"ps": Resources(cpu=8, memory="32Gi"), "evaluator": Resources(cpu=1)},
+        role_images={"ps": "tf-cpu:2.15"},
+        image="tf-gpu:2.15",
+    )
+    docs = training_manifests(spec, "mnist-3f9a1c", NS)
+    check_all(docs, "mnist-3f9a1c")
+    jobs = {j["metadata"]["labels"][k8s_labels.ROLE_KEY]: j for j in by_kind(docs)["Job"]}
+    assert list(jobs) == ["chief", "worker", "ps", "evaluator"]
+    pods = {role: job["spec"]["template"]["spec"] for role, job in jobs.items()}
+    limits = {role: pod["containers"][0]["resources"]["limits"] for role, pod in pods.items()}
+    assert limits == {
+        "chief": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"},
+        "worker": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"},
+        "ps": {"cpu": "8", "memory": "32Gi"},
+        "evaluator": {"cpu": "1"},
+    }
+    images = {role: pod["containers"][0]["image"] for role, pod in pods.items()}
+    assert images == {
+        "chief": "tf-gpu:2.15",
+        "worker": "tf-gpu:2.15",
+        "ps": "tf-cpu:2.15",
+        "evaluator": "tf-gpu:2.15",
+    }
+    assert "tolerations" in pods["worker"] and GPU_PRODUCT_LABEL in pods["chief"]["nodeSelector"]
+    for role in ("ps", "evaluator"):  # no GPU: not sent to GPU nodes
+        assert "tolerations" not in pods[role] and "nodeSelector" not in pods[role]
+
+
+def test_tf_config_with_a_master_and_an_evaluator_as_google_writes_it(tmp_path: Path) -> None:
+    spec = spec_of(
+        tmp_path,
+        framework=Framework.TENSORFLOW,
+        replicas=Replicas(chief=1, workers=2, ps=1, evaluators=1),
+        tf_chief_name="master",
+        labels={"cloudml.io/study": "tune-1a2b3c", "cloudml.io/trial": "4"},
+    )
+    cluster = {
+        "master": [host("chief", 0)],
+        "worker": [host("worker", 0), host("worker", 1)],
+        "ps": [host("ps", 0)],
+    }  # evaluators are never in the cluster
+    for role, index, task in [("chief", 0, "master"), ("evaluator", 0, "evaluator")]:
+        env = pod_env(tmp_path, spec, role, index)
+        assert env["CLOUD_ML_JOB_ID"] == "tune-1a2b3c" and env["CLOUD_ML_TRIAL_ID"] == "5"
+        config = json.loads(replica_environment(env)["TF_CONFIG"])
+        assert config["cluster"] == cluster
+        assert config["task"] == {"type": task, "index": index, "trial": "5"}
+        assert config["environment"] == "cloud"
 
 
 def test_unknown_gpu_type_passes_through(tmp_path: Path) -> None:
