@@ -12,7 +12,7 @@ from importlib import import_module
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
-from traitlets import Unicode
+from traitlets import Dict, Unicode
 from traitlets.config import Config, Configurable
 from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
 
@@ -39,6 +39,15 @@ class CloudML(Configurable):
         group `jupyter_cloudml.backends`) or a dotted path to a
         `jupyter_cloudml.backends.base.Backend` subclass. Overridden by $CLOUDML_BACKEND.
         Example: c.CloudML.backend = "local" """,
+    )
+
+    runtime_images = Dict(
+        per_key_traits=Unicode(),
+        config=True,
+        help="""The image that stands for each Google AI Platform runtime version, for configs
+        that give a `runtimeVersion` (`--config config.yaml`); a version without an image runs
+        on the backend's own and the dry run says so.
+        Example: c.CloudML.runtime_images = {"2.11": "tensorflow/tensorflow:2.11.0"}""",
     )
 
     def backend_name(self, override: str | None = None) -> str:
@@ -98,3 +107,11 @@ def load_config() -> Config:
                 loader = loader_cls(CONFIG_BASENAME + ext, path=directory)
                 config.merge(loader.load_config())
     return config
+
+
+def runtime_image(runtime_version: str | None, python_version: str | None = None) -> str | None:
+    """The image configured for a Google runtime version (`c.CloudML.runtime_images`), if any."""
+    if runtime_version is None:
+        return None
+    images = CloudML(config=load_config()).runtime_images
+    return images.get(f"{runtime_version}/{python_version}") or images.get(runtime_version)

@@ -131,15 +131,13 @@ def _train_parser(prog: str) -> Parser:
     add(
         "--framework",
         choices=[f.value for f in Framework],
-        default=Framework.GENERIC.value,
         help="distributed convention: tensorflow sets TF_CONFIG, pytorch sets RANK, WORLD_SIZE, "
-        "MASTER_ADDR... (e.g. --framework pytorch)",
+        "MASTER_ADDR... (default generic, tensorflow with --config; e.g. --framework pytorch)",
     )
-    add("--workers", **COUNT, default=1, help="worker replicas (e.g. --workers 4)")
+    add("--workers", **COUNT, help="worker replicas (default 1; e.g. --workers 4)")
     add(
         "--ps",
         **COUNT,
-        default=0,
         help="TensorFlow parameter servers; parameter-server training needs a coordinator, so "
         "--ps N > 0 adds a chief (e.g. --framework tensorflow --ps 2 --workers 4)",
     )
@@ -147,7 +145,6 @@ def _train_parser(prog: str) -> Parser:
     add(
         "--evaluators",
         **COUNT,
-        default=0,
         help="TensorFlow evaluator replicas, outside TF_CONFIG's cluster as on Google "
         "(e.g. --framework tensorflow --evaluators 1)",
     )
@@ -163,6 +160,19 @@ def _train_parser(prog: str) -> Parser:
         type=parse_duration,
         metavar="DURATION",
         help="stop the job after this long: seconds, or 90s, 30m, 2h (e.g. --timeout 2h)",
+    )
+    add(
+        "--max-wait",
+        type=parse_duration,
+        metavar="DURATION",
+        help="fail the job if it waits longer than this for resources (Google's "
+        "maxWaitTime; e.g. --max-wait 1h)",
+    )
+    add(
+        "--service-account",
+        metavar="NAME",
+        help="the Kubernetes ServiceAccount its pods run as (Google's serviceAccount; "
+        "e.g. --service-account trainer)",
     )
     add(
         "--job-dir",
@@ -231,7 +241,19 @@ def _train_parser(prog: str) -> Parser:
         "(e.g. --return model,history; or later %%cloudml fetch JOB)",
     )
     add("--package-path", metavar="DIR", help="run a trainer package instead (e.g. trainer/)")
-    add("--module", metavar="MOD", help="module of --package-path to run (e.g. trainer.task)")
+    add(
+        "--module",
+        "--module-name",
+        metavar="MOD",
+        help="module of --package-path to run (gcloud spells it --module-name; e.g. trainer.task)",
+    )
+    add(
+        "--config",
+        metavar="FILE",
+        help="a Google AI Platform job config (the whole trainingInput: scale tier, machine "
+        "types, counts, accelerators, images, args, hyperparameters...); flags override it "
+        "(e.g. --config config.yaml)",
+    )
     add = parser.add_argument_group("runtime").add_argument
     add("--image", help="container image, cluster backends (e.g. pytorch/pytorch:2.3.0)")
     add(

@@ -8,10 +8,10 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from ..commands.train_spec import build_job_query, build_train_spec
+from ..commands.train_spec import build_job_query, build_train_spec, training_config
 from ..exceptions import InvalidSpec, MissingExtra, NotFound
 from ..models import JobInfo, JobQuery, JobStatus, TrainSpec, TuningSpec, to_dict
 from ..views.dry_run import format_dry_run, format_preview
@@ -39,6 +39,7 @@ from .study_flags import build_tuning_spec
 
 if TYPE_CHECKING:
     from ..client import Client
+    from .ai_platform import Note
 
 PROG = "cloudml"
 
@@ -146,9 +147,11 @@ def run_study_command(client: Client, ns: argparse.Namespace, out: TextIO) -> in
 def _train(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) -> int:
     spec = build_train_spec(ns, cell=None, source_dir=os.getcwd(), user_ns=None)
     tuning = build_tuning_spec(ns, os.getcwd())
+    notes = config_notes(ns, os.getcwd())
     as_json = ns.output == "json"
     if ns.dry_run:
-        return run_train_dry_run(spec, tuning, ns.output, client, out)
+        return run_train_dry_run(spec, tuning, ns.output, client, out, notes)
+    say_ignored(notes, sys.stderr)
     if tuning is not None:
         return _tune(client(), spec, tuning, ns, out)
     backend = client()
@@ -183,14 +186,30 @@ def run_train_dry_run(
     output: str,
     client: Callable[[], Client],
     out: TextIO,
+    notes: Sequence[Note] = (),
 ) -> int:
     """`train --dry-run`: the job (and study) and its files, or with `--output yaml` what the
-    backend would create (the only case that needs a Client)."""
+    backend would create (the only case that needs a Client); with `--config`, what became of
+    each of its fields."""
     if output == "yaml":
-        _say(out, format_preview(client().preview(spec, tuning)))
+        comments = "".join(f"# config {note}\n" for note in notes)
+        _say(out, comments + format_preview(client().preview(spec, tuning)))
     else:
-        _say(out, format_dry_run(spec, output, tuning))
+        _say(out, format_dry_run(spec, output, tuning, notes))
     return 0
+
+
+def config_notes(ns: argparse.Namespace, source_dir: str) -> list[Note]:
+    """What became of each field of a `train --config` file (none without one)."""
+    config = training_config(ns, source_dir)
+    return [] if config is None else config.notes
+
+
+def say_ignored(notes: Sequence[Note], out: TextIO) -> None:
+    """One line for each config field that means nothing here, so none is dropped unsaid."""
+    for note in notes:
+        if note.verdict == "ignored":
+            _say(out, f"note: {note}")
 
 
 def _tune(

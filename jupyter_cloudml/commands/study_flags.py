@@ -136,14 +136,20 @@ def add_study_verb_options(verb: str, parser: argparse.ArgumentParser) -> None:
 def build_tuning_spec(ns: argparse.Namespace, source_dir: str | Path) -> TuningSpec | None:
     """The study a parsed `train` command asks for, or None for a plain job."""
     given = {flag: getattr(ns, flag) for flag in TUNING_FIELDS if getattr(ns, flag) is not None}
-    if not ns.param and not ns.hptuning_config:
+    from_config = _config_tuning(ns, source_dir)
+    if not ns.param and not ns.hptuning_config and from_config is None:
         if given:
             flags = ", ".join("--" + f.replace("_", "-") for f in given)
             raise InvalidSpec(
                 f"{flags} tune hyperparameters: add --param NAME=SPACE or --hptuning-config FILE"
             )
         return None
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = dict(from_config or {})
+    if ns.hptuning_config and from_config is not None:
+        raise InvalidSpec(
+            f"both --config {ns.config} and --hptuning-config {ns.hptuning_config} give "
+            "hyperparameters: keep them in one file"
+        )
     if ns.hptuning_config:
         from ..tuning.hptuning_config import load_hptuning_config
 
@@ -158,3 +164,11 @@ def build_tuning_spec(ns: argparse.Namespace, source_dir: str | Path) -> TuningS
             "a study needs the metric to optimise: add --metric NAME (the tag your code reports)"
         )
     return TuningSpec(**fields)
+
+
+def _config_tuning(ns: argparse.Namespace, source_dir: str | Path) -> dict[str, Any] | None:
+    """The `trainingInput.hyperparameters` of a `--config` file, as TuningSpec fields."""
+    from .train_spec import training_config
+
+    config = training_config(ns, source_dir)
+    return None if config is None else config.tuning

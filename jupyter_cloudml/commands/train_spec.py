@@ -8,7 +8,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import InvalidSpec
 from ..models import (
@@ -20,6 +20,9 @@ from ..models import (
     TrainSpec,
     slugify,
 )
+
+if TYPE_CHECKING:
+    from .ai_platform import TrainingConfig
 
 
 def build_job_query(ns: argparse.Namespace) -> JobQuery:
@@ -33,15 +36,27 @@ def build_job_query(ns: argparse.Namespace) -> JobQuery:
     )
 
 
-def train_replicas(ns: argparse.Namespace) -> Replicas:
-    """Replica counts; TensorFlow parameter-server training gets a chief (its coordinator)."""
-    tf_ps = ns.framework == Framework.TENSORFLOW.value and ns.ps > 0
+def train_replicas(ns: argparse.Namespace, base: Replicas | None = None) -> Replicas:
+    """Replica counts: the flags given, over `base` (a config's); TensorFlow parameter-server
+    training gets a chief (its coordinator)."""
+    framework = train_framework(ns, from_config=base is not None)
+    base = base or Replicas()
+    ps = base.ps if ns.ps is None else ns.ps
+    tf_ps = framework is Framework.TENSORFLOW and ps > 0
     return Replicas(
-        chief=1 if ns.chief or tf_ps else 0,
-        workers=ns.workers,
-        ps=ns.ps,
-        evaluators=ns.evaluators,
+        chief=1 if ns.chief or tf_ps else base.chief,
+        workers=base.workers if ns.workers is None else ns.workers,
+        ps=ps,
+        evaluators=base.evaluators if ns.evaluators is None else ns.evaluators,
     )
+
+
+def train_framework(ns: argparse.Namespace, from_config: bool) -> Framework:
+    """--framework, else tensorflow for a Google config (AI Platform sets TF_CONFIG on every
+    job), else generic."""
+    if ns.framework:
+        return Framework(ns.framework)
+    return Framework.TENSORFLOW if from_config else Framework.GENERIC
 
 
 def train_resources(ns: argparse.Namespace) -> Resources:
@@ -73,11 +88,16 @@ def _exports(ns: argparse.Namespace, user_ns: Mapping[str, Any] | None) -> dict[
     return {name: user_ns[name] for name in ns.export}
 
 
-def _trainer_args(ns: argparse.Namespace) -> tuple[str, ...]:
-    args = tuple(ns.trainer_args)
+def _trainer_args(
+    ns: argparse.Namespace, from_file: tuple[str, ...] = (), job_dir: str | None = None
+) -> tuple[str, ...]:
+    """The trainer's arguments: those after `--` (which replace a config's `args`), and
+    `--job-dir` as Google passes it."""
+    args = tuple(ns.trainer_args) or tuple(from_file)
+    job_dir = ns.job_dir or job_dir
     given = any(a == "--job-dir" or a.startswith("--job-dir=") for a in args)
-    if ns.job_dir and not given:
-        args += ("--job-dir", ns.job_dir)
+    if job_dir and not given:
+        args += ("--job-dir", job_dir)
     return args
 
 
@@ -92,35 +112,69 @@ def build_train_spec(
 
     `cell` is the notebook cell body (None from the CLI), `source_dir` the folder relative
     paths start from, `user_ns` the notebook's variables (None from the CLI: no --export/--return).
+    With `--config`, the file's fields come first and the flags given override them.
     """
-    replicas = train_replicas(ns)
+    config = training_config(ns, source_dir)
+    file: dict[str, Any] = config.spec if config else {}
+    replicas = train_replicas(ns, file.get("replicas"))
     resources = train_resources(ns)
     if ns.returns and user_ns is None:
         raise InvalidSpec("--return brings variables back into a notebook: use %%cloudml_train")
+    if ns.module is None and "module" in file:
+        ns.module = file["module"]
     package, default_name = _package(ns, cell, source_dir, user_ns)
+    role_resources = _config_role_resources(ns, file.get("role_resources", {}), replicas)
+    role_resources.update(train_role_resources(ns, resources))
     return TrainSpec(
-        name=ns.name or slugify(default_name),
+        name=ns.name or file.get("name") or slugify(default_name),
         package=package,
-        args=_trainer_args(ns),
+        args=_trainer_args(ns, file.get("args", ()), file.get("job_dir")),
         env=dict(ns.env),
         secrets=train_secrets(ns, source_dir),
-        framework=Framework(ns.framework),
+        framework=train_framework(ns, from_config=config is not None),
         replicas=replicas,
         resources=resources,
-        role_resources=train_role_resources(ns, resources),
-        image=ns.image,
-        role_images=dict(ns.role_image),
-        tf_chief_name="master" if ns.tf_master else "chief",
+        role_resources=role_resources,
+        image=ns.image or file.get("image"),
+        role_images={**file.get("role_images", {}), **dict(ns.role_image)},
+        tf_chief_name="master" if ns.tf_master else file.get("tf_chief_name", "chief"),
         python=ns.python,
         retries=ns.retries,
-        timeout=ns.timeout,
-        job_dir=ns.job_dir,
+        timeout=ns.timeout if ns.timeout is not None else file.get("timeout"),
+        max_wait=ns.max_wait if ns.max_wait is not None else file.get("max_wait"),
+        job_dir=ns.job_dir or file.get("job_dir"),
         pre_command=ns.pre_command,
         post_command=ns.post_command,
         node_selector=dict(ns.node_selector),
-        labels=dict(ns.label),
+        labels={**file.get("labels", {}), **dict(ns.label)},
         returns=tuple(ns.returns),
+        service_account=ns.service_account or file.get("service_account"),
     )
+
+
+def training_config(ns: argparse.Namespace, source_dir: str | Path) -> TrainingConfig | None:
+    """The `--config` file of a `train` command, read (None without one)."""
+    if not getattr(ns, "config", None):
+        return None
+    from .ai_platform import load_training_config
+
+    return load_training_config(Path(os.path.join(source_dir, ns.config)), shown_as=ns.config)
+
+
+def _config_role_resources(
+    ns: argparse.Namespace, from_file: Mapping[str, Resources], replicas: Replicas
+) -> dict[str, Resources]:
+    """A config's machines for the roles the job has, under the every-role flags given
+    (`--gpus 0` takes the GPUs off every machine)."""
+    given = {"cpu": ns.cpu, "memory": ns.memory, "gpus": ns.gpus, "gpu_type": ns.gpu_type}
+    given = {key: value for key, value in given.items() if value is not None}
+    if given.get("gpus") == 0 and "gpu_type" not in given:
+        given["gpu_type"] = None
+    return {
+        role: dataclasses.replace(res, **given)
+        for role, res in from_file.items()
+        if replicas.count(role)
+    }
 
 
 def train_secrets(ns: argparse.Namespace, source_dir: str | Path) -> dict[str, str]:

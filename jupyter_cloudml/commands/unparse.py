@@ -44,6 +44,8 @@ def train_flags(spec: TrainSpec) -> list[str]:
         ("--gpu-type", spec.resources.gpu_type, defaults.gpu_type),
         ("--retries", spec.retries, 0),
         ("--timeout", spec.timeout, None),
+        ("--max-wait", spec.max_wait, None),
+        ("--service-account", spec.service_account, None),
         ("--job-dir", spec.job_dir, None),
         ("--pre-command", spec.pre_command, None),
         ("--post-command", spec.post_command, None),

@@ -207,16 +207,19 @@ class CloudMLMagics(Magics):
     # --- the steps ----------------------------------------------------------------------------
 
     def _train(self, ns: argparse.Namespace, cell: str | None) -> None:
-        from ..commands.runners import run_train_dry_run
+        from ..commands.runners import config_notes, run_train_dry_run, say_ignored
         from ..commands.study_flags import build_tuning_spec
         from ..commands.train_spec import build_train_spec
 
         with _usage_errors():
             spec = build_train_spec(ns, cell=cell, source_dir=os.getcwd(), user_ns=self._user_ns)
             tuning = build_tuning_spec(ns, os.getcwd())
+            notes = config_notes(ns, os.getcwd())
             if ns.dry_run:
-                run_train_dry_run(spec, tuning, ns.output, lambda: self._client_for(ns), sys.stdout)
+                client = lambda: self._client_for(ns)  # noqa: E731
+                run_train_dry_run(spec, tuning, ns.output, client, sys.stdout, notes)
                 return
+            say_ignored(notes, sys.stdout)
             self._client_for(ns)  # refuses --backend
             if tuning is not None:
                 if spec.returns:

@@ -61,8 +61,9 @@ ROLES = ("chief", "worker", "ps", "evaluator")
 
 @dataclasses.dataclass(frozen=True)
 class Replicas:
-    """How many replicas of each role: chief (0 or 1), workers (>= 1), parameter servers and
-    evaluators (TensorFlow's, which read checkpoints beside the training cluster)."""
+    """How many replicas of each role: chief (0 or 1), workers (>= 1, or >= 0 beside a
+    chief), parameter servers and evaluators (TensorFlow's, which read checkpoints beside the
+    training cluster)."""
 
     chief: int = 0
     workers: int = 1
@@ -72,7 +73,7 @@ class Replicas:
     def __post_init__(self) -> None:
         if self.chief not in (0, 1):
             raise InvalidSpec(f"a job has at most one chief, got {self.chief}")
-        if self.workers < 1:
+        if self.workers < (0 if self.chief else 1):  # a lone chief: Google's BASIC tier
             raise InvalidSpec(f"--workers must be at least 1, got {self.workers}")
         if self.ps < 0:
             raise InvalidSpec(f"--ps must be >= 0, got {self.ps}")
@@ -138,12 +139,16 @@ class TrainSpec:
     python: str | None = None
     retries: int = 0
     timeout: float | None = None
+    #: Seconds a job may wait for resources before it fails (Google's `maxWaitTime`).
+    max_wait: float | None = None
     job_dir: str | None = None
     pre_command: str | None = None
     post_command: str | None = None
     node_selector: Mapping[str, str] = dataclasses.field(default_factory=dict)
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     returns: tuple[str, ...] = ()
+    #: The identity replicas run as, where the backend has them (a Kubernetes ServiceAccount).
+    service_account: str | None = None
 
     def __post_init__(self) -> None:
         check_name(self.name, "job name")
@@ -163,6 +168,8 @@ class TrainSpec:
             raise InvalidSpec(f"--retries must be >= 0, got {self.retries}")
         if self.timeout is not None and not self.timeout > 0:
             raise InvalidSpec(f"--timeout must be > 0 seconds, got {self.timeout}")
+        if self.max_wait is not None and not self.max_wait > 0:
+            raise InvalidSpec(f"--max-wait must be > 0 seconds, got {self.max_wait}")
         replicas = self.replicas
         if self.framework is not Framework.TENSORFLOW and (
             replicas.ps or replicas.chief or replicas.evaluators

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..models import (
+    ROLES,
     Event,
     JobInfo,
     JobPage,
@@ -112,11 +113,17 @@ def _spec_fields(spec: TrainSpec, replicas: bool = True) -> list[tuple[str, str]
     fields = [("Framework", spec.framework.value)]
     if replicas:
         fields.append(("Replicas", ", ".join(spec.replicas.names())))
-    fields.append(("Resources", f"{_resources(spec.resources)} per replica"))
+    roles = [role for role in ROLES if spec.replicas.count(role)]
+    if any(role not in spec.role_resources for role in roles):  # some role takes the default
+        fields.append(("Resources", f"{_resources(spec.resources)} per replica"))
+    else:
+        fields.append(("Resources", "per role:"))
     for role, res in spec.role_resources.items():
         fields.append((f"  {role}", f"{_resources(res)} per replica"))
     for role, image in spec.role_images.items():
         fields.append((f"  {role} image", image))
+    if spec.tf_chief_name == "master":
+        fields.append(("TF_CONFIG", "the chief is 'master', as in Google's legacy jobs"))
     fields += [
         ("Entry", " ".join(["python -m", spec.package.module, *spec.args])),
     ]

@@ -47,6 +47,11 @@ class Submission(ClusterConnection):
                 "--python picks an interpreter on this machine; on Kubernetes give an image "
                 "with --image"
             )
+        if spec.max_wait is not None:
+            raise InvalidSpec(
+                "a maximum wait (maxWaitTime) is not honoured on Kubernetes yet: the Job waits "
+                "for its quota as long as it takes; remove it, or run on the local backend"
+            )
         is_study = is_study_driver(spec.labels)
         if is_study and self.shared is None:
             raise InvalidSpec(

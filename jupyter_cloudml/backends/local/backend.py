@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import json
 import os
-import secrets
 import shutil
 import signal
 import sqlite3
@@ -34,11 +32,9 @@ from ...models import (
     JobStatus,
     LogLine,
     MetricsUpdate,
-    ReplicaStatus,
     ServiceInfo,
     TensorBoardInfo,
     TrainSpec,
-    spec_to_json,
 )
 from ..base import JOB_ID_RE, Backend, check_output_name
 from ..common.job_metrics import read_job_metrics
@@ -46,9 +42,10 @@ from ..common.loglines import merge_lines
 from . import logfiles, systemd_unit
 from .deployments import LocalDeployments
 from .disk import refused_when_full
-from .job_secrets import forget_secrets, keep_secrets
+from .job_record import record_job
+from .job_secrets import forget_secrets
 from .keeper import ensure_keeper, has_work
-from .processes import DIR_MODE, private_dir, private_open, process_alive
+from .processes import private_dir, process_alive
 from .scheduler import (
     Settings,
     check_job_dir,
@@ -202,58 +199,10 @@ class LocalBackend(Backend):
                 f" but this machine has {len(self.settings.gpu_ids)}"
             )
         with refused_when_full(self.home, "submit the job"):
-            job_id = self._record(spec, python, role_pythons)
+            job_id = record_job(self.store, self.settings, spec, python, role_pythons)
         dispatch(self.store, self.settings)
         ensure_keeper(self.settings)
         return self.get(job_id)
-
-    def _record(self, spec: TrainSpec, python: str, role_pythons: dict[str, str]) -> str:
-        """Write the job's folder (code, secrets) and database row; its id."""
-        cpu_demand, gpu_demand = spec.demand()
-        job_id, folder = self._new_job_folder(spec.name)
-        try:
-            with private_open(folder / "package.tar.gz", "wb") as out:
-                out.write(spec.package.archive)
-            keep_secrets(folder, spec.secrets)
-            names = spec.replicas.names()
-            with self.store.transaction() as db:  # the job and its first event, or neither
-                self.store.insert(
-                    {
-                        "id": job_id,
-                        "name": spec.name,
-                        "status": JobStatus.QUEUED.value,
-                        "created": time.time(),
-                        "spec": spec_to_json(spec),
-                        "replicas": json.dumps(
-                            [{"name": n, "status": ReplicaStatus.PENDING.value} for n in names]
-                        ),
-                        "cpu_demand": cpu_demand,
-                        "gpu_demand": gpu_demand,
-                        "python": python,
-                        "role_pythons": json.dumps(role_pythons),
-                        "machine": self.settings.machine(),
-                    },
-                    spec.labels,
-                    db,
-                )
-                message = f"{len(names)} replica(s): {', '.join(names)}"
-                self.store.add_event(job_id, "Queued", message, db=db)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        return job_id
-
-    def _new_job_folder(self, name: str) -> tuple[str, Path]:
-        """A fresh id (name + random suffix) and its folder, created exclusively."""
-        for _ in range(100):
-            job_id = f"{name}-{secrets.token_hex(3)}"
-            folder = self.settings.job_folder(job_id)
-            try:
-                folder.mkdir(mode=DIR_MODE)
-            except FileExistsError:
-                continue
-            return job_id, folder
-        raise BackendUnavailable(f"could not allocate a job id under {self.home}")
 
     # --- read ----------------------------------------------------------------------------------
 

@@ -143,6 +143,12 @@ def dispatch(store: JobStore, settings: Settings) -> list[str]:
                 used_gpus |= set(given)
                 continue
             waiting = _waiting_for(cpu, free_cpu, cpu_slots, gpus, free_gpus, gpu_ids)
+            max_wait = json.loads(row["spec"]).get("max_wait")
+            if max_wait and now - row["created"] > max_wait:
+                reason = f"waited longer than its maximum wait of {max_wait:g}s ({waiting})"
+                store.finish(db, row["id"], JobStatus.FAILED, reason, event="WaitedTooLong")
+                forget_secrets(settings.job_folder(row["id"]))
+                continue
             if row["reason"] != waiting:
                 store.update(row["id"], db, reason=waiting)
             claimed_cpu += cpu

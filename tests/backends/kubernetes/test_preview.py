@@ -51,6 +51,52 @@ def test_the_issue_command_prints_strictly_valid_manifests(capsys, script):
     assert pod["nodeSelector"]["nvidia.com/gpu.product"]
 
 
+GOOGLE_CONFIG = """
+trainingInput:
+  scaleTier: CUSTOM
+  masterType: n1-highmem-8
+  masterConfig:
+    acceleratorConfig: {count: 1, type: NVIDIA_TESLA_T4}
+    imageUri: gcr.io/p/trainer:gpu
+  workerType: n1-standard-4
+  workerCount: 2
+  parameterServerType: large_model
+  parameterServerCount: 1
+  evaluatorType: standard
+  evaluatorCount: 1
+  serviceAccount: trainer-sa
+  region: us-central1
+"""
+
+
+def test_a_google_config_gives_each_role_its_pods(capsys, script, tmp_path):
+    (tmp_path / "config.yaml").write_text(GOOGLE_CONFIG)
+    argv = [script, "--config", "config.yaml", "--backend", "kubernetes", "--dry-run"]
+    code = main(["train", *argv, "--output", "yaml"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "# config trainingInput.region: ignored: there are no regions here" in out
+    docs = [doc for doc in yaml.safe_load_all(out) if doc]
+    for doc in docs:
+        for version in ("1.30.0", "1.37.0"):
+            kubernetes_validate.validate(doc, version, strict=True)
+    pods = {
+        doc["metadata"]["labels"]["cloudml.io/replica-type"]: doc["spec"]["template"]["spec"]
+        for doc in docs
+        if doc["kind"] == "Job"
+    }
+    limits = {role: pod["containers"][0]["resources"]["limits"] for role, pod in pods.items()}
+    assert limits == {
+        "chief": {"cpu": "8", "memory": "52Gi", "nvidia.com/gpu": "1"},
+        "worker": {"cpu": "4", "memory": "15Gi"},
+        "ps": {"cpu": "8", "memory": "52Gi"},
+        "evaluator": {"cpu": "4", "memory": "15Gi"},
+    }
+    assert pods["chief"]["nodeSelector"] == {"nvidia.com/gpu.product": "Tesla-T4"}
+    assert pods["chief"]["containers"][0]["image"] == "gcr.io/p/trainer:gpu"
+    assert {pod["serviceAccountName"] for pod in pods.values()} == {"trainer-sa"}
+
+
 def test_yaml_needs_the_kubernetes_backend(capsys, script):
     assert main(["train", script, "--dry-run", "--output", "yaml"]) == 2
     assert "add --backend kubernetes" in capsys.readouterr().err

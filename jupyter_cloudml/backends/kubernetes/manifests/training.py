@@ -236,8 +236,9 @@ def replica_job(
         "containers": [container],
         "volumes": [{"name": "work", "emptyDir": {}}],
     }
-    if pods.service_account:
-        pod_spec["serviceAccountName"] = pods.service_account
+    account = pods.service_account or spec.service_account  # a study's driver needs its own
+    if account:
+        pod_spec["serviceAccountName"] = account
     if pods.shared is not None:
         pod_spec["volumes"].append(
             {"name": "shared", "persistentVolumeClaim": {"claimName": pods.shared.claim}}
