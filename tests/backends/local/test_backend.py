@@ -594,3 +594,24 @@ def test_failing_requirements_fail_the_job_with_a_pointer_to_the_log(backend, tm
     assert done.status is JobStatus.FAILED
     assert "installing the requirements failed" in done.reason and "'setup' log" in done.reason
     assert log_text(backend, done.id, replica="setup")
+
+
+def test_a_job_that_waits_longer_than_its_maximum_wait_fails_saying_for_what(
+    isolated_home, make_spec
+):
+    from jupyter_cloudml.backends.local import LocalBackend
+
+    backend = LocalBackend(home=str(isolated_home), cpu_slots=1)
+    blocker = backend.submit(make_spec("import time; time.sleep(60)", name="busy"))
+    job = backend.submit(make_spec("print(1)", name="patient", max_wait=0.5))
+    assert backend.get(job.id).status is JobStatus.QUEUED
+    done = wait(backend, job.id)
+    assert done.status is JobStatus.FAILED
+    assert done.reason.startswith("waited longer than its maximum wait of 0.5s (waiting for")
+    backend.cancel(blocker.id)
+
+
+def test_a_service_account_is_named_where_jobs_run_as_you(backend, make_spec):
+    job = backend.submit(make_spec("print(1)", service_account="trainer-sa"))
+    (identity,) = [e for e in backend.events(job.id) if e.reason == "Identity"]
+    assert identity.message == "ServiceAccount trainer-sa: jobs here run as you"
