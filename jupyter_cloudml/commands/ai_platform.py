@@ -312,10 +312,17 @@ class _TrainingInput:
             self.config.spec["job_dir"] = job_dir
             self.config.note(self.path("jobDir"), "honoured", f"--job-dir {job_dir}")
         if "packageUris" in self.data:
-            self.fail(
-                "packageUris",
-                "built packages are not installed yet: ship the trainer's source with "
-                "--package-path DIR --module-name MODULE",
+            uris = self.data["packageUris"]
+            if not isinstance(uris, list) or not all(isinstance(u, str) and u for u in uris):
+                self.fail(
+                    "packageUris", f"expected a list of paths or URIs, got {describe_value(uris)}"
+                )
+            self.config.spec["packages"] = tuple(uris)
+            self.config.spec["packages_given_as"] = (
+                f"{self.reader.name}: {self.path('packageUris')}"
+            )
+            self.config.note(
+                self.path("packageUris"), "honoured", "installed before the module runs"
             )
 
     def _runtime(self) -> None:

@@ -227,6 +227,14 @@ def _train_parser(prog: str) -> Parser:
     add("--requirements", metavar="FILE", help="pip requirements file (e.g. requirements.txt)")
     add("--pip", **REPEAT, metavar="SPEC", help="pip requirement, repeatable (e.g. 'torch>=2')")
     add(
+        "--packages",
+        **REPEAT,
+        type=name_list,
+        metavar="PATH,...",
+        help="built packages (sdists, wheels; local paths or fsspec URIs) installed before the "
+        "module runs, as AI Platform does (e.g. --packages dist/trainer-0.1.tar.gz)",
+    )
+    add(
         "--export",
         **NAMES,
         metavar="A,B",

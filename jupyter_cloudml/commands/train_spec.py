@@ -122,7 +122,11 @@ def build_train_spec(
         raise InvalidSpec("--return brings variables back into a notebook: use %%cloudml_train")
     if ns.module is None and "module" in file:
         ns.module = file["module"]
-    package, default_name = _package(ns, cell, source_dir, user_ns)
+    built_given_as = "--packages"
+    if not ns.packages and "packages" in file:  # --packages replaces the config's packageUris
+        ns.packages = [list(file["packages"])]
+        built_given_as = file["packages_given_as"]
+    package, default_name = _package(ns, cell, source_dir, user_ns, built_given_as)
     role_resources = _config_role_resources(ns, file.get("role_resources", {}), replicas)
     role_resources.update(train_role_resources(ns, resources))
     return TrainSpec(
@@ -224,8 +228,10 @@ def _package(
     cell: str | None,
     source_dir: str | Path,
     user_ns: Mapping[str, Any] | None,
+    built_given_as: str = "--packages",
 ) -> tuple[CodePackage, str]:
-    """The code package of a `train` command (cell, SCRIPT or package folder), and its name."""
+    """The code package of a `train` command (cell, SCRIPT or package folder, and built
+    packages: `built_given_as` names where they were given), and its name."""
     from .. import packaging
 
     has_cell = cell is not None and bool(cell.strip())
@@ -241,7 +247,18 @@ def _package(
         "excludes": tuple(ns.exclude),
         "requirements_file": here(ns.requirements) if ns.requirements else None,
         "pip": tuple(ns.pip),
+        "built_given_as": built_given_as,
+        "built": tuple(
+            path if "://" in path else os.path.join(source_dir, os.path.expanduser(path))
+            for group in ns.packages
+            for path in group
+        ),
     }
+    if ns.module and not ns.package_path and common["built"] and not (ns.script or has_cell):
+        if ns.export or ns.returns:
+            raise InvalidSpec("--export and --return work with cell or script code only")
+        built = packaging.package_built(common["built"], ns.module, common["pip"], built_given_as)
+        return built, ns.module
     if ns.package_path or ns.module:
         if not (ns.package_path and ns.module):
             raise InvalidSpec(

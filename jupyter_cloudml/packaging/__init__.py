@@ -23,6 +23,7 @@ from .._cell_main import CELL_FILE, EXPORTS_FILE, META_FILE, RETURNS_FILE
 from ..exceptions import PackagingError
 from ..models import CodePackage
 from .archive import PackagedFile, build_archive, check_member, human_size, read_members
+from .built import read_built
 from .cell import (
     MAIN_MODULE,
     check_variable_names,
@@ -46,6 +47,7 @@ __all__ = [
     "MAIN_MODULE",
     "RETURNS_FILE",
     "describe_package",
+    "package_built",
     "package_cell",
     "package_directory",
     "package_files",
@@ -78,6 +80,8 @@ def package_cell(
     pip: Sequence[str] = (),
     exports: Mapping[str, Any] | None = None,
     returns: Sequence[str] = (),
+    built: Sequence[str] = (),
+    built_given_as: str = "--packages",
 ) -> CodePackage:
     """Package a cell with the local modules it imports from ``source_dir`` (the notebook's folder).
 
@@ -102,10 +106,13 @@ def package_cell(
     }
     if exports:
         generated[EXPORTS_FILE] = pickle_exports(exports)
+    built_files, built_requirements = read_built(built, built_given_as)
     files = {
         **gathered.files,
+        **built_files,
         **{name: PackagedFile(data, 0o644) for name, data in generated.items()},
     }
+    requirements = (*built_requirements, *requirements)
     return CodePackage(build_archive(files), MAIN_MODULE, tuple(sorted(files)), requirements)
 
 
@@ -117,6 +124,8 @@ def package_directory(
     excludes: Sequence[str] = (),
     requirements_file: str | None = None,
     pip: Sequence[str] = (),
+    built: Sequence[str] = (),
+    built_given_as: str = "--packages",
 ) -> CodePackage:
     """Package a trainer the Google AI Platform way (``--package-path trainer/ --module-name ...``).
 
@@ -140,8 +149,24 @@ def package_directory(
     check_module(module, gathered.files, root)
     install_requires = setup_requires(setup_py) if setup_py else []
     requirements = gather_requirements(root, requirements_file, pip, install_requires)
-    files = gathered.files
+    built_files, built_requirements = read_built(built, built_given_as)
+    files = {**gathered.files, **built_files}
+    requirements = (*built_requirements, *requirements)
     return CodePackage(build_archive(files), module, tuple(sorted(files)), requirements)
+
+
+def package_built(
+    built: Sequence[str],
+    module: str,
+    pip: Sequence[str] = (),
+    built_given_as: str = "--packages",
+) -> CodePackage:
+    """Only built packages (`--packages dist/trainer-0.1.tar.gz --module-name trainer.task`,
+    no source): installed before `module` runs, as AI Platform runs its `packageUris`."""
+    if not built:
+        raise PackagingError("--module-name without code: give --package-path DIR or --packages")
+    files, requirements = read_built(built, built_given_as)
+    return CodePackage(build_archive(files), module, tuple(sorted(files)), (*requirements, *pip))
 
 
 def describe_package(pkg: CodePackage) -> str:

@@ -236,7 +236,11 @@ def test_a_whole_job_resource_with_its_id_and_labels(trainer: Path) -> None:
             "trainingInput.workerConfig: the job has no worker replica to configure",
         ),
         ("trainingInput: {encryptionConfig: {kmsKeyName: k}}\n", "encryption keys are not"),
-        ("trainingInput: {packageUris: [gs://b/t.tar.gz]}\n", "built packages are not installed"),
+        ("trainingInput: {packageUris: gs://b/t.tar.gz}\n", "packageUris: expected a list of"),
+        (
+            "trainingInput: {packageUris: [nowhere://b/t.tar.gz]}\n",
+            "packageUris 'nowhere://b/t.tar.gz': cannot read it: Protocol not known: nowhere",
+        ),
         ("trainingInput: {args: --epochs 3}\n", "trainingInput.args: expected a list of strings"),
         ("trainingInput: {scheduling: {maxRunningTime: 2h}}\n", "expected a duration like '7200s'"),
         ("trainingInput: {useChiefInTfConfig: yes please}\n", "expected true or false"),
@@ -361,3 +365,88 @@ def test_a_google_trainer_runs_unchanged_with_its_config(tmp_path: Path, capsys)
     assert seen["evaluator-0"]["tf_config"]["environment"] == "cloud"
     (job,) = client.list().jobs
     assert job.spec is not None and job.spec.resources_of("ps") == Resources(cpu=8, memory="52Gi")
+
+
+def build_wheel(folder: Path) -> Path:
+    """A real wheel of a trainer package `gtrainer` (`gtrainer.task` prints where it runs)."""
+    import subprocess
+    import sys
+
+    src = folder / "src"
+    (src / "gtrainer").mkdir(parents=True)
+    (src / "setup.py").write_text(
+        "from setuptools import setup\n"
+        "setup(name='gtrainer', version='0.1', packages=['gtrainer'])\n"
+    )
+    (src / "gtrainer" / "__init__.py").write_text("")
+    (src / "gtrainer" / "task.py").write_text(
+        "import sys, gtrainer\nprint('installed trainer', sys.argv[1:], flush=True)\n"
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         str(src), "-w", str(folder / "dist")],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    (wheel,) = (folder / "dist").glob("*.whl")
+    return wheel
+
+
+@pytest.mark.slow
+def test_a_built_package_is_installed_before_its_module_runs(tmp_path: Path, capsys) -> None:
+    from jupyter_cloudml.backends.local import LocalBackend
+    from jupyter_cloudml.cli import main
+    from jupyter_cloudml.client import Client
+
+    wheel = build_wheel(tmp_path)
+    client = Client(LocalBackend())
+    argv = ["train", "--packages", str(wheel), "--module-name", "gtrainer.task", "--wait"]
+    assert main([*argv, "--", "--epochs", "2"], client=client) == 0, capsys.readouterr()
+    (job,) = client.list().jobs
+    lines = [line.text for line in client.logs(job.id)]
+    assert "installed trainer ['--epochs', '2']" in lines
+    assert job.spec is not None
+    assert job.spec.package.requirements == (f"_packages/{wheel.name}",)
+
+
+def test_built_packages_are_refused_clearly(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    for argv, message in [
+        (["--packages", "missing.whl"], "missing.whl': cannot read it: No such file"),
+        (["--packages", "notes.txt"], "not a built package (expected .tar.gz, .zip, .whl)"),
+    ]:
+        ns = parse_command(["train", *argv, "--module-name", "t.task"])
+        with pytest.raises(InvalidSpec) as info:
+            build_train_spec(ns, cell=None, source_dir=tmp_path, user_ns=None)
+        assert message in str(info.value)
+
+
+def test_the_pod_installs_the_built_package_before_the_module(tmp_path: Path) -> None:
+    """The Kubernetes entrypoint, run here with the env its manifest gives the pod."""
+    import os
+    import subprocess
+    import sys
+
+    from jupyter_cloudml.backends.kubernetes.manifests.training import training_manifests
+
+    wheel = build_wheel(tmp_path)
+    ns = parse_command(["train", "--packages", str(wheel), "--module-name", "gtrainer.task"])
+    spec = build_train_spec(ns, cell=None, source_dir=tmp_path, user_ns=None)
+    (job,) = [d for d in training_manifests(spec, "g-1a2b3c", "ns") if d["kind"] == "Job"]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    archive = tmp_path / "package.tar.gz"
+    archive.write_bytes(spec.package.archive)
+    env.update(
+        CLOUDML_PACKAGE=str(archive),
+        CLOUDML_WORKDIR=str(tmp_path / "work"),
+        JOB_COMPLETION_INDEX="0",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "jupyter_cloudml.backends.kubernetes.entrypoint"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "installed trainer []" in proc.stdout

@@ -120,7 +120,8 @@ def main() -> int:
     if requirements:
         deps = os.path.join(workdir, "deps")
         pip = [sys.executable, "-m", "pip", "install", "--no-input", "--target", deps]
-        status = subprocess.call([*pip, "--disable-pip-version-check", *requirements])
+        # From the code folder: built packages (--packages) are named by their path in it.
+        status = subprocess.call([*pip, "--disable-pip-version-check", *requirements], cwd=code)
         if status:
             print(f"cloudml: pip install failed with exit code {status}", file=sys.stderr)
             return status

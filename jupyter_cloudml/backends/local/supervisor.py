@@ -25,6 +25,7 @@ from pathlib import Path
 import psutil
 
 from ...models import JobStatus, ReplicaStatus, TrainSpec, from_dict
+from ...packaging.built import BUILT_FOLDER
 from ..common.cluster import distributed_env, needs_addresses, success_replicas
 from ..common.launch import google_job_env, replica_command, replica_env
 from .disk import full_disk_reason, hold_reserve, is_disk_full, release_reserve
@@ -220,7 +221,13 @@ class Supervisor:
         reqs = sorted(self.spec.package.requirements)
         if not reqs:
             return None
-        key = hashlib.sha256(json.dumps([self.python, reqs]).encode()).hexdigest()[:16]
+        code_dir = self.folder / "code"
+        built = [  # built packages (--packages) are named by path: their content is the key
+            hashlib.sha256((code_dir / req).read_bytes()).hexdigest()
+            for req in reqs
+            if req.startswith(BUILT_FOLDER + "/")
+        ]
+        key = hashlib.sha256(json.dumps([self.python, reqs, built]).encode()).hexdigest()[:16]
         target = Path(self.settings.home) / "envs" / key
         target.parent.mkdir(parents=True, exist_ok=True)
         self.env_dir = target
@@ -245,6 +252,7 @@ class Supervisor:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                cwd=code_dir,  # where the built packages' paths start
             )
             stdout = proc.stdout
             assert stdout is not None
