@@ -128,8 +128,10 @@ class Client:
 
     def submit_study(self, spec: TrainSpec, tuning: TuningSpec) -> StudyInfo:
         """Start a tuning study whose trials run `spec` with the parameters Optuna proposes."""
-        from .tuning.study import driver_spec, study_info
+        from .tuning.study import check_resumable, driver_spec, study_info
 
+        if tuning.resume_from is not None:
+            check_resumable(self.get_study(tuning.resume_from), tuning)
         return study_info(self.backend, self.backend.submit(driver_spec(spec, tuning)))
 
     def get_study(self, study_id: str) -> StudyInfo:

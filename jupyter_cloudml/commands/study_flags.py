@@ -33,6 +33,7 @@ TUNING_FIELDS = {
     "algorithm": "algorithm",
     "early_stopping": "early_stopping",
     "seed": "seed",
+    "resume": "resume_from",
 }
 
 
@@ -100,6 +101,12 @@ def add_tuning_options(parser: argparse.ArgumentParser) -> None:
         type=whole_number,
         metavar="N",
         help="sampler seed, for a reproducible study (e.g. --seed 42)",
+    )
+    add(
+        "--resume",
+        metavar="STUDY",
+        help="continue a study that ended: its trials count as this one's first, so only the "
+        "missing ones run (Google's resumePreviousJobId; e.g. --resume tune-1a2b3c --trials 20)",
     )
     add(
         "--hptuning-config",

@@ -107,6 +107,9 @@ class TuningSpec:
     algorithm: Algorithm = Algorithm.TPE
     early_stopping: EarlyStopping = EarlyStopping.NONE
     seed: int | None = None
+    #: A finished study whose trials this one continues from (Google's `resumePreviousJobId`):
+    #: they count as its first trials, so it runs only those `max_trials` still misses.
+    resume_from: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("goal", "algorithm", "early_stopping"):

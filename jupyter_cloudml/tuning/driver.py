@@ -111,6 +111,8 @@ class Driver:
 
     def run(self) -> None:
         start, slept = time.perf_counter(), 0.0
+        if self.tuning.resume_from and not self.study.get_trials(deepcopy=False):
+            self._continue(self.tuning.resume_from)
         self._resume()
         while True:
             self._poll()
@@ -166,6 +168,36 @@ class Driver:
             reported = set(frozen.intermediate_values)
             self.running[frozen.number] = Running(trial, launch["job_id"], reported=reported)
         self._ended = [t for t in self.trial_infos() if t.status is not TrialStatus.RUNNING]
+
+    def _continue(self, previous_id: str) -> None:
+        """Take a finished study's trials as this one's first (their parameters, results and
+        jobs), once, before any trial of its own: Optuna learns from them, and they count."""
+        from optuna.trial import TrialState
+
+        from .optuna_glue import internal_from_values, suggest
+        from .study import study_info
+
+        previous = study_info(self.backend, self.backend.get(previous_id))
+        for old in sorted(previous.trials, key=lambda t: t.number):
+            self.study.enqueue_trial(internal_from_values(self.tuning.params, old.params))
+            trial = self.study.ask()
+            suggest(trial, self.tuning.params)  # the enqueued values, recorded as Optuna's
+            launch = {"params": dict(old.params), "job_id": old.job_id, "started": old.started}
+            trial.set_user_attr("launch", {**launch, "from_study": previous_id})
+            status = old.status if old.status is not TrialStatus.RUNNING else TrialStatus.FAILED
+            result = {
+                "status": status.value,
+                "reason": old.reason,
+                "finished": old.finished,
+                "steps": old.steps,
+            }
+            trial.set_user_attr("result", result)
+            if status is TrialStatus.SUCCEEDED and old.value is not None:
+                self.study.tell(trial, old.value)
+            else:
+                self.study.tell(trial, state=TrialState.FAIL)
+        self._dirty = True  # `_resume` counts them among the ended trials
+        print(f"continuing study {previous_id}: {len(previous.trials)} trial(s) so far", flush=True)
 
     def _submitted(self, number: int) -> dict[str, Any] | None:
         """The launch record of trial `number`'s job, found by its labels (a driver that died

@@ -117,11 +117,6 @@ def _closest_section(data: dict[Any, Any]) -> str:
 
 def tuning_fields(where: FieldReader, hp: dict[Any, Any], path: str) -> dict[str, Any]:
     """TuningSpec keyword arguments for the fields the section sets."""
-    if "resumePreviousJobId" in hp:
-        where.fail(
-            f"{path}.resumePreviousJobId",
-            "not supported (a study resumes by itself after a crash); remove it",
-        )
     if "params" not in hp:
         where.fail(f"{path}.params", "missing: list the parameters to tune")
     params = []
@@ -159,6 +154,10 @@ def tuning_fields(where: FieldReader, hp: dict[Any, Any], path: str) -> dict[str
         fields["early_stopping"] = EarlyStopping.MEDIAN if enabled else EarlyStopping.NONE
     if "algorithm" in hp:
         fields["algorithm"] = where.choice(hp["algorithm"], f"{path}.algorithm", ALGORITHMS)
+    if "resumePreviousJobId" in hp:
+        fields["resume_from"] = where.string(
+            hp["resumePreviousJobId"], f"{path}.resumePreviousJobId"
+        )
     return fields
 
 

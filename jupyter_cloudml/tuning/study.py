@@ -15,7 +15,7 @@ import functools
 import json
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import NotFound
+from ..exceptions import Conflict, InvalidSpec, NotFound
 from ..models import (
     KIND_LABEL,
     STUDY_LABEL,
@@ -116,3 +116,23 @@ def page_studies(backend: Backend, query: JobQuery | None = None) -> tuple[list[
     labels = {**query.labels, KIND_LABEL: "study"}
     page = backend.list(dataclasses.replace(query, labels=labels))
     return [study_info(backend, job) for job in page.jobs], page.total
+
+
+def check_resumable(previous: StudyInfo, tuning: TuningSpec) -> None:
+    """Refuse to continue `previous` unless it has ended and tuned the same parameters."""
+    if not previous.status.terminal:
+        raise Conflict(
+            f"study {previous.id} is {previous.status.value}: a study continues one that ended"
+        )
+    before = sorted(p.name for p in previous.tuning.params)
+    now = sorted(p.name for p in tuning.params)
+    if before != now:
+        raise InvalidSpec(
+            f"study {previous.id} tuned {', '.join(before)}; this one tunes {', '.join(now)}: "
+            "a study continues one over the same parameters"
+        )
+    if len(previous.trials) >= tuning.max_trials:
+        raise InvalidSpec(
+            f"study {previous.id} already ran {len(previous.trials)} trials, and this one asks "
+            f"for {tuning.max_trials} in all: ask for more trials (--trials N)"
+        )

@@ -39,6 +39,8 @@ def format_tuning(tuning: TuningSpec) -> str:
         ("early stopping", tuning.early_stopping.value),
         *((f"param {p.name}", format_param_space(p)) for p in tuning.params),
     ]
+    if tuning.resume_from:
+        pairs.insert(2, ("continues", f"study {tuning.resume_from} (its trials count)"))
     return format_fields(pairs)
 
 

@@ -323,6 +323,11 @@ def test_config_at_top_level_and_google_defaults() -> None:
     )
     assert random["algorithm"] is Algorithm.RANDOM
     assert isinstance(random["params"][0].min_value, float)
+    resumed = load_hptuning_config(
+        "hyperparameters: {resumePreviousJobId: census_tune_1, params: [{parameterName: x,"
+        " type: DOUBLE, minValue: 0, maxValue: 1}]}"
+    )
+    assert resumed["resume_from"] == "census_tune_1"
 
 
 def config_with(hp: str, path_prefix: str = "trainingInput:\n  hyperparameters:\n") -> str:
@@ -349,7 +354,7 @@ HP = "trainingInput.hyperparameters"
         (PARAM + "algorithm: BAYES", f"{HP}.algorithm: expected one of ALGORITHM_UNSPECIFIED,"),
         (PARAM + "hyperparameterMetricTag: ''", "hyperparameterMetricTag: expected a non-empty"),
         (PARAM + "hyperparameterMetricTag: [a]", "expected a non-empty string, got a list"),
-        (PARAM + "resumePreviousJobId: job1", f"{HP}.resumePreviousJobId: not supported"),
+        (PARAM + "resumePreviousJobId: ''", f"{HP}.resumePreviousJobId: expected a non-empty"),
         ("goal: MAXIMIZE", f"{HP}.params: missing"),
         ("params: []", f"{HP}.params: expected a non-empty list, got a list"),
         ("params: {x: 1}", f"{HP}.params: expected a non-empty list, got a mapping"),

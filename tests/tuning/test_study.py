@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from jupyter_cloudml.client import Client
-from jupyter_cloudml.exceptions import NotFound
+from jupyter_cloudml.exceptions import InvalidSpec, NotFound
 from jupyter_cloudml.models import (
     Algorithm,
     EarlyStopping,
@@ -336,3 +336,37 @@ def test_trials_see_googles_job_and_trial_ids(client, make_spec):
         assert trial.job_id is not None
         lines = [line.text for line in client.logs(trial.job_id)]
         assert f"google {study.id} {trial.number + 1}" in lines
+
+
+def test_a_study_continues_a_finished_one_and_runs_only_the_missing_trials(client, make_spec):
+    first = TuningSpec(params=(X,), metric="score", max_trials=2, parallel_trials=2, seed=1)
+    before = wait_study(client, client.submit_study(make_spec(QUADRATIC, name="quad"), first).id)
+    assert before.status is JobStatus.SUCCEEDED, before.reason
+    more = dataclasses.replace(first, max_trials=3, resume_from=before.id)
+    after = wait_study(client, client.submit_study(make_spec(QUADRATIC, name="quad2"), more).id)
+    assert after.status is JobStatus.SUCCEEDED, after.reason
+    assert [t.number for t in after.trials] == [0, 1, 2]
+    old = {t.number: (t.params, t.value, t.job_id) for t in before.trials}
+    assert {t.number: (t.params, t.value, t.job_id) for t in after.trials[:2]} == old
+    own = client.list(JobQuery(labels={"cloudml.io/study": after.id})).jobs
+    assert len(own) == 1  # only the missing trial ran
+    assert after.best_trial == max(after.trials, key=lambda t: t.value)
+
+
+def test_continuing_needs_a_finished_study_over_the_same_parameters(client, make_spec):
+    first = TuningSpec(params=(X,), metric="score", max_trials=1, seed=1)
+    done = wait_study(client, client.submit_study(make_spec(QUADRATIC, name="q"), first).id)
+    y = ParamSpec("y", ParamType.DOUBLE, 0.0, 1.0)
+    for tuning, message in [
+        (dataclasses.replace(first, resume_from=done.id), "already ran 1 trials"),
+        (
+            dataclasses.replace(first, params=(y,), max_trials=2, resume_from=done.id),
+            "tuned x; this one tunes y",
+        ),
+    ]:
+        with pytest.raises(InvalidSpec, match=message):
+            client.submit_study(make_spec(QUADRATIC, name="q2"), tuning)
+    with pytest.raises(NotFound):
+        client.submit_study(
+            make_spec(QUADRATIC), dataclasses.replace(first, max_trials=2, resume_from="nope-123")
+        )
