@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -450,3 +451,61 @@ def test_the_pod_installs_the_built_package_before_the_module(tmp_path: Path) ->
     )
     assert proc.returncode == 0, proc.stderr
     assert "installed trainer []" in proc.stdout
+
+
+#: The shapes of the configs in Google's sample repositories (cloudml-samples: the templates'
+#: BASIC, sklearn's STANDARD_1 with runtime versions, criteo's and reddit's CUSTOM clusters,
+#: movielens' GPUs, the TPU samples), each with what it becomes here.
+SAMPLE_SHAPES = [
+    ("trainingInput:\n  scaleTier: BASIC\n", Replicas(chief=1, workers=0), None),
+    (
+        'trainingInput:\n  scaleTier: STANDARD_1\n  runtimeVersion: "1.13"\n'
+        '  pythonVersion: "3.5"\n',
+        Replicas(chief=1, workers=4, ps=3),
+        None,
+    ),
+    (
+        "trainingInput: {scaleTier: CUSTOM, masterType: large_model, workerType: complex_model_m,"
+        " parameterServerType: large_model, workerCount: 60, parameterServerCount: 29}\n",
+        Replicas(chief=1, workers=60, ps=29),
+        None,
+    ),
+    ("trainingInput: {scaleTier: CUSTOM, masterType: complex_model_m}\n", Replicas(1, 0), None),
+    (
+        "trainingInput: {scaleTier: CUSTOM, masterType: standard_gpu, workerType: standard_gpu,"
+        " parameterServerType: complex_model_s, workerCount: 2, parameterServerCount: 1}\n",
+        Replicas(chief=1, workers=2, ps=1),
+        "the job asks for 3 GPU(s) in all its replicas but this machine has 0",
+    ),
+    (
+        "trainingInput: {scaleTier: CUSTOM, masterType: standard, workerCount: 1,"
+        " workerType: cloud_tpu}\n",
+        None,
+        "trainingInput.workerType: 'cloud_tpu' is a TPU machine, and there are no TPUs here",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "replicas", "refusal"), SAMPLE_SHAPES)
+def test_the_sample_repositories_configs_run_or_say_what_is_missing(
+    trainer: Path, text: str, replicas: Replicas | None, refusal: str | None
+) -> None:
+    from jupyter_cloudml.backends.local import LocalBackend
+    from jupyter_cloudml.exceptions import QuotaExceeded
+
+    if replicas is None:
+        with pytest.raises(InvalidSpec, match=re.escape(refusal or "")):
+            build(trainer, text)
+        return
+    spec, ns = build(trainer, text)
+    assert spec.replicas == replicas
+    backend = LocalBackend(cpu_slots=2, gpu_ids=[])
+    if refusal is None:
+        job = backend.submit(spec)  # it fits this machine (CPUs are shared out), so it runs
+        backend.cancel(job.id)
+    else:
+        with pytest.raises(QuotaExceeded, match=re.escape(refusal)):
+            backend.submit(spec)
+    ignored = [n for n in config_notes(ns, str(trainer)) if n.verdict == "ignored"]
+    if "runtimeVersion" in text:
+        assert [n.path for n in ignored] == ["trainingInput.runtimeVersion"]
