@@ -509,3 +509,34 @@ def test_the_sample_repositories_configs_run_or_say_what_is_missing(
     ignored = [n for n in config_notes(ns, str(trainer)) if n.verdict == "ignored"]
     if "runtimeVersion" in text:
         assert [n.path for n in ignored] == ["trainingInput.runtimeVersion"]
+
+
+@pytest.mark.slow
+def test_a_cloud_ml_tarball_by_uri_runs_unchanged(tmp_path: Path, capsys) -> None:
+    """Xiaomi cloud-ml's shape: a standard setup.py with trainer/task.py, built into a source
+    tarball and submitted by URI; pip builds and installs it before trainer.task runs."""
+    import subprocess
+    import sys
+
+    from jupyter_cloudml.backends.local import LocalBackend
+    from jupyter_cloudml.cli import main
+    from jupyter_cloudml.client import Client
+
+    project = tmp_path / "project"
+    (project / "trainer").mkdir(parents=True)
+    (project / "setup.py").write_text(
+        "from setuptools import setup, find_packages\n"
+        "setup(name='trainer', version='0.1', packages=find_packages())\n"
+    )
+    (project / "trainer" / "__init__.py").write_text("")
+    (project / "trainer" / "task.py").write_text("print('cloud-ml trainer ran', flush=True)\n")
+    subprocess.run(
+        [sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp_path / "dist")],
+        cwd=project, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    uri = (tmp_path / "dist" / "trainer-0.1.tar.gz").as_uri()
+    client = Client(LocalBackend())
+    argv = ["train", "--packages", uri, "--module-name", "trainer.task", "--wait"]
+    assert main(argv, client=client) == 0, capsys.readouterr()
+    (job,) = client.list().jobs
+    assert "cloud-ml trainer ran" in [line.text for line in client.logs(job.id)]
