@@ -196,6 +196,56 @@ def test_distributed_tensorflow_job_gets_tf_config_and_its_ps_is_stopped(backend
     assert service is not None and service["spec"]["clusterIP"] == "None"
 
 
+GOOGLE_ROLES = """
+import json, os, socket, time
+role = os.environ["CLOUDML_REPLICA"].split("-")[0]
+tf = json.loads(os.environ["TF_CONFIG"])
+print("task", tf["task"]["type"], tf["task"]["index"], sorted(tf["cluster"]), flush=True)
+for peers in tf["cluster"].values():  # cluster DNS knows every member
+    for peer in peers:
+        socket.getaddrinfo(peer.rsplit(":", 1)[0], None)
+if role in ("ps", "evaluator"):
+    time.sleep(600)  # stopped once the master is done
+"""
+
+
+def test_a_google_cluster_gets_per_role_pods_a_master_and_an_evaluator(backend, kube, tenant):
+    """What a config.yaml's CUSTOM tier with useChiefInTfConfig false asks for, on Kubernetes'
+    own scheduler: each role's pods with their own requests, TF_CONFIG as Google writes it."""
+    job = backend.submit(
+        spec(
+            GOOGLE_ROLES,
+            framework=Framework.TENSORFLOW,
+            replicas=Replicas(chief=1, workers=1, ps=1, evaluators=1),
+            resources=Resources(cpu=0.25),
+            role_resources={"ps": Resources(cpu=0.5, memory="96Mi")},
+            tf_chief_name="master",
+        )
+    )
+    done = wait_status(backend, job.id, JobStatus.SUCCEEDED, JobStatus.FAILED, timeout=120)
+    assert done.status is JobStatus.SUCCEEDED, done.reason
+    tasks = sorted(ln.text for ln in backend.logs(job.id) if ln.text.startswith("task"))
+    assert tasks == [
+        "task evaluator 0 ['master', 'ps', 'worker']",
+        "task master 0 ['master', 'ps', 'worker']",
+        "task ps 0 ['master', 'ps', 'worker']",
+        "task worker 0 ['master', 'ps', 'worker']",
+    ]
+    pods = kube.objects("pods", tenant.namespace, labelSelector=f"cloudml.io/job={job.id}")
+    asks = {
+        p["metadata"]["labels"]["cloudml.io/replica-type"]: p["spec"]["containers"][0]["resources"][
+            "requests"
+        ]
+        for p in pods
+    }
+    assert asks == {
+        "chief": {"cpu": "250m"},
+        "worker": {"cpu": "250m"},
+        "ps": {"cpu": "500m", "memory": "96Mi"},
+        "evaluator": {"cpu": "250m"},
+    }
+
+
 DDP = """
 import os, torch, torch.distributed as dist
 dist.init_process_group("gloo", init_method="env://")
