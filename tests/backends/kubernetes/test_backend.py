@@ -231,13 +231,14 @@ def test_a_google_cluster_gets_per_role_pods_a_master_and_an_evaluator(backend, 
         "task ps 0 ['master', 'ps', 'worker']",
         "task worker 0 ['master', 'ps', 'worker']",
     ]
-    pods = kube.objects("pods", tenant.namespace, labelSelector=f"cloudml.io/job={job.id}")
-    asks = {
-        p["metadata"]["labels"]["cloudml.io/replica-type"]: p["spec"]["containers"][0]["resources"][
-            "requests"
-        ]
-        for p in pods
+    jobs = kube.objects("jobs", tenant.namespace, labelSelector=f"cloudml.io/job={job.id}")
+    containers = {  # each role's pods (all ran: they printed their task above)
+        j["metadata"]["labels"]["cloudml.io/replica-type"]: j["spec"]["template"]["spec"][
+            "containers"
+        ][0]
+        for j in jobs
     }
+    asks = {role: container["resources"]["requests"] for role, container in containers.items()}
     assert asks == {
         "chief": {"cpu": "250m"},
         "worker": {"cpu": "250m"},
