@@ -384,7 +384,7 @@ def build_wheel(folder: Path) -> Path:
         "import sys, gtrainer\nprint('installed trainer', sys.argv[1:], flush=True)\n"
     )
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
          str(src), "-w", str(folder / "dist")],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
