@@ -42,6 +42,7 @@ from .processes import (
     private_dir,
     process_alive,
     spawn_detached,
+    wait_ended,
     write_json,
 )
 
@@ -266,10 +267,8 @@ class LocalDeployments:
         if proc is None:
             return
         proc.send_signal(signal.SIGTERM)
-        with contextlib.suppress(psutil.TimeoutExpired):
-            proc.wait(30)
-            return
-        proc.kill()
+        if not wait_ended(proc, 30):
+            proc.kill()
 
     def _await(self, name: str, done: Callable[[dict[str, Any]], bool], what: str) -> None:
         deadline = time.monotonic() + READY_TIMEOUT

@@ -25,7 +25,7 @@ from typing import IO
 
 import psutil
 
-from .processes import private_open, process_alive, spawn_detached, write_json
+from .processes import private_open, process_alive, spawn_detached, wait_ended, write_json
 from .scheduler import Settings, dispatch
 from .store import ACTIVE, QUEUED, JobStore
 
@@ -76,8 +76,8 @@ def stop_keeper(home: str | Path, timeout: float = 10.0) -> bool:
         return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(record["pid"], signal.SIGTERM)
-    with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired):
-        psutil.Process(record["pid"]).wait(timeout)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        wait_ended(psutil.Process(record["pid"]), timeout)
     return True
 
 
