@@ -305,6 +305,23 @@ def test_a_frozen_replica_is_routed_around_and_replaced(client, trained):
     assert frozen.pid not in replica_pids(client, "icy")
 
 
+def test_a_replica_frozen_while_it_starts_is_replaced(client, trained):
+    """SIGSTOP a replica before it is ready: a starting replica does not answer its probes
+    anyway, and one frozen then stayed STARTING for good (found by tests/.../test_faults.py)."""
+    job_id, _ = trained
+    client.deploy(DeploySpec("thaw", f"job:{job_id}/model.joblib", "sklearn"))
+    (first,) = replica_pids(client, "thaw")
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: replica_pids(client, "thaw") not in ([], [first]), 30)
+    frozen = psutil.Process(replica_pids(client, "thaw")[0])
+    frozen.suspend()
+    assert client.get_deployment("thaw").versions[0].ready == 0  # it was still starting
+    wait_gone(frozen.pid, 30)
+    wait_for(lambda: client.get_deployment("thaw").versions[0].ready == 1, 60)
+    (replica,) = client.get_deployment("thaw").versions[0].replicas
+    assert replica.restarts == 2
+
+
 def test_a_killed_endpoint_comes_back_by_itself_and_leaves_no_orphan(client, trained):
     """Nobody reads: the keeper brings the endpoint back; the killed endpoint's replicas are
     stopped, not left running beside the new ones."""
