@@ -4,9 +4,10 @@ Every `INTERVAL` seconds it runs a scheduling pass (`scheduler.dispatch`): jobs 
 died are recorded as ended with the reason, and queued jobs that fit the freed slots start. It
 also brings back endpoint processes of live deployments that died. It leaves by itself once the
 home has had no queued or running job and no deployment for `Settings.keeper_idle_seconds`
-(`c.LocalBackend.keeper_idle_seconds`), and comes back the
-next time anyone touches the home (`ensure_keeper`: every `LocalBackend`, so any CLI call, the
-server extension and a kernel's first `%cloudml` command). A lock in the home keeps it to one.
+(`c.LocalBackend.keeper_idle_seconds`), or at once when its home is removed, and comes back
+the next time anyone touches the home (`ensure_keeper`: every `LocalBackend`, so any CLI call,
+the server extension and a kernel's first `%cloudml` command). A lock in the home keeps it to
+one.
 
     python -m jupyter_cloudml.backends.local.keeper SETTINGS_JSON
 """
@@ -91,17 +92,18 @@ def has_work(store: JobStore, home: str | Path) -> bool:
 class Keeper:
     """The watch loop of one home (see the module's docstring)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, lock: IO[str]) -> None:
         from .deployments import LocalDeployments
 
         self.settings = settings
+        self.lock = lock
         self.store = JobStore(settings.db_path)
         self.endpoints = LocalDeployments(Path(settings.home) / "deployments", None)
         self.stopping = False
 
     def run(self) -> None:
         idle_since: float | None = None
-        while not self.stopping:
+        while not self.stopping and self.home_is_there():
             self.pass_once()
             now = time.monotonic()
             if has_work(self.store, self.settings.home):
@@ -111,6 +113,16 @@ class Keeper:
             elif now - idle_since >= self.settings.keeper_idle_seconds:
                 return
             time.sleep(INTERVAL)
+
+    def home_is_there(self) -> bool:
+        """Whether the home is still the one this keeper locked: not removed, nor replaced by
+        a new home at the same path (which has its own keeper)."""
+        try:
+            there = os.stat(Path(self.settings.home) / LOCK_FILE)
+        except OSError:
+            return False
+        mine = os.fstat(self.lock.fileno())
+        return (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino)
 
     def pass_once(self) -> None:
         """One round: record dead supervisors, start what fits, revive dead endpoints."""
@@ -126,7 +138,7 @@ def main(argv: list[str]) -> int:
     lock = _try_lock(settings.home)
     if lock is None:
         return 0  # another keeper watches this home
-    keeper = Keeper(settings)
+    keeper = Keeper(settings, lock)
     me = psutil.Process()
     write_json(Path(settings.home) / PROCESS_FILE, {"pid": me.pid, "started": me.create_time()})
 
