@@ -211,7 +211,8 @@ class LocalDeployments:
         return data
 
     def _process(self, name: str) -> psutil.Process | None:
-        """The deployment's endpoint process, if the one recorded still runs."""
+        """The deployment's endpoint process, if the one recorded still runs: one stopped by a
+        signal (SIGSTOP) serves nobody, and counts as gone, so that it is replaced."""
         try:
             record = json.loads((self.folder / name / PROCESS_FILE).read_text())
         except (OSError, ValueError):
@@ -219,7 +220,9 @@ class LocalDeployments:
         if not process_alive(record.get("pid"), record.get("started")):
             return None
         with contextlib.suppress(psutil.NoSuchProcess):
-            return psutil.Process(record["pid"])
+            proc = psutil.Process(record["pid"])
+            if proc.status() != psutil.STATUS_STOPPED:
+                return proc
         return None
 
     def _running(self, name: str) -> bool:

@@ -339,6 +339,22 @@ def test_a_killed_endpoint_comes_back_by_itself_and_leaves_no_orphan(client, tra
         wait_gone(pid, 10)
 
 
+def test_a_frozen_endpoint_is_replaced_by_itself(client, trained):
+    """SIGSTOP the endpoint process itself: it holds its port and answers nobody. It counted as
+    running (a stopped process is alive) and nothing replaced it; now the keeper does."""
+    from jupyter_cloudml.serving.client import post_predict
+
+    job_id, model = trained
+    info = client.deploy(DeploySpec("statue", f"job:{job_id}/model.joblib", "sklearn"))
+    frozen = psutil.Process(endpoint_pid(client, "statue"))
+    frozen.suspend()
+    wait_gone(frozen.pid, 10)  # killed: nobody reads, so the keeper did it
+    # Asked directly, not through the backend (whose reads would bring it back themselves).
+    answer = post_predict(info.url, "statue", ROWS, retry_seconds=60)
+    assert answer == model.predict(ROWS).tolist()
+    assert endpoint_pid(client, "statue") != frozen.pid
+
+
 def test_undeploy_stops_the_replicas_a_dead_endpoint_left(client, trained, isolated_home):
     from jupyter_cloudml.backends.local.keeper import stop_keeper
 
