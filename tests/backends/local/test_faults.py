@@ -9,7 +9,7 @@ loopback, with seeded random faults (the seed is printed: `CLOUDML_FAULT_SEED=N`
   dead jobs are recorded, a study's driver starts again, the queue moves, the deployment
   answers again.
 - An endpoint and its replicas SIGKILLed and SIGSTOPped at random under concurrent
-  `Client.predict` loops and REST calls: no prediction fails, the frozen replicas are replaced.
+  `Client.predict` loops and REST calls: no prediction fails, the frozen processes are replaced.
 - A study whose driver and driver supervisor are killed at random still runs every trial once.
 
 Each test ends with no process of its home left, no traceback in any log and every file of
@@ -536,15 +536,19 @@ def test_endpoint_and_replica_kills_and_freezes_under_concurrent_clients(
         Predictors(client, "busy", rows_in, expected, threads=3) as load,
     ):
         wait_for(lambda: load.ok > 20, 30)
-        actions = ["replica-kill", "replica-stop", "endpoint-kill"]
+        actions = ["replica-kill", "replica-stop", "endpoint-kill", "endpoint-stop"]
         rng.shuffle(actions)
         actions += rng.choices(["replica-kill", "replica-stop"], k=2)
         for action in actions:
             time.sleep(rng.uniform(0.0, 1.5))
-            if action == "endpoint-kill":
-                pid = endpoint_record(home, "busy")["pid"]
-                kill(pid)
-                log.append(f"endpoint {pid} killed")
+            if action.startswith("endpoint"):
+                endpoint = psutil.Process(endpoint_record(home, "busy")["pid"])
+                if action == "endpoint-stop":
+                    endpoint.suspend()
+                    frozen.append(endpoint)
+                else:
+                    endpoint.kill()
+                log.append(f"{action} {endpoint.pid}")
             else:
                 replicas = replicas_of(home, "busy")
                 if not replicas:
@@ -566,7 +570,7 @@ def test_endpoint_and_replica_kills_and_freezes_under_concurrent_clients(
     print(f"{load.ok} predictions, the longest {load.longest:.2f} s; {rest.answers} REST answers")
     assert load.failures == []
     assert rest.bad == [] and rest.answers > 10
-    for proc in frozen:  # a stopped replica is killed and replaced, never left behind
+    for proc in frozen:  # a stopped replica or endpoint is killed and replaced, not left behind
         assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE, proc.pid
     client.undeploy("busy")
     check_clean(home, extra_logs=(tmp_path / "server.log",))
