@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import signal
 import sys
@@ -26,12 +25,13 @@ from typing import IO
 
 import psutil
 
-from .processes import private_open, process_alive, spawn_detached, wait_ended, write_json
+from .processes import private_open, spawn_detached, wait_ended, write_json
 from .scheduler import Settings, dispatch
 from .store import ACTIVE, QUEUED, JobStore
 
 #: Seconds between two passes: a dead supervisor is found, and freed slots reused, this fast.
 INTERVAL = 0.5
+MODULE = "jupyter_cloudml.backends.local.keeper"
 LOCK_FILE = "keeper.lock"
 LOG_FILE = "keeper.log"
 #: The running keeper's pid and start time, written once it holds the lock.
@@ -63,23 +63,35 @@ def ensure_keeper(settings: Settings) -> None:
     the one that loses the lock leaves at once."""
     if keeper_running(settings.home):
         return
-    argv = [sys.executable, "-m", "jupyter_cloudml.backends.local.keeper", settings.to_json()]
+    argv = [sys.executable, "-m", MODULE, settings.to_json()]
     spawn_detached(argv, Path(settings.home) / LOG_FILE, Path(settings.home))
 
 
 def stop_keeper(home: str | Path, timeout: float = 10.0) -> bool:
-    """Ask the home's keeper to leave and wait until it has; whether one was running."""
-    try:
-        record = json.loads((Path(home) / PROCESS_FILE).read_text())
-    except (OSError, ValueError):
-        return False
-    if not keeper_running(home) or not process_alive(record.get("pid"), record.get("started")):
-        return False
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(record["pid"], signal.SIGTERM)
-    with contextlib.suppress(psutil.NoSuchProcess):
-        wait_ended(psutil.Process(record["pid"]), timeout)
-    return True
+    """Ask the home's keeper to leave and wait until it has; whether one was running. Every
+    keeper process of the home is asked, so one still starting (not yet holding the lock or
+    recorded) does not stay behind."""
+    procs = _keeper_processes(home)
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
+    for proc in procs:
+        wait_ended(proc, timeout)
+    return bool(procs)
+
+
+def _keeper_processes(home: str | Path) -> list[psutil.Process]:
+    """The running keepers of `home`, told by their command line."""
+    home = os.path.abspath(home)
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        argv = proc.info["cmdline"] or []
+        if argv[1:3] != ["-m", MODULE] or len(argv) < 4:
+            continue
+        with contextlib.suppress(ValueError, TypeError, KeyError, psutil.NoSuchProcess):
+            if Settings.from_json(argv[3]).home == home and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+    return found
 
 
 def has_work(store: JobStore, home: str | Path) -> bool:

@@ -196,9 +196,22 @@ def test_a_keeper_whose_home_was_removed_leaves(isolated_home, make_spec):
     wait_for(lambda: keeper_running(isolated_home) and len(keepers(isolated_home)) == 1, 10)
     (keeper,) = keepers(isolated_home)
     job = supervisor(isolated_home, running.id)
+    removed = isolated_home.parent / "removed"
     try:
-        shutil.rmtree(isolated_home)
+        isolated_home.rename(removed)  # at once: processes of the home still write into it
         LocalBackend(home=str(isolated_home))  # a new home in its place
         keeper.wait(10)
     finally:
         os.killpg(job.pid, signal.SIGKILL)  # the job was left running in the removed home
+        shutil.rmtree(removed, ignore_errors=True)
+
+
+def test_stop_keeper_stops_a_keeper_that_is_still_starting(isolated_home, make_spec):
+    """Stopped right after a submit started it (before it recorded itself): it was left
+    running, and brought back what a test had just stopped on purpose."""
+    backend = LocalBackend(home=str(isolated_home), keeper_idle_seconds=30.0)
+    backend.submit(make_spec(QUICK))
+    assert stop_keeper(isolated_home)
+    assert keepers(isolated_home) == []
+    time.sleep(1.0)  # a keeper left behind would have taken the lock by now
+    assert not keeper_running(isolated_home)
