@@ -42,6 +42,7 @@ from .processes import (
     private_dir,
     process_alive,
     spawn_detached,
+    wait_ended,
     write_json,
 )
 
@@ -210,7 +211,8 @@ class LocalDeployments:
         return data
 
     def _process(self, name: str) -> psutil.Process | None:
-        """The deployment's endpoint process, if the one recorded still runs."""
+        """The deployment's endpoint process, if the one recorded still runs: one stopped by a
+        signal (SIGSTOP) serves nobody, and counts as gone, so that it is replaced."""
         try:
             record = json.loads((self.folder / name / PROCESS_FILE).read_text())
         except (OSError, ValueError):
@@ -218,7 +220,9 @@ class LocalDeployments:
         if not process_alive(record.get("pid"), record.get("started")):
             return None
         with contextlib.suppress(psutil.NoSuchProcess):
-            return psutil.Process(record["pid"])
+            proc = psutil.Process(record["pid"])
+            if proc.status() != psutil.STATUS_STOPPED:
+                return proc
         return None
 
     def _running(self, name: str) -> bool:
@@ -266,10 +270,8 @@ class LocalDeployments:
         if proc is None:
             return
         proc.send_signal(signal.SIGTERM)
-        with contextlib.suppress(psutil.TimeoutExpired):
-            proc.wait(30)
-            return
-        proc.kill()
+        if not wait_ended(proc, 30):
+            proc.kill()
 
     def _await(self, name: str, done: Callable[[dict[str, Any]], bool], what: str) -> None:
         deadline = time.monotonic() + READY_TIMEOUT

@@ -5,11 +5,11 @@ session) for as long as the deployment lives. It reads the desired state the bac
 (`desired.json`: versions, replicas, traffic) and makes it so: one model-server replica
 process per replica of each version (`jupyter_cloudml.serving.replica`, under the serving
 interpreter), restarted when it dies, and replaced when it stops answering its readiness
-probe (a frozen or hung process); and a proxy on the endpoint port that speaks KServe v1 and
-the Open Inference Protocol, load-balances over the ready replicas of a version, splits
-unversioned requests by traffic share, and retries a request whose replica went away, or did
-not answer within `REQUEST_SECONDS`, on another one (inference requests are idempotent). What
-it sees goes to `status.json`.
+probe (a frozen or hung process) or is found stopped while it starts; and a proxy on the
+endpoint port that speaks KServe v1 and the Open Inference Protocol, load-balances over the
+ready replicas of a version, splits unversioned requests by traffic share, and retries a
+request whose replica went away, or did not answer within `REQUEST_SECONDS`, on another one
+(inference requests are idempotent). What it sees goes to `status.json`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import psutil
 from tornado import httpclient, web
 from tornado.httpserver import HTTPServer
 
@@ -222,6 +223,8 @@ class Endpoint:
                 replica.missed += 1
                 if replica.missed >= PROBE_MISSES:
                     self.replace(replica, f"missed {replica.missed} readiness probes in a row")
+            elif stopped(replica.proc):  # a starting replica does not answer: is it frozen?
+                self.replace(replica, "stopped (SIGSTOP) while starting")
             return
         replica.missed = 0
         replica.status, replica.reason = "READY", ""
@@ -302,6 +305,16 @@ class Endpoint:
         for replicas in self.replicas.values():
             for replica in replicas:
                 stop_process(replica.proc)
+
+
+def stopped(proc: subprocess.Popen[bytes] | None) -> bool:
+    """Whether the process is stopped by a signal (SIGSTOP, SIGTSTP): it makes no progress."""
+    if proc is None:
+        return False
+    try:
+        return psutil.Process(proc.pid).status() == psutil.STATUS_STOPPED
+    except psutil.NoSuchProcess:
+        return False
 
 
 def stop_process(proc: subprocess.Popen[bytes] | None, grace: float = 5.0) -> None:

@@ -4,9 +4,10 @@ Every `INTERVAL` seconds it runs a scheduling pass (`scheduler.dispatch`): jobs 
 died are recorded as ended with the reason, and queued jobs that fit the freed slots start. It
 also brings back endpoint processes of live deployments that died. It leaves by itself once the
 home has had no queued or running job and no deployment for `Settings.keeper_idle_seconds`
-(`c.LocalBackend.keeper_idle_seconds`), and comes back the
-next time anyone touches the home (`ensure_keeper`: every `LocalBackend`, so any CLI call, the
-server extension and a kernel's first `%cloudml` command). A lock in the home keeps it to one.
+(`c.LocalBackend.keeper_idle_seconds`), or at once when its home is removed, and comes back
+the next time anyone touches the home (`ensure_keeper`: every `LocalBackend`, so any CLI call,
+the server extension and a kernel's first `%cloudml` command). A lock in the home keeps it to
+one.
 
     python -m jupyter_cloudml.backends.local.keeper SETTINGS_JSON
 
@@ -30,12 +31,20 @@ from typing import IO, Any
 
 import psutil
 
-from .processes import private_dir, private_open, process_alive, spawn_detached, write_json
+from .processes import (
+    private_dir,
+    private_open,
+    process_alive,
+    spawn_detached,
+    wait_ended,
+    write_json,
+)
 from .scheduler import Settings, dispatch
 from .store import ACTIVE, QUEUED, JobStore
 
 #: Seconds between two passes: a dead supervisor is found, and freed slots reused, this fast.
 INTERVAL = 0.5
+MODULE = "jupyter_cloudml.backends.local.keeper"
 LOCK_FILE = "keeper.lock"
 LOG_FILE = "keeper.log"
 #: The running keeper's pid and start time, written once it holds the lock.
@@ -67,7 +76,7 @@ def ensure_keeper(settings: Settings) -> None:
     the one that loses the lock leaves at once."""
     if keeper_running(settings.home):
         return
-    argv = [sys.executable, "-m", "jupyter_cloudml.backends.local.keeper", settings.to_json()]
+    argv = [sys.executable, "-m", MODULE, settings.to_json()]
     spawn_detached(argv, Path(settings.home) / LOG_FILE, Path(settings.home))
 
 
@@ -84,15 +93,35 @@ def keeper_record(home: str | Path) -> dict[str, Any] | None:
 
 
 def stop_keeper(home: str | Path, timeout: float = 10.0) -> bool:
-    """Ask the home's keeper to leave and wait until it has; whether one was running."""
+    """Ask the home's keeper to leave and wait until it has; whether one was running. The
+    keeper that recorded itself (a service's too) and every keeper process started on demand
+    for the home are asked, so one still starting (not yet holding the lock nor recorded) does
+    not stay behind."""
+    procs = _keeper_processes(home)
     record = keeper_record(home)
-    if record is None:
-        return False
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(record["pid"], signal.SIGTERM)
-    with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired):
-        psutil.Process(record["pid"]).wait(timeout)
-    return True
+    if record is not None and record["pid"] not in {proc.pid for proc in procs}:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            procs.append(psutil.Process(record["pid"]))
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
+    for proc in procs:
+        wait_ended(proc, timeout)
+    return bool(procs)
+
+
+def _keeper_processes(home: str | Path) -> list[psutil.Process]:
+    """The running keepers of `home`, told by their command line."""
+    home = os.path.abspath(home)
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        argv = proc.info["cmdline"] or []
+        if argv[1:3] != ["-m", MODULE] or len(argv) < 4:
+            continue
+        with contextlib.suppress(ValueError, TypeError, KeyError, psutil.NoSuchProcess):
+            if Settings.from_json(argv[3]).home == home and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+    return found
 
 
 def has_work(store: JobStore, home: str | Path) -> bool:
@@ -105,10 +134,11 @@ def has_work(store: JobStore, home: str | Path) -> bool:
 class Keeper:
     """The watch loop of one home (see the module's docstring)."""
 
-    def __init__(self, settings: Settings, stay: bool = False) -> None:
+    def __init__(self, settings: Settings, lock: IO[str], stay: bool = False) -> None:
         from .deployments import LocalDeployments
 
         self.settings = settings
+        self.lock = lock  # held while it watches: `home_is_there` compares it with the home's
         self.stay = stay  # a service's keeper: it never leaves for lack of work
         self.store = JobStore(settings.db_path)
         self.endpoints = LocalDeployments(Path(settings.home) / "deployments", None)
@@ -116,7 +146,7 @@ class Keeper:
 
     def run(self) -> None:
         idle_since: float | None = None
-        while not self.stopping:
+        while not self.stopping and self.home_is_there():
             self.pass_once()
             now = time.monotonic()
             if self.stay or has_work(self.store, self.settings.home):
@@ -126,6 +156,16 @@ class Keeper:
             elif now - idle_since >= self.settings.keeper_idle_seconds:
                 return
             time.sleep(INTERVAL)
+
+    def home_is_there(self) -> bool:
+        """Whether the home is still the one this keeper locked: not removed, nor replaced by
+        a new home at the same path (which has its own keeper)."""
+        try:
+            there = os.stat(Path(self.settings.home) / LOCK_FILE)
+        except OSError:
+            return False
+        mine = os.fstat(self.lock.fileno())
+        return (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino)
 
     def pass_once(self) -> None:
         """One round: record dead supervisors, start what fits, revive dead endpoints."""
@@ -149,7 +189,7 @@ def main(argv: list[str]) -> int:
     lock = _try_lock(settings.home)
     if lock is None:
         return 0  # another keeper watches this home
-    keeper = Keeper(settings)
+    keeper = Keeper(settings, lock)
     _record_myself(settings.home, service=False)
 
     def stop(signum: int, frame: object) -> None:
@@ -227,7 +267,7 @@ def serve(home: str | Path, load_settings: Callable[[], Settings]) -> int:
         return 0
     with contextlib.closing(lock):
         settings = load_settings()
-        stop.keeper = keeper = Keeper(settings, stay=True)
+        stop.keeper = keeper = Keeper(settings, lock, stay=True)
         keeper.stopping = stop.requested
         _record_myself(home, service=True)
         gpus = ", ".join(map(str, settings.gpu_ids)) or "none"

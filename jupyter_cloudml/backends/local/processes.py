@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -84,6 +85,25 @@ def process_alive(pid: int | None, started: float | None) -> bool:
         return proc.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def wait_ended(proc: psutil.Process, timeout: float) -> bool:
+    """Wait until `proc` has exited; whether it did within `timeout` seconds. A zombie counts:
+    the child of another process (an endpoint the keeper brought back) stays one until that
+    process reaps it, and `psutil.Process.wait` would wait for that until its timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(psutil.TimeoutExpired):
+            proc.wait(0)  # gone, or a child of ours, reaped
+            return True
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 def kill_process_group(pid: int, started: float | None) -> None:

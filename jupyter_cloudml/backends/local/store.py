@@ -102,8 +102,13 @@ class JobStore:
         self.path = str(path)
         self._local = threading.local()
         try:
-            # SQLite gives its -wal and -shm files the database's mode: the owner's only.
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            # SQLite gives its -wal and -shm files the database's mode: the owner's only. Only a
+            # missing file is opened here: closing a descriptor of the database drops every lock
+            # this process's connections hold on it (POSIX locks are per process), and the next
+            # process to close would take itself for the last, and delete the WAL they still read.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
         except OSError as e:
             raise self._unopened(e) from e
         try:

@@ -306,6 +306,23 @@ def test_a_frozen_replica_is_routed_around_and_replaced(client, trained):
     assert frozen.pid not in replica_pids(client, "icy")
 
 
+def test_a_replica_frozen_while_it_starts_is_replaced(client, trained):
+    """SIGSTOP a replica before it is ready: a starting replica does not answer its probes
+    anyway, and one frozen then stayed STARTING for good (found by tests/.../test_faults.py)."""
+    job_id, _ = trained
+    client.deploy(DeploySpec("thaw", f"job:{job_id}/model.joblib", "sklearn"))
+    (first,) = replica_pids(client, "thaw")
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: replica_pids(client, "thaw") not in ([], [first]), 30)
+    frozen = psutil.Process(replica_pids(client, "thaw")[0])
+    frozen.suspend()
+    assert client.get_deployment("thaw").versions[0].ready == 0  # it was still starting
+    wait_gone(frozen.pid, 30)
+    wait_for(lambda: client.get_deployment("thaw").versions[0].ready == 1, 60)
+    (replica,) = client.get_deployment("thaw").versions[0].replicas
+    assert replica.restarts == 2
+
+
 def test_a_killed_endpoint_comes_back_by_itself_and_leaves_no_orphan(client, trained):
     """Nobody reads: the keeper brings the endpoint back; the killed endpoint's replicas are
     stopped, not left running beside the new ones."""
@@ -321,6 +338,22 @@ def test_a_killed_endpoint_comes_back_by_itself_and_leaves_no_orphan(client, tra
     assert client.predict("phoenix", ROWS) == model.predict(ROWS).tolist()
     for pid in old_replicas:
         wait_gone(pid, 10)
+
+
+def test_a_frozen_endpoint_is_replaced_by_itself(client, trained):
+    """SIGSTOP the endpoint process itself: it holds its port and answers nobody. It counted as
+    running (a stopped process is alive) and nothing replaced it; now the keeper does."""
+    from jupyter_cloudml.serving.client import post_predict
+
+    job_id, model = trained
+    info = client.deploy(DeploySpec("statue", f"job:{job_id}/model.joblib", "sklearn"))
+    frozen = psutil.Process(endpoint_pid(client, "statue"))
+    frozen.suspend()
+    wait_gone(frozen.pid, 10)  # killed: nobody reads, so the keeper did it
+    # Asked directly, not through the backend (whose reads would bring it back themselves).
+    answer = post_predict(info.url, "statue", ROWS, retry_seconds=60)
+    assert answer == model.predict(ROWS).tolist()
+    assert endpoint_pid(client, "statue") != frozen.pid
 
 
 def test_undeploy_stops_the_replicas_a_dead_endpoint_left(client, trained, isolated_home):

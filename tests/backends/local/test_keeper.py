@@ -9,6 +9,7 @@ whose reads would do the keeper's work themselves.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -183,3 +184,34 @@ def test_the_jupyter_server_starting_brings_the_keeper_back(isolated_home, make_
     wait_for(lambda: keeper_running(isolated_home), timeout=10)
     wait_for(lambda: status(isolated_home, waiting.id) is JobStatus.SUCCEEDED, timeout=60)
     assert status(isolated_home, job.id) is JobStatus.FAILED
+
+
+def test_a_keeper_whose_home_was_removed_leaves(isolated_home, make_spec):
+    """`rm -rf` of a home while its keeper watches: the keeper leaves, rather than keep
+    watching the removed home's records (which still have work) beside the keeper of a new home
+    made at the same path."""
+    backend = LocalBackend(home=str(isolated_home), cpu_slots=1.0, gpu_ids=[])
+    running = backend.submit(make_spec(SLEEPER, name="running", resources=Resources(cpu=1)))
+    backend.submit(make_spec(QUICK, name="queued", resources=Resources(cpu=1)))
+    wait_for(lambda: keeper_running(isolated_home) and len(keepers(isolated_home)) == 1, 10)
+    (keeper,) = keepers(isolated_home)
+    job = supervisor(isolated_home, running.id)
+    removed = isolated_home.parent / "removed"
+    try:
+        isolated_home.rename(removed)  # at once: processes of the home still write into it
+        LocalBackend(home=str(isolated_home))  # a new home in its place
+        keeper.wait(10)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)  # the job was left running in the removed home
+        shutil.rmtree(removed, ignore_errors=True)
+
+
+def test_stop_keeper_stops_a_keeper_that_is_still_starting(isolated_home, make_spec):
+    """Stopped right after a submit started it (before it recorded itself): it was left
+    running, and brought back what a test had just stopped on purpose."""
+    backend = LocalBackend(home=str(isolated_home), keeper_idle_seconds=30.0)
+    backend.submit(make_spec(QUICK))
+    assert stop_keeper(isolated_home)
+    assert keepers(isolated_home) == []
+    time.sleep(1.0)  # a keeper left behind would have taken the lock by now
+    assert not keeper_running(isolated_home)
