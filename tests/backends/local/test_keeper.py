@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 from cloudml_testkit import wait_for
+from fault_testkit import home_processes
 
 from jupyter_cloudml.backends.local import LocalBackend
 from jupyter_cloudml.backends.local.keeper import (
@@ -56,18 +57,6 @@ def keepers(home: Path) -> list[psutil.Process]:
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or ())
         if "jupyter_cloudml.backends.local.keeper" in cmdline and str(home) in cmdline:
-            found.append(proc)
-    return found
-
-
-def home_processes(home: Path) -> list[psutil.Process]:
-    """Every process working for this home: keeper, supervisors and their replicas."""
-    found = []
-    for proc in psutil.process_iter(["cmdline", "cwd"]):
-        with_home = str(home) in " ".join(proc.info["cmdline"] or ()) or str(
-            proc.info["cwd"] or ""
-        ).startswith(str(home))
-        if with_home and proc.pid != os.getpid():
             found.append(proc)
     return found
 

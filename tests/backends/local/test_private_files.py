@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 
 import pytest
 from cloudml_testkit import wait_for
+from fault_testkit import exposed
 
 from jupyter_cloudml.backends.local import LocalBackend
 from jupyter_cloudml.client import Client
@@ -33,20 +33,6 @@ def loose_umask():
     before = os.umask(0o022)
     yield
     os.umask(before)
-
-
-def exposed(home: Path) -> list[str]:
-    """Every path in the home that a group or other user could read, enter or write."""
-    found = []
-    for root, dirs, files in os.walk(home):
-        for name in [*dirs, *files]:
-            path = Path(root) / name
-            mode = path.lstat().st_mode
-            if stat.S_ISLNK(mode) or stat.S_ISSOCK(mode):
-                continue
-            if stat.S_IMODE(mode) & 0o077:
-                found.append(f"{oct(stat.S_IMODE(mode))} {path.relative_to(home)}")
-    return found
 
 
 @pytest.mark.slow
