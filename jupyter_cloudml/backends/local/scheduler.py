@@ -10,6 +10,7 @@ backend that queued it (recorded with it), whichever process runs the pass.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -18,6 +19,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import psutil
 
 from ...exceptions import InvalidSpec
 from ...models import JobStatus, ReplicaStatus, is_study_driver
@@ -28,6 +31,7 @@ from .store import ACTIVE, QUEUED, JobStore
 
 #: How long a dispatched job may wait for its supervisor to record itself.
 SUPERVISOR_START_TIMEOUT = 60.0
+SUPERVISOR_MODULE = "jupyter_cloudml.backends.local.supervisor"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +138,7 @@ def dispatch(store: JobStore, settings: Settings) -> list[str]:
                     status=JobStatus.STARTING.value,
                     gpu_ids=given,
                     dispatched=now,
+                    dispatcher=_me(),
                     reason="",
                 )
                 message = f"given {cpu:g} CPU slot(s)" + (f" and GPU(s) {given}" if gpus else "")
@@ -184,7 +189,7 @@ def _waiting_for(
 def spawn_supervisor(store: JobStore, settings: Settings, job_id: str) -> None:
     """Start the job's supervisor in a new session, detached from the caller (kernel, CLI)."""
     folder = settings.job_folder(job_id)
-    argv = [sys.executable, "-m", "jupyter_cloudml.backends.local.supervisor"]
+    argv = [sys.executable, "-m", SUPERVISOR_MODULE]
     pid, created = spawn_detached(
         [*argv, settings.to_json(), job_id], folder / "supervisor.log", folder
     )
@@ -199,6 +204,9 @@ def reap(store: JobStore, settings: Settings) -> None:
     for row in store.rows_with_status(ACTIVE):
         pid = row["supervisor_pid"]
         if process_alive(pid, row["supervisor_started"]):
+            continue
+        if pid is None and _orphaned(row):
+            _requeue_undispatched(store, row)
             continue
         if pid is None and now - (row["dispatched"] or now) < SUPERVISOR_START_TIMEOUT:
             continue
@@ -234,6 +242,47 @@ def reap(store: JobStore, settings: Settings) -> None:
             ]
             store.finish(db, row["id"], status, reason, event=kind, replicas=replicas)
         forget_secrets(settings.job_folder(row["id"]))
+
+
+@functools.cache
+def _me() -> str:
+    """This process, as a job's `dispatcher` records it."""
+    me = psutil.Process()
+    return json.dumps({"pid": me.pid, "started": me.create_time()})
+
+
+def _orphaned(row: sqlite3.Row) -> bool:
+    """Whether a job dispatched but without a supervisor lost its dispatcher before that one
+    started the supervisor (no supervisor process of the job runs)."""
+    try:
+        dispatcher = json.loads(row["dispatcher"] or "null")
+    except ValueError:
+        return False
+    if not dispatcher or process_alive(dispatcher.get("pid"), dispatcher.get("started")):
+        return False
+    for proc in psutil.process_iter(["cmdline"]):
+        argv = proc.info["cmdline"] or []
+        if SUPERVISOR_MODULE in argv and argv[-1:] == [row["id"]]:
+            return False  # started: it records itself in a moment
+    return True
+
+
+def _requeue_undispatched(store: JobStore, row: sqlite3.Row) -> None:
+    with store.transaction() as db:
+        fresh = store.row(row["id"])
+        if fresh is None or fresh["status"] not in ACTIVE or fresh["supervisor_pid"] is not None:
+            return
+        reason = "its dispatcher died before starting its supervisor: queued again"
+        store.update(
+            row["id"],
+            db,
+            status=QUEUED,
+            dispatched=None,
+            dispatcher=None,
+            gpu_ids=[],
+            reason=reason,
+        )
+        store.add_event(row["id"], "Requeued", reason, "Warning", db=db)
 
 
 def _restarts_itself(row: sqlite3.Row) -> bool:

@@ -78,12 +78,15 @@ SCHEMA_VERSION = 3
 #: queued it (JSON: `cpu_slots`, `gpu_ids`), so that whoever dispatches it later starts it as
 #: that backend would have; and how often a job was restarted after losing its supervisor, and
 #: not before when it may start again. Version 3: the interpreter of each role whose image maps
-#: to one of its own (JSON, role to path; the others run `python`).
+#: to one of its own (JSON, role to path; the others run `python`), and the process that
+#: dispatched the job (JSON: `pid`, `started`), so a job whose dispatcher died before it started
+#: the supervisor is queued again at once.
 ADDED_COLUMNS = {
     "machine": "ALTER TABLE jobs ADD COLUMN machine TEXT",
     "restarts": "ALTER TABLE jobs ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0",
     "not_before": "ALTER TABLE jobs ADD COLUMN not_before REAL",
     "role_pythons": "ALTER TABLE jobs ADD COLUMN role_pythons TEXT NOT NULL DEFAULT '{}'",
+    "dispatcher": "ALTER TABLE jobs ADD COLUMN dispatcher TEXT",
 }
 #: Version 1 indexes labels in their own table; fill it from the specs of older stores.
 FILL_LABELS = """

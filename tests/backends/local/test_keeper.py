@@ -204,3 +204,38 @@ def test_stop_keeper_stops_a_keeper_that_is_still_starting(isolated_home, make_s
     assert keepers(isolated_home) == []
     time.sleep(1.0)  # a keeper left behind would have taken the lock by now
     assert not keeper_running(isolated_home)
+
+
+DIES_WHILE_DISPATCHING = """
+import os, sys
+from jupyter_cloudml.backends.local import LocalBackend, scheduler
+from jupyter_cloudml.models import TrainSpec
+from jupyter_cloudml.packaging import package_files
+
+def die(*args):  # killed right after recording the job as dispatched, before its supervisor
+    print(backend.list().jobs[0].id, flush=True)
+    os._exit(9)
+
+backend = LocalBackend(home=sys.argv[1])
+scheduler.spawn_supervisor = die
+backend.submit(TrainSpec(name="orphan", package=package_files({"m.py": b"print(1)"}, "m")))
+"""
+
+
+def test_a_job_whose_dispatcher_died_before_starting_it_is_queued_again_at_once(isolated_home):
+    import subprocess
+
+    died = subprocess.run(
+        [sys.executable, "-c", DIES_WHILE_DISPATCHING, str(isolated_home)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert died.returncode == 9, died.stderr
+    job_id = died.stdout.strip()
+    assert status(isolated_home, job_id) is JobStatus.STARTING
+    assert record(isolated_home, job_id)["supervisor_pid"] is None
+    started = time.monotonic()
+    LocalBackend(home=str(isolated_home))  # touching the home brings its keeper
+    wait_for(lambda: status(isolated_home, job_id) is JobStatus.SUCCEEDED, timeout=30)
+    assert time.monotonic() - started < 5  # not SUPERVISOR_START_TIMEOUT (60 s)
+    events = JobStore(isolated_home / "jobs.db").events(job_id)
+    assert "Requeued" in [e.reason for e in events]
