@@ -12,9 +12,12 @@ __version__ = "0.1.0"
 
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext jupyter_cloudml`: register `%%cloudml_train` and `%cloudml`."""
-    from .magics import CloudMLMagics
+    from .magics import CloudMLMagics, help_without_a_body
 
     ipython.register_magics(CloudMLMagics(shell=ipython))
+    cleanups = ipython.input_transformers_cleanup
+    if help_without_a_body not in cleanups:
+        cleanups.append(help_without_a_body)
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:

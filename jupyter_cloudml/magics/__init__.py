@@ -69,6 +69,21 @@ def _parse(
         return None
 
 
+def help_without_a_body(lines: list[str]) -> list[str]:
+    """`%%cloudml_train --help` alone in a cell shows the help: IPython refuses a cell magic
+    with an empty body before the magic is called, so such a cell becomes the line magic."""
+    if (
+        not lines
+        or not lines[0].startswith("%%cloudml_train")
+        or any(line.strip() for line in lines[1:])
+    ):
+        return lines
+    words = lines[0].split()
+    if "--help" not in words and "-h" not in words:
+        return lines
+    return [lines[0][1:].rstrip("\n") + "\n"]
+
+
 @magics_class
 class CloudMLMagics(Magics):
     """`%%cloudml_train` runs a cell as a training job; `%cloudml` inspects jobs."""

@@ -72,6 +72,17 @@ def test_help(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> No
     assert capsys.readouterr().out.startswith("usage: %cloudml jobs logs")
 
 
+def test_the_help_of_an_empty_training_cell(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """IPython refuses a cell magic with an empty body; `%%cloudml_train --help` shows help."""
+    result = shell.run_cell("%%cloudml_train --help\n")
+    assert result.error_before_exec is None and result.error_in_exec is None
+    assert capsys.readouterr().out.startswith("usage: %cloudml_train [options]")
+    result = shell.run_cell("%%cloudml_train --name x\n")  # no help asked: IPython's own answer
+    assert "the cell body is empty" in str(result.error_in_exec)
+
+
 def test_the_terminal_groups_run_in_a_notebook_too(
     shell: InteractiveShell,
     capsys: pytest.CaptureFixture[str],
