@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -385,11 +386,18 @@ def test_a_stopped_endpoint_is_listed_as_serving_nothing(client, trained, isolat
     port = int(info.url.rsplit(":", 1)[1])
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            squatter.bind(("127.0.0.1", port))
-            squatter.listen()
-        except OSError as taken:  # another process on this machine got the freed port first:
-            assert taken.errno == errno.EADDRINUSE  # it is taken all the same
+        deadline = time.monotonic() + 5
+        while True:  # a connection of some other process may hold the freed port a moment
+            try:
+                squatter.bind(("127.0.0.1", port))
+                break
+            except OSError as taken:
+                holders = [
+                    c.pid for c in psutil.net_connections() if c.laddr and c.laddr.port == port
+                ]
+                assert taken.errno == errno.EADDRINUSE and time.monotonic() < deadline, holders
+                time.sleep(0.05)
+        squatter.listen()
         (listed,) = client.deployments()
         assert listed.status is DeploymentStatus.STOPPED
         assert listed.versions[0].ready == 0
