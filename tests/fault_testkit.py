@@ -65,6 +65,16 @@ def home_processes(home: Path) -> list[psutil.Process]:
     return found
 
 
+def keepers(home: Path) -> list[psutil.Process]:
+    """The keeper processes started on demand for `home` (not a service's keeper)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or ())
+        if "jupyter_cloudml.backends.local.keeper" in cmdline and str(home) in cmdline:
+            found.append(proc)
+    return found
+
+
 def describe(procs: list[psutil.Process]) -> list[str]:
     """`pid: command line` of each process, for a failure message."""
     lines = []

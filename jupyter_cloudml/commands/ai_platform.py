@@ -225,10 +225,7 @@ class _TrainingInput:
             machines[role] = (self._replica_config(config_key, role, res), count)
 
     def _count(self, key: str) -> int:
-        value = self.data[key]
-        if isinstance(value, str) and value.strip().isdigit():  # the REST API's int64 is text
-            value = int(value)
-        return self.reader.whole(value, self.path(key), 0)
+        return _int64(self.reader, self.data[key], self.path(key))
 
     def _replica_config(self, key: str, role: str, res: Resources) -> Resources:
         path = self.path(key)
@@ -252,10 +249,7 @@ class _TrainingInput:
             for needed in ("count", "type"):
                 if needed not in accel:
                     self.reader.fail(f"{accel_path}.{needed}", "missing")
-            count = accel["count"]
-            if isinstance(count, str) and count.strip().isdigit():
-                count = int(count)
-            gpus = self.reader.whole(count, f"{accel_path}.count", 0)
+            gpus = _int64(self.reader, accel["count"], f"{accel_path}.count")
             kind = self.reader.string(accel["type"], f"{accel_path}.type")
             try:
                 gpu_type = accelerator_gpu_type(kind)
@@ -375,6 +369,13 @@ class _TrainingInput:
                 "honoured",
                 f"on Kubernetes the pods run as ServiceAccount {account}",
             )
+
+
+def _int64(reader: FieldReader, value: Any, path: str) -> int:
+    """A count >= 0, also as the REST API writes an int64: as text (`workerCount: "3"`)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return reader.whole(value, path, 0)
 
 
 def _seconds(reader: FieldReader, value: Any, path: str) -> float:

@@ -71,9 +71,7 @@ def train_role_resources(ns: argparse.Namespace, every: Resources) -> dict[str, 
     for role, fields in ns.resources:
         if role in found:
             raise InvalidSpec(f"--resources {role}=... is given twice: merge them into one")
-        if fields.get("gpus") == 0 and "gpu_type" not in fields:
-            fields = {**fields, "gpu_type": None}  # a role without GPUs has no GPU type
-        found[role] = dataclasses.replace(every, **fields)
+        found[role] = _over(every, fields)
     return found
 
 
@@ -156,13 +154,25 @@ def build_train_spec(
     )
 
 
+def _over(res: Resources, fields: Mapping[str, Any]) -> Resources:
+    """`res` with `fields` set; `gpus: 0` alone also drops the GPU type (none without GPUs)."""
+    if fields.get("gpus") == 0 and "gpu_type" not in fields:
+        fields = {**fields, "gpu_type": None}
+    return dataclasses.replace(res, **fields)
+
+
 def training_config(ns: argparse.Namespace, source_dir: str | Path) -> TrainingConfig | None:
-    """The `--config` file of a `train` command, read (None without one)."""
+    """The `--config` file of a `train` command, read once per parsed command (the spec, the
+    study and the notes all come from it); None without one."""
     if not getattr(ns, "config", None):
         return None
-    from .ai_platform import load_training_config
+    loaded: TrainingConfig | None = getattr(ns, "_training_config", None)
+    if loaded is None:
+        from .ai_platform import load_training_config
 
-    return load_training_config(Path(os.path.join(source_dir, ns.config)), shown_as=ns.config)
+        path = Path(os.path.join(source_dir, ns.config))
+        loaded = ns._training_config = load_training_config(path, shown_as=ns.config)
+    return loaded
 
 
 def _config_role_resources(
@@ -172,13 +182,7 @@ def _config_role_resources(
     (`--gpus 0` takes the GPUs off every machine)."""
     given = {"cpu": ns.cpu, "memory": ns.memory, "gpus": ns.gpus, "gpu_type": ns.gpu_type}
     given = {key: value for key, value in given.items() if value is not None}
-    if given.get("gpus") == 0 and "gpu_type" not in given:
-        given["gpu_type"] = None
-    return {
-        role: dataclasses.replace(res, **given)
-        for role, res in from_file.items()
-        if replicas.count(role)
-    }
+    return {role: _over(res, given) for role, res in from_file.items() if replicas.count(role)}
 
 
 def train_secrets(ns: argparse.Namespace, source_dir: str | Path) -> dict[str, str]:

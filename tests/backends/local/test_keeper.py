@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 from cloudml_testkit import wait_for
-from fault_testkit import home_processes
+from fault_testkit import home_processes, keepers
 
 from jupyter_cloudml.backends.local import LocalBackend
 from jupyter_cloudml.backends.local.keeper import (
@@ -50,15 +50,6 @@ def record(home: Path, job_id: str):
 def supervisor(home: Path, job_id: str) -> psutil.Process:
     wait_for(lambda: record(home, job_id)["supervisor_pid"] is not None, timeout=30)
     return psutil.Process(record(home, job_id)["supervisor_pid"])
-
-
-def keepers(home: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or ())
-        if "jupyter_cloudml.backends.local.keeper" in cmdline and str(home) in cmdline:
-            found.append(proc)
-    return found
 
 
 def test_a_dead_supervisor_is_found_and_the_queue_moves_without_readers(isolated_home, make_spec):

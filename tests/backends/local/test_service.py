@@ -22,6 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 from cloudml_testkit import wait_for
+from fault_testkit import keepers
 
 from jupyter_cloudml.backends.local import LocalBackend
 from jupyter_cloudml.backends.local.keeper import ensure_keeper, keeper_record, keeper_running
@@ -121,15 +122,6 @@ def holder(home: Path) -> int | None:
     return record["pid"] if record and record.get("service") else None
 
 
-def keepers_on_demand(home: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or ())
-        if "jupyter_cloudml.backends.local.keeper" in cmdline and str(home) in cmdline:
-            found.append(proc)
-    return found
-
-
 def write_config(**traits: object) -> None:
     folder = Path(os.environ["JUPYTER_CONFIG_DIR"])
     folder.mkdir(parents=True, exist_ok=True)
@@ -159,7 +151,7 @@ def test_the_units_command_keeps_the_home_and_stays_while_idle(
     psutil.Process(row["supervisor_pid"]).kill()  # only the keeper watches now
     wait_for(lambda: status(isolated_home, running.id) is JobStatus.FAILED, timeout=15)
     wait_for(lambda: status(isolated_home, queued.id) is JobStatus.SUCCEEDED, timeout=60)
-    assert keepers_on_demand(isolated_home) == []  # the service's keeper did it all
+    assert keepers(isolated_home) == []  # the service's keeper did it all
 
     time.sleep(3.0)  # three times keeper_idle_seconds with nothing to watch
     assert service.poll() is None
