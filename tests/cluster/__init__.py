@@ -30,10 +30,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jupyter_cloudml
+
 from .admin import AdminClient, ClusterError
 from .control_plane import ControlPlane, free_port
 
 HERE = Path(__file__).resolve().parent
+#: The checkout under test (a worktree when run from one): the images' `jupyter_cloudml`.
+_CODE_UNDER_TEST = Path(jupyter_cloudml.__file__).resolve().parent.parent
 Obj = dict[str, Any]
 
 #: Lets the node agents read Services and Pods cluster-wide for pod DNS, as CoreDNS's may.
@@ -147,7 +151,11 @@ class Cluster(ControlPlane, AdminClient):
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "PYTHONPATH": path},
+            env={
+                **os.environ,
+                "PYTHONPATH": path,
+                "CLOUDML_TEST_IMAGE_CODE": str(_CODE_UNDER_TEST),
+            },
             cwd=self.workdir,
         )
         log.close()

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 SA_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 #: Leads every container's PYTHONPATH: its sitecustomize gives the pod its own listening address.
 POD_NETWORK = Path(__file__).resolve().parent / "podnet"
+#: The checkout whose `jupyter_cloudml` the images hold (the one under test, set by the harness):
+#: it follows the pod network on every container's PYTHONPATH.
+IMAGE_CODE = os.environ.get("CLOUDML_TEST_IMAGE_CODE", "")
 #: Mounted in the container's own mount namespace; other mount paths are rewritten to folders.
 BIND_PREFIXES = ("/var/run/secrets/",)
 _PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
@@ -264,7 +267,9 @@ class PodSandbox:
         if box.gpus:
             env["NVIDIA_VISIBLE_DEVICES"] = ",".join(map(str, box.gpus))
         env = {k: self.remap(v) for k, v in env.items()}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(POD_NETWORK), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(POD_NETWORK), IMAGE_CODE, env.get("PYTHONPATH")])
+        )
         argv = [
             self.remap(expand(str(a), env))
             for a in [*(c.get("command") or []), *(c.get("args") or [])]
