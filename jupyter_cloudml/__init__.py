@@ -46,6 +46,10 @@ def __getattr__(name: str) -> Any:
         from .client import Client
 
         return lambda deployment, instances, **kw: Client().predict(deployment, instances, **kw)
+    if name == "show":
+        from .magics.show import show
+
+        return show
     if name == "Client":
         from .client import Client
 

@@ -25,6 +25,7 @@ from ..views.text import dumps
 
 if TYPE_CHECKING:
     from ..client import Client
+    from ..widgets import JobView, StudyView
 
 
 class JobFailed(CloudMLError):
@@ -166,11 +167,9 @@ class CloudMLMagics(Magics):
                 self._client_for(ns)  # refuses --backend
             run_models_command(self.client, ns, sys.stdout)
         if ns.model_verb in ("deploy", "describe", "update", "rollback") and ns.output == "text":
-            from IPython.display import display
-
             from ..widgets import deployment_widget
 
-            display(deployment_widget(self.client, ns.name))
+            deployment_widget(self.client, ns.name).show()
 
     @line_magic
     def cloudml(self, line: str) -> None:
@@ -245,7 +244,7 @@ class CloudMLMagics(Magics):
                 self._tune(spec, tuning, ns.wait)
                 return
             job = self.client.submit(spec)
-        self._show(job.id)
+        view = self._show(job.id)
         if not ns.wait:
             if spec.returns:
                 print(
@@ -259,17 +258,17 @@ class CloudMLMagics(Magics):
             self.client.cancel(job.id)
             print(f"interrupted: cancelled job {job.id}")
             return
+        _settle(view)
         self._finish(final)
         if spec.returns:
             self._fetch(job.id)
 
     def _tune(self, spec: TrainSpec, tuning: TuningSpec, wait: bool) -> None:
-        from IPython.display import display
-
         from ..widgets import study_widget
 
         study = self.client.submit_study(spec, tuning)
-        display(study_widget(self.client, study.id))
+        view = study_widget(self.client, study.id)
+        view.show()
         if not wait:
             return
         print(f"waiting for study {study.id}; interrupt the kernel to cancel it")
@@ -279,6 +278,7 @@ class CloudMLMagics(Magics):
             self.client.cancel_study(study.id)
             print(f"interrupted: cancelled study {study.id}")
             return
+        _settle(view)
         final = self.client.get_study(study.id)
         if final.best_trial is None or final.status is not JobStatus.SUCCEEDED:
             raise JobFailed(
@@ -297,12 +297,12 @@ class CloudMLMagics(Magics):
             display(Image(metric_curves_png(scalars, title=job_id)))
         print(format_metrics(scalars))
 
-    def _show(self, job_id: str) -> None:
-        from IPython.display import display
-
+    def _show(self, job_id: str) -> JobView:
         from ..widgets import job_widget
 
-        display(job_widget(self.client, job_id))
+        view = job_widget(self.client, job_id)
+        view.show()
+        return view
 
     def _wait(self, job_id: str, timeout: float | None, output: str) -> None:
         try:
@@ -338,6 +338,12 @@ class CloudMLMagics(Magics):
         values = self.client.fetch(job_id)
         self._user_ns.update(values)
         print(f"loaded {_names(values)} from job {job_id}")
+
+
+def _settle(view: JobView | StudyView) -> None:
+    """Show the end the caller waited for at once (not a poll interval later)."""
+    if view.watcher is not None:
+        view.watcher.settle()
 
 
 def _names(names: Any) -> str:

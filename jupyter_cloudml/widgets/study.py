@@ -30,6 +30,7 @@ from .job import (
     render_error,
     render_header,
 )
+from .saved import SavedCopy
 from .watch import MetricsReader, MetricsSource, Watcher
 
 #: The table's orders: label shown, then the `render.sort_trials` key.
@@ -93,7 +94,7 @@ def _scatter_key(trials: Sequence[TrialInfo], best: int | None) -> object:
     )
 
 
-class StudyView(ipywidgets.VBox):
+class StudyView(SavedCopy, ipywidgets.VBox):
     """Progress, trials table and plots of one study; fed by `update` (usually from a
     `StudyWatcher`).
 
@@ -109,8 +110,8 @@ class StudyView(ipywidgets.VBox):
         self.error = ipywidgets.HTML()
         self.sort = ipywidgets.Dropdown(options=SORT_CHOICES, value="metric", description="Sort")
         self.table = ipywidgets.HTML()
-        self.curves = PlotImage()
-        self.scatter = PlotImage()
+        self.curves = PlotImage(caption="each trial's metric by step")
+        self.scatter = PlotImage(caption="the metric by parameter value")
         self.note = ipywidgets.HTML()
         self._study: StudyInfo | None = None
         self._metrics_error = ""
@@ -178,6 +179,12 @@ class StudyView(ipywidgets.VBox):
             self._metrics_error, self.curves.problem, self.scatter.problem
         )
 
+    def copy_subject(self) -> tuple[str, str, str, bool] | None:
+        study = self._study
+        if study is None:
+            return None
+        return "study", study.id, study.status.value, study.status.terminal
+
     def _sort_changed(self, change: dict[str, Any]) -> None:
         with self._lock:
             if self._study is not None:
@@ -233,6 +240,7 @@ class StudyWatcher(Watcher[StudyInfo]):
                 self._complete.add(trial.number)
         self.view.update(study, {number: s.points for number, s in self.curves.items()})
         self.view.show_metrics_error(self.metrics.error)
+        self.view.keep()
         return study
 
 
