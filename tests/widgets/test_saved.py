@@ -93,11 +93,9 @@ NOTEBOOK = [
     """,
     "%%cloudml_train --name saved-study --param x=uniform(-1,1) --metric loss --goal minimize"
     " --trials 2 --parallel 2 --seed 3 --wait\n"
-    """\
-    import jupyter_cloudml
-    p = jupyter_cloudml.params(x=0.0)
-    jupyter_cloudml.report(step=0, loss=p["x"] ** 2)
-    """,
+    "import jupyter_cloudml\n"
+    "p = jupyter_cloudml.params(x=0.0)\n"
+    'jupyter_cloudml.report(step=0, loss=p["x"] ** 2)\n',
     """\
     %%cloudml_train --name still-running
     import time
