@@ -22,6 +22,8 @@ import ipywidgets
 
 #: The attribute that marks our static copies (the lab extension looks for it).
 MARKER = "data-cloudml-view"
+#: Their class (kept where an untrusted notebook's HTML loses data attributes).
+CSS_CLASS = "cloudml-saved-view"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
@@ -82,11 +84,12 @@ class SavedCopy:
         subject = self.copy_subject()
         body = static_html(self)
         if subject is None:
-            return {"text/html": f"<div {MARKER}>{body}</div>", "text/plain": "(nothing yet)"}
+            copy = f'<div class="{CSS_CLASS}" {MARKER}>{body}</div>'
+            return {"text/html": copy, "text/plain": "(nothing yet)"}
         kind, ident, status, final = subject
         note = "" if final else _stale_note(kind, ident, status)
         return {
-            "text/html": f'<div {MARKER}="{html.escape(kind)}">{body}{note}</div>',
+            "text/html": f'<div class="{CSS_CLASS}" {MARKER}="{kind}">{body}{note}</div>',
             "text/plain": f"{kind} {ident}: {status}",
         }
 
