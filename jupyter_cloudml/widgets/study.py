@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import ipywidgets
 
-from ..models import Goal, JobStatus, Scalar, StudyInfo, TrialInfo, TrialStatus
+from ..models import Goal, JobStatus, Scalar, Scale, StudyInfo, TrialInfo, TrialStatus
 from ..views.studies import (
     format_objective,
     format_trial_counts,
@@ -161,13 +161,16 @@ class StudyView(SavedCopy, ipywidgets.VBox):
     def _plot(self, study: StudyInfo, curves: Mapping[int, Sequence[Scalar]]) -> None:
         best = study.best_trial.number if study.best_trial is not None else None
         metric, trials = study.tuning.metric, study.trials
+        log_params = {p.name for p in study.tuning.params if p.scale is Scale.LOG}
         self.curves.show(
             _curves_key(curves, best),
             lambda: load_plots().study_curves_png(curves, metric=metric, best=best),
         )
         self.scatter.show(
             _scatter_key(trials, best),
-            lambda: load_plots().param_scatter_png(trials, metric=metric, best=best),
+            lambda: load_plots().param_scatter_png(
+                trials, metric=metric, best=best, log_params=log_params
+            ),
         )
         if study.status.terminal:
             self.curves.flush()
