@@ -177,19 +177,16 @@ class Client:
     # --- TensorBoard --------------------------------------------------------------------------
 
     def tensorboard(self, ids: builtins.list[str]) -> TensorBoardInfo:
-        """A TensorBoard over these jobs' event files (a study stands for all its trials)."""
+        """A TensorBoard over these jobs' event files. A study's are the runs its driver writes
+        (`tuning/board.py`): one per trial named by its parameters, with the HParams of each."""
         from .tuning.study import trial_job_ids
 
         job_ids: builtins.list[str] = []
         for job_id in dict.fromkeys(ids):
             job = self.backend.get(job_id)
-            if is_study(job):
-                trials = trial_job_ids(self.backend, job_id)
-                if not trials:
-                    raise Conflict(f"study {job_id} has started no trial yet; try again soon")
-                job_ids += trials
-            else:
-                job_ids.append(job_id)
+            if is_study(job) and not trial_job_ids(self.backend, job_id):
+                raise Conflict(f"study {job_id} has started no trial yet; try again soon")
+            job_ids.append(job_id)
         if not job_ids:
             raise InvalidSpec("name at least one job or study for TensorBoard")
         return self.backend.tensorboard(job_ids)
