@@ -17,6 +17,7 @@ import json
 import re
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from cloudml_testkit import GPU_PRODUCT, wait_for
@@ -513,6 +514,11 @@ def test_study_driver_runs_in_the_cluster_as_its_own_account_and_starts_its_tria
     assert not refusals(kube, driver)
     assert json.loads(backend.read_output(study.id, "study.json"))["best"] is not None
     assert time.time() - info.created < 180
+    # its TensorBoard runs, one per trial named by its parameters, on the shared claim
+    board = Path(tenant.shared) / "jobs" / study.id / "job_dir"
+    runs = {p.parent.name for p in board.glob("*/events.out.tfevents.*")}
+    assert runs == {f"x={t.params['x']:.4g}" for t in info.trials}, sorted(board.rglob("*"))
+    assert list(board.glob("events.out.tfevents.*"))  # the study's HParams configuration
 
 
 def test_tensorboard_is_a_deployment_over_the_jobs_event_files(backend, kube, tenant):
