@@ -277,6 +277,8 @@ def test_tensorboard_opens_in_a_lab_tab_and_inline(page, lab: Lab):
     code = "import jupyter_cloudml\nfor s in range(3):\n    jupyter_cloudml.report(step=s, acc=s)\n"
     job_id = submit(lab, code, "tb-source")
     lab.client.wait(job_id, timeout=60, poll=0.1)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
     open_lab(page, lab)
     open_sidebar(page)
     page.locator(f'#cloudml-sidebar [data-job-id="{job_id}"]').click()
@@ -288,12 +290,22 @@ def test_tensorboard_opens_in_a_lab_tab_and_inline(page, lab: Lab):
     # TensorBoard's own page, served through the Jupyter server (no localhost URL).
     src = frame_root.locator("iframe").get_attribute("src") or ""
     assert "/proxy/" in src and "localhost" not in src and ":6006" not in src
+    assert src.endswith("#scalars")  # the scalars, not the time series' settings pane
     frame.locator("body").wait_for(timeout=30_000)
     page.wait_for_function(
         "() => { const f = document.querySelector('[id^=\"cloudml-tensorboard-\"] iframe');"
         " return f && f.contentDocument && f.contentDocument.title.includes('TensorBoard'); }",
         timeout=60_000,
     )
+    frame.get_by_text("acc", exact=True).first.wait_for(timeout=60_000)  # the scalar's card
+    page.wait_for_load_state("networkidle")
+    if SCREENSHOTS:
+        page.screenshot(path=os.path.join(SCREENSHOTS, "tensorboard.png"))
+    proxied = f"{lab.url}/proxy/"
+    board_requests = [u for u in requested if "font" in u or "/data/" in u or "index.js" in u]
+    assert any("/font-roboto/" in u for u in board_requests)  # its fonts, through the proxy
+    assert board_requests and all(u.startswith(proxied) for u in board_requests), board_requests
+    assert not [u for u in requested if not u.startswith(lab.url)], "requests left the server"
 
     name = lab.notebook("tb.ipynb", "%load_ext jupyter_cloudml", f"%cloudml tensorboard {job_id}")
     page.evaluate(

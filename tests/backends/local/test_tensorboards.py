@@ -188,7 +188,7 @@ def test_magic_shows_it_inline_through_the_server(shell, make_spec, monkeypatch)
         (bundle,) = shown
         frame = bundle[MIME_TYPE]
         assert frame["jobs"] == [job_id] and frame["url"].startswith("proxy/")
-        assert f'src="/user/alice/{frame["url"]}"' in bundle["text/html"]
+        assert f'src="/user/alice/{frame["url"]}#scalars"' in bundle["text/html"]
         assert "localhost" not in json.dumps(bundle) and "127.0.0.1" not in json.dumps(bundle)
     finally:
         for board in client.tensorboards():
@@ -200,5 +200,8 @@ def test_notebook_bundle_defaults_to_the_server_root():
 
     board = TensorBoardInfo("tb-1", ("a-1",), "http://127.0.0.1:6006/", 0.0, reused=True)
     bundle = notebook_bundle(board, height=400)
-    assert 'src="/proxy/6006/"' in bundle["text/html"] and 'height="400"' in bundle["text/html"]
+    assert (
+        'src="/proxy/6006/#scalars"' in bundle["text/html"]
+        and 'height="400"' in bundle["text/html"]
+    )
     assert "reused" in bundle["text/plain"]
