@@ -46,6 +46,10 @@ def __getattr__(name: str) -> Any:
         from .client import Client
 
         return lambda deployment, instances, **kw: Client().predict(deployment, instances, **kw)
+    if name == "prediction_results":
+        from .client import Client
+
+        return lambda job_or_path, **kw: Client().prediction_results(job_or_path, **kw)
     if name == "Client":
         from .client import Client
 

@@ -145,6 +145,11 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
         a path inside that job's job dir."""
         raise Unsupported(f"the {type(self).__name__} does not serve models")
 
+    def model_location(self, model: str) -> str:
+        """Where a job's replicas read `model` (a path, `job:ID[/path]` or a URI, as `deploy`
+        takes it): a path they can open or an fsspec URI, for batch prediction jobs."""
+        raise Unsupported(f"the {type(self).__name__} does not run batch prediction")
+
     def deployments(self) -> builtins.list[DeploymentInfo]:
         """Every deployment, by name."""
         return []

@@ -32,7 +32,7 @@ from .labels import (
     CANCELLED_ANNOTATION,
     SPEC_ANNOTATION,
 )
-from .manifests.serving import model_storage_uri
+from .manifests.serving import model_storage_uri, parse_pvc_uri
 from .names import job_name
 from .outputs import JobOutputs
 from .status import cluster_event, pod_events
@@ -130,6 +130,24 @@ class KubernetesBackend(Submission, JobOutputs):
             job_dir = job.spec.job_dir if job.spec else None
         uri = model_storage_uri(spec.model, shared=self.shared, job_dir=job_dir)
         return self._deployments.deploy(spec, uri)
+
+    def model_location(self, model: str) -> str:
+        """A job's pods read models on the shared volume (mounted at the same path in each) or
+        at a URI fsspec opens; a claim they do not mount is refused."""
+        job_dir = None
+        if model.startswith("job:"):
+            job = self._known(model[len("job:") :].partition("/")[0])
+            job_dir = job.spec.job_dir if job.spec else None
+        uri = model_storage_uri(model, shared=self.shared, job_dir=job_dir)
+        if not uri.startswith("pvc://"):
+            return uri
+        location = parse_pvc_uri(uri)
+        if self.shared is None or location.claim != self.shared.claim:
+            raise InvalidSpec(
+                f"model {model!r} is on the claim {location.claim!r}, which jobs do not mount "
+                "(they mount c.KubernetesBackend.shared_claim)"
+            )
+        return f"{self.shared.mount_path.rstrip('/')}/{location.sub_path}".rstrip("/")
 
     def deployments(self) -> builtins.list[DeploymentInfo]:
         return self._deployments.all()
