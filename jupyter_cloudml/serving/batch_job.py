@@ -32,6 +32,11 @@ from .batch_inputs import expand_inputs, shard_files
 def plan_inputs(spec: BatchPredictionSpec) -> list[str]:
     """The input files of `spec`: every glob matched, local files readable, enough for the
     workers."""
+    if spec.data_format is DataFormat.PARQUET:
+        try:
+            import pyarrow.parquet  # noqa: F401
+        except ImportError:
+            raise InvalidSpec("--data-format parquet needs pyarrow (pip install pyarrow)") from None
     files = expand_inputs(spec.input_paths)
     for path in files:
         if "://" not in path and not os.access(path, os.R_OK):
