@@ -5,7 +5,7 @@ Shard i of N writes `prediction.results-0000i-of-0000N` (one JSON object per pre
 `prediction.errors_stats-0000i-of-0000N` (one JSON object per row that failed: `input_file`,
 `line`, `error`, and `instance` when it was read). Both are written under temporary names and
 renamed when the shard is complete, results last: a results file is a finished shard, which a
-restarted job does not predict again.
+restarted job does not predict again (and what a killed attempt left of a shard is removed).
 """
 
 from __future__ import annotations
@@ -75,6 +75,9 @@ class ShardWriter:
         self.fs, self.root = _fs(output_path)
         self.fs.makedirs(self.root, exist_ok=True)
         self.names = {kind: shard_name(kind, shard, shards) for kind in (RESULTS, ERRORS)}
+        for name in self.names.values():  # what a killed attempt left of this shard
+            for stale in self.fs.glob(f"{self.root}/.{name}.attempt-*"):
+                self.fs.rm(stale)
         self.temps = {k: f"{self.root}/.{n}.attempt-{attempt}" for k, n in self.names.items()}
         self.files = {k: self.fs.open(t, "w", encoding="utf-8") for k, t in self.temps.items()}
         self.rows = 0
