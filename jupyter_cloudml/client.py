@@ -312,7 +312,8 @@ class Client:
         model, framework, predictor = self._batch_model(spec)
         location = self.backend.model_location(model)
         check_model(location, framework, predictor)
-        files = plan_inputs(spec)
+        files = [self.backend.data_location(f) for f in plan_inputs(spec)]
+        self.backend.data_location(spec.output_path)
         prepare_output(spec.output_path, spec.overwrite)
         return self.backend.submit(batch_job_spec(spec, location, framework, predictor, files))
 

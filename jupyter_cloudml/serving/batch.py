@@ -20,7 +20,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .batch_inputs import Row
 
 BATCH_ENV = "CLOUDML_BATCH"
 INPUTS_FILE = "batch_inputs.json"
@@ -61,14 +64,14 @@ class ShardRun:
         from ..exceptions import InvalidSpec
         from .batch_inputs import read_rows
 
-        batch: list[tuple[int, Any]] = []
+        batch: list[Row] = []
         try:
             for row in read_rows(path, data_format):
                 if row.error is not None:
                     self.writer.error(path, row.line, row.error)
                     self._advance(1)
                     continue
-                batch.append((row.line, row.instance))
+                batch.append(row)
                 if len(batch) >= self.batch_size:
                     self._predict(path, batch)
                     batch = []
@@ -77,8 +80,8 @@ class ShardRun:
         if batch:
             self._predict(path, batch)
 
-    def _predict(self, path: str, batch: list[tuple[int, Any]]) -> None:
-        instances = [instance for _, instance in batch]
+    def _predict(self, path: str, batch: list[Row]) -> None:
+        instances = [row.instance for row in batch]
         try:
             predictions = self.predict(instances)
             if len(predictions) != len(instances):
@@ -90,11 +93,11 @@ class ShardRun:
                 for row in batch:
                     self._predict(path, [row])
             else:
-                self.writer.error(path, batch[0][0], _describe(exc), batch[0][1])
+                self.writer.error(path, batch[0].line, _describe(exc), batch[0].instance)
                 self._advance(1)
             return
-        for (line, instance), prediction in zip(batch, predictions, strict=True):
-            self.writer.result(path, line, instance, prediction)
+        for row, prediction in zip(batch, predictions, strict=True):
+            self.writer.result(path, row.line, row.instance, prediction, row.text)
         self._advance(len(batch))
 
     def _advance(self, rows: int) -> None:

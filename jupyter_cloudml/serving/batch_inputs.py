@@ -11,20 +11,20 @@ import csv
 import json
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..exceptions import InvalidSpec
 from ..models import DataFormat
 
 
-@dataclass(frozen=True)
-class Row:
-    """One input row: `instance`, or `error` (why it could not be read), at `line`."""
+class Row(NamedTuple):
+    """One input row: `instance`, or `error` (why it could not be read), at `line`; `text` is
+    the instance as the JSON the line held, when it held JSON (written back as it is)."""
 
     line: int
     instance: Any = None
     error: str | None = None
+    text: str | None = None
 
 
 def expand_inputs(patterns: Sequence[str]) -> list[str]:
@@ -77,8 +77,18 @@ def read_rows(path: str, data_format: DataFormat) -> Iterator[Row]:
 
 
 def count_rows(path: str, data_format: DataFormat) -> int:
-    """How many rows `read_rows` yields for `path` (for progress: rows done of rows total)."""
-    return sum(1 for _ in read_rows(path, data_format))
+    """How many rows `read_rows` yields for `path` (for progress: rows done of rows total),
+    without parsing them where lines are rows."""
+    if data_format not in (DataFormat.JSON, DataFormat.CSV):
+        return sum(1 for _ in read_rows(path, data_format))
+    import fsspec
+
+    try:
+        with fsspec.open(path, "rb") as handle:
+            lines = sum(1 for raw in handle if raw.strip())
+    except (OSError, ValueError) as exc:
+        raise InvalidSpec(f"cannot read input file {path}: {exc}") from None
+    return max(lines - 1, 0) if data_format is DataFormat.CSV else lines
 
 
 def _text_lines(handle: Any) -> Iterator[tuple[int, str | None, str | None]]:
@@ -103,7 +113,7 @@ def _json_rows(handle: Any) -> Iterator[Row]:
         except ValueError as exc:
             yield Row(number, error=f"not JSON: {exc}")
             continue
-        yield Row(number, instance=instance)
+        yield Row(number, instance=instance, text=text)
 
 
 def _csv_value(text: str) -> Any:

@@ -11,6 +11,7 @@ restarted job does not predict again (and what a killed attempt left of a shard 
 from __future__ import annotations
 
 import json
+import math
 import posixpath
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,20 @@ if TYPE_CHECKING:
 
 RESULTS = "prediction.results"
 ERRORS = "prediction.errors_stats"
+
+
+#: One encoder for every line (`json.dumps(..., default=str)` would build one per call).
+_ENCODE = json.JSONEncoder(default=str).encode
+
+
+def _encode(value: Any) -> str:
+    """JSON of a prediction; whole numbers and finite floats (most predictions) directly."""
+    kind = type(value)
+    if kind is int:
+        return str(value)
+    if kind is float and math.isfinite(value):
+        return repr(value)
+    return _ENCODE(value)
 
 
 def shard_name(kind: str, shard: int, shards: int) -> str:
@@ -82,17 +97,29 @@ class ShardWriter:
         self.files = {k: self.fs.open(t, "w", encoding="utf-8") for k, t in self.temps.items()}
         self.rows = 0
         self.errors = 0
+        self._source, self._source_json = "", '""'
 
-    def result(self, source: str, line: int, instance: Any, prediction: Any) -> None:
-        row = {"instance": instance, "prediction": prediction, "input_file": source, "line": line}
-        self.files[RESULTS].write(json.dumps(row, default=str) + "\n")
+    def result(
+        self, source: str, line: int, instance: Any, prediction: Any, text: str | None = None
+    ) -> None:
+        """One results line; `text` is the instance's JSON when the input line held it."""
+        encoded = text if text is not None else _ENCODE(instance)
+        self.files[RESULTS].write(
+            f'{{"instance": {encoded}, "prediction": {_encode(prediction)}, '
+            f'"input_file": {self._quoted(source)}, "line": {line}}}\n'
+        )
         self.rows += 1
+
+    def _quoted(self, source: str) -> str:
+        if source != self._source:
+            self._source, self._source_json = source, json.dumps(source)
+        return self._source_json
 
     def error(self, source: str, line: int, reason: str, instance: Any = None) -> None:
         row: dict[str, Any] = {"input_file": source, "line": line, "error": reason}
         if instance is not None:
             row["instance"] = instance
-        self.files[ERRORS].write(json.dumps(row, default=str) + "\n")
+        self.files[ERRORS].write(_ENCODE(row) + "\n")
         self.errors += 1
 
     def commit(self) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import os
+import posixpath
 import shutil
 import time
 from typing import Any
@@ -130,6 +132,22 @@ class KubernetesBackend(Submission, JobOutputs):
             job_dir = job.spec.job_dir if job.spec else None
         uri = model_storage_uri(spec.model, shared=self.shared, job_dir=job_dir)
         return self._deployments.deploy(spec, uri)
+
+    def data_location(self, path: str) -> str:
+        """Pods reach URIs and the shared volume (mounted at the same path), nothing else."""
+        if "://" in path:
+            return path
+        norm = posixpath.normpath(os.path.abspath(path))
+        root = self.shared.mount_path.rstrip("/") if self.shared else None
+        if root is None or not (norm == root or norm.startswith(root + "/")):
+            where = (
+                f"under {root}" if root else "on shared storage (c.KubernetesBackend.shared_claim)"
+            )
+            raise InvalidSpec(
+                f"{path} is a path the cluster's pods cannot reach: put it {where} or give a "
+                "URI (gs://, s3://, ...)"
+            )
+        return norm
 
     def model_location(self, model: str) -> str:
         """A job's pods read models on the shared volume (mounted at the same path in each) or

@@ -71,17 +71,27 @@ def test_a_batch_prediction_is_an_indexed_job_over_the_shared_claim(backend, kub
     assert "shard 1 of 2 done: 2 predicted, 1 error(s)" in logs
 
 
-def test_a_model_the_pods_cannot_read_is_refused(backend, tenant, tmp_path):
-    model = tmp_path / "model.joblib"
+def test_paths_the_pods_cannot_reach_are_refused_before_submitting(backend, tenant, tmp_path):
+    client = Client(backend=backend)
+    model = tenant.shared / "model.joblib"
     model.write_bytes(b"")
-    (tenant.shared / "in.json").write_text("[1.0]\n")
+    elsewhere = tmp_path / "model.joblib"
+    elsewhere.write_bytes(b"")
+    shared_in, local_in = tenant.shared / "in.json", tmp_path / "in.json"
+    for path in (shared_in, local_in):
+        path.write_text("[1.0]\n")
+
+    def submit(model, inputs, out):
+        spec = BatchPredictionSpec(
+            name="score", model=str(model), input_paths=(str(inputs),), output_path=str(out),
+            framework=ModelFramework.SKLEARN,
+        )  # fmt: skip
+        client.submit_batch_prediction(spec)
+
     with pytest.raises(InvalidSpec, match="is a path the cluster cannot read"):
-        Client(backend=backend).submit_batch_prediction(
-            BatchPredictionSpec(
-                name="score",
-                model=str(model),
-                input_paths=(str(tenant.shared / "in.json"),),
-                output_path=str(tenant.shared / "out"),
-                framework=ModelFramework.SKLEARN,
-            )
-        )
+        submit(elsewhere, shared_in, tenant.shared / "out")
+    with pytest.raises(InvalidSpec, match=f"{local_in} is a path the cluster's pods cannot reach"):
+        submit(model, local_in, tenant.shared / "out")
+    with pytest.raises(InvalidSpec, match=f"put it under {tenant.shared} or give a URI"):
+        submit(model, shared_in, tmp_path / "out")
+    assert backend.list().jobs == ()
