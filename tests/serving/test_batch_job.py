@@ -250,3 +250,28 @@ def test_the_console_script(model_file, tmp_path):
     )  # fmt: skip
     assert bad.returncode == 2
     assert "tf-record-gzip is not read: decompress the files" in bad.stderr
+
+
+def test_a_deployments_model_is_scored_by_name_and_version(
+    isolated_home, serving_python, model_file, tmp_path
+):
+    from jupyter_cloudml.backends.local import LocalBackend
+    from jupyter_cloudml.models import DeploySpec
+
+    client = Client(backend=LocalBackend(home=str(isolated_home), serving_python=serving_python))
+    client.deploy(DeploySpec("iris", model_file, ModelFramework.SKLEARN))
+    inputs = _json_inputs(tmp_path / "in", 1, bad=False)
+    job = client.submit_batch_prediction(_spec("iris", inputs, tmp_path / "a", framework=None))
+    assert client.wait(job.id, timeout=120).status is JobStatus.SUCCEEDED
+    assert client.prediction_results(job.id)["prediction"].tolist() == CLASSES
+    assert client.batch_prediction(job.id).model == "iris"
+    with pytest.raises(NotFound, match=r"deployment iris has no version 'v9' \(it has v1\)"):
+        client.submit_batch_prediction(_spec("iris:v9", inputs, tmp_path / "b", framework=None))
+    with pytest.raises(
+        InvalidSpec, match="--framework xgboost: deployment iris v1 serves a sklearn"
+    ):
+        client.submit_batch_prediction(
+            _spec("iris:v1", inputs, tmp_path / "b", framework=ModelFramework.XGBOOST)
+        )
+    job = client.submit_batch_prediction(_spec("iris:v1", inputs, tmp_path / "b", framework=None))
+    assert client.wait(job.id, timeout=120).status is JobStatus.SUCCEEDED
