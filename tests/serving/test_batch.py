@@ -143,3 +143,30 @@ def test_reading_a_folder_without_results_says_so(tmp_path: Path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InvalidSpec, match=r"no prediction results in .*prediction.results-\*"):
         read_results(str(tmp_path / "empty"))
+
+
+def test_parquet_and_tfrecord_shards(tmp_path: Path, model: str):
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    from jupyter_cloudml.metrics.records import frame
+    from jupyter_cloudml.serving.tf_example import example_bytes
+
+    table = pyarrow.table({"a": [5.1, 6.7], "b": [3.5, 3.0], "c": [1.4, 5.2], "d": [0.2, 2.3]})
+    pq.write_table(table, tmp_path / "in.parquet")
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    files = [str(tmp_path / "bad.parquet"), str(tmp_path / "in.parquet")]
+    out = tmp_path / "out"
+    assert run_shard(_config(model, out, workers=1, data_format="parquet"), files, 0, "0") == 0
+    assert read_results(str(out))["prediction"].tolist() == [0, 2]
+    errors = read_results(str(out), errors=True)
+    assert errors["line"].tolist() == [0]
+    assert errors["error"][0].startswith(f"{tmp_path / 'bad.parquet'} is not a Parquet file")
+
+    records = [example_bytes({"a": [5.1], "b": [3.5], "c": [1.4], "d": [0.2]}), b"\x08"]
+    (tmp_path / "in.tfrecord").write_bytes(b"".join(frame(r) for r in records))
+    out = tmp_path / "out-tf"
+    config = _config(model, out, workers=1, data_format="tf-record")
+    assert run_shard(config, [str(tmp_path / "in.tfrecord")], 0, "0") == 0
+    assert read_results(str(out))["prediction"].tolist() == [0]
+    assert read_results(str(out), errors=True)["line"].tolist() == [2]
