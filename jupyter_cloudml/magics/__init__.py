@@ -191,6 +191,12 @@ class CloudMLMagics(Magics):
 
         with _usage_errors():
             self._client_for(argparse.Namespace(backend=ns.backend, dry_run=False))
+            if ns.output == "json":  # as in a terminal: JSON only, no live view
+                from ..commands.predict_runner import run_predict_command
+
+                if run_predict_command(self.client, ns, sys.stdout) != 0:
+                    raise JobFailed("the batch prediction did not succeed (see its JSON)")
+                return
             job = self.client.submit_batch_prediction(build_batch_spec(ns))
         print(format_batch_submitted(self.client.batch_prediction(job.id)))
         self._show(job.id)

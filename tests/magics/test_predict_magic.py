@@ -65,3 +65,18 @@ def test_mistakes_are_usage_errors(shell: InteractiveShell, tmp_path: Path) -> N
         shell.run_line_magic(
             "cloudml_predict", "--model m --input-paths a --output-path o --backend kubernetes"
         )
+
+
+def test_json_output_is_the_summary_as_json(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "in.json").write_text(json.dumps(ROWS[0]) + "\n")
+    line = (
+        f"--model {_model(tmp_path)} --framework sklearn --input-paths in.json "
+        "--output-path out --wait --output json"
+    )
+    shell.run_line_magic("cloudml_predict", line)
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["job"]["status"] == "SUCCEEDED"
+    assert (summary["results"], summary["errors"], summary["rows_total"]) == (1, 0, 1)
+    assert summary["output_path"] == str(tmp_path / "out")

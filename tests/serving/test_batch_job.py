@@ -275,3 +275,18 @@ def test_a_deployments_model_is_scored_by_name_and_version(
         )
     job = client.submit_batch_prediction(_spec("iris:v1", inputs, tmp_path / "b", framework=None))
     assert client.wait(job.id, timeout=120).status is JobStatus.SUCCEEDED
+
+
+def test_a_model_that_does_not_load_fails_the_job_saying_why(client, tmp_path):
+    bad = tmp_path / "model.joblib"
+    bad.write_bytes(b"not a pickle")
+    job = client.submit_batch_prediction(
+        _spec(str(bad), _json_inputs(tmp_path / "in", 1), tmp_path / "o")
+    )
+    done = client.wait(job.id, timeout=120)
+    assert done.status is JobStatus.FAILED
+    assert done.reason == "replica worker-0 exited with code 2"
+    logs = [line.text for line in client.logs(job.id)]
+    assert any(
+        t.startswith("cloudml: the model does not load: cannot unpickle model.joblib") for t in logs
+    )
