@@ -170,3 +170,18 @@ def test_parquet_and_tfrecord_shards(tmp_path: Path, model: str):
     assert run_shard(config, [str(tmp_path / "in.tfrecord")], 0, "0") == 0
     assert read_results(str(out))["prediction"].tolist() == [0]
     assert read_results(str(out), errors=True)["line"].tolist() == [2]
+
+
+def test_a_model_at_a_uri_is_copied_before_loading(tmp_path: Path, model: str):
+    from jupyter_cloudml.serving.batch import local_model
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    copied = local_model(f"file://{model}", str(scratch))
+    assert copied == str(scratch / "model.joblib")
+    assert Path(copied).read_bytes() == Path(model).read_bytes()
+    assert local_model(model, str(scratch)) == model  # a path is read where it is
+    a = _write(tmp_path / "a.json", [[5.1, 3.5, 1.4, 0.2]])
+    out = tmp_path / "out"
+    assert run_shard(_config(f"file://{tmp_path}", out, workers=1), [a], 0, "0") == 0
+    assert read_results(str(out))["prediction"].tolist() == [0]
