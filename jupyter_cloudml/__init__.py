@@ -42,14 +42,14 @@ def __getattr__(name: str) -> Any:
         from .metrics import report
 
         return report
-    if name == "predict":
-        from .client import Client
-
-        return lambda deployment, instances, **kw: Client().predict(deployment, instances, **kw)
     if name == "prediction_results":
         from .client import Client
 
         return lambda job_or_path, **kw: Client().prediction_results(job_or_path, **kw)
+    if name == "predict":
+        from .client import Client
+
+        return lambda deployment, instances, **kw: Client().predict(deployment, instances, **kw)
     if name == "Client":
         from .client import Client
 
