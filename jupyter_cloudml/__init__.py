@@ -42,6 +42,10 @@ def __getattr__(name: str) -> Any:
         from .metrics import report
 
         return report
+    if name == "prediction_results":
+        from .client import Client
+
+        return lambda job_or_path, **kw: Client().prediction_results(job_or_path, **kw)
     if name == "predict":
         from .client import Client
 

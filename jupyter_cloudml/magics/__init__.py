@@ -172,6 +172,48 @@ class CloudMLMagics(Magics):
             deployment_widget(self.client, ns.name).show()
 
     @line_magic
+    def cloudml_predict(self, line: str) -> None:
+        """Batch prediction as a job: `%cloudml_predict --model job:iris-3f9a1c/model.joblib
+        --framework sklearn --input-paths 'in-*.json' --output-path out/ --workers 2 --wait`;
+        the same as `%cloudml predict batch ...`; `--help` lists every option."""
+        from ..commands.grammar import parse_verb
+
+        ns = _parse(lambda tokens: parse_verb("predict batch", tokens, "%cloudml_predict"), line)
+        if ns is not None:
+            self._predict(ns)
+
+    def _predict(self, ns: argparse.Namespace) -> None:
+        """Submit, show the live job view; with --wait, block (an interrupt cancels the job)
+        and print the summary: rows, errors, output folder, how to load the results."""
+        from ..commands.predict_flags import build_batch_spec
+        from ..views.batch import format_batch_submitted, format_batch_summary
+
+        with _usage_errors():
+            self._client_for(argparse.Namespace(backend=ns.backend, dry_run=False))
+            if ns.output == "json":  # as in a terminal: JSON only, no live view
+                from ..commands.predict_runner import run_predict_command
+
+                if run_predict_command(self.client, ns, sys.stdout) != 0:
+                    raise JobFailed("the batch prediction did not succeed (see its JSON)")
+                return
+            job = self.client.submit_batch_prediction(build_batch_spec(ns))
+        print(format_batch_submitted(self.client.batch_prediction(job.id)))
+        self._show(job.id)
+        if not ns.wait:
+            return
+        print(f"waiting for job {job.id}; interrupt the kernel to cancel it")
+        try:
+            self.client.wait(job.id)
+        except KeyboardInterrupt:
+            self.client.cancel(job.id)
+            print(f"interrupted: cancelled job {job.id}")
+            return
+        info = self.client.batch_prediction(job.id)
+        print(format_batch_summary(info))
+        if info.job.status is not JobStatus.SUCCEEDED:
+            raise JobFailed(format_outcome(info.job))
+
+    @line_magic
     def cloudml(self, line: str) -> None:
         """Inspect jobs: `%cloudml jobs`, `describe JOB`, `logs JOB -f`, `cancel JOB`,
         `delete JOB`, `wait JOB`, `fetch JOB`, `tensorboard JOB...`. `%cloudml --help` lists
@@ -198,6 +240,8 @@ class CloudMLMagics(Magics):
                 (run_hub_command if ns.verb == "hub" else run_local_command)(ns, sys.stdout)
         elif ns.verb == "models":
             self._models(ns)
+        elif ns.verb == "predict":
+            self._predict(ns)
         elif ns.verb == "tensorboard" and ns.job and ns.output == "text":
             self._tensorboard(ns.job)
         elif ns.verb == "tensorboard":

@@ -344,6 +344,9 @@ class LocalBackend(Backend):
             )
         return path
 
+    def model_location(self, model: str) -> str:
+        return model if "://" in model else self.model_path(model)
+
     def deploy(self, spec: DeploySpec) -> DeploymentInfo:
         info = self.endpoints.deploy(spec, self.model_path(spec.model))
         ensure_keeper(self.settings)  # it brings the endpoint back if it dies
