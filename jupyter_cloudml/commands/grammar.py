@@ -170,6 +170,12 @@ def _train_parser(prog: str) -> Parser:
         "maxWaitTime; e.g. --max-wait 1h)",
     )
     add(
+        "--notify",
+        metavar="URL",
+        help="POST the final job (or study) as JSON to this webhook when it ends, for chat or "
+        "e-mail bridges (e.g. --notify https://chat.example.com/hooks/123)",
+    )
+    add(
         "--service-account",
         metavar="NAME",
         help="the Kubernetes ServiceAccount its pods run as (Google's serviceAccount; "

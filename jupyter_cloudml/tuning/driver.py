@@ -139,6 +139,21 @@ class Driver:
         self._write_summary(final=True)
         self.board.close()
 
+    def notify(self, url: str) -> None:
+        """POST the study as it ended (`--notify`) to `url`, and say how that went."""
+        from ..backends.common.notify import notify_payload, post_notification
+        from .study import study_info
+
+        info = study_info(self.backend, self.backend.get(self.study_id))
+        status = JobStatus.SUCCEEDED
+        if self.cancelled:
+            status = JobStatus.CANCELLED
+        elif self.failed_reason:
+            status = JobStatus.FAILED
+        info = dataclasses.replace(info, status=status, reason=self.failed_reason)
+        problem = post_notification(url, notify_payload(info, "study"))
+        print(problem or f"posted the final study to {url}", flush=True)
+
     def _timed(self, call: Any, *args: Any) -> Any:
         """One Backend call, its time kept apart from the driver's own overhead."""
         t0 = time.perf_counter()

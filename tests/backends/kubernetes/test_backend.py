@@ -33,7 +33,13 @@ from k8s_testkit import (
 
 from jupyter_cloudml.backends.kubernetes import KubernetesBackend, rbac
 from jupyter_cloudml.client import Client
-from jupyter_cloudml.exceptions import BackendUnavailable, Conflict, NotFound, QuotaExceeded
+from jupyter_cloudml.exceptions import (
+    BackendUnavailable,
+    Conflict,
+    InvalidSpec,
+    NotFound,
+    QuotaExceeded,
+)
 from jupyter_cloudml.hub.tenant import NOTEBOOK_ACCOUNT
 from jupyter_cloudml.models import (
     Framework,
@@ -474,6 +480,12 @@ def test_no_missing_shared_storage_for_studies(tenant):
             Client(backend=backend).submit_study(spec("print(1)"), tuning)
     finally:
         backend.close()
+
+
+def test_notify_on_a_single_job_is_refused_not_dropped(backend, kube, tenant):
+    with pytest.raises(InvalidSpec, match="--notify is not honoured for single jobs"):
+        backend.submit(spec("print(1)", notify="https://chat.example.com/hooks/1"))
+    assert not kube.objects("jobs", tenant.namespace, labelSelector="cloudml.io/job")
 
 
 STUDY_TRAINER = """
