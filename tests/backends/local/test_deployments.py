@@ -150,6 +150,31 @@ def test_a_trained_job_is_served_by_two_replicas_and_survives_a_kill(client, tra
     assert load.failures == []
 
 
+def test_a_version_is_scaled_up_and_down_under_load_without_a_failed_request(client, trained):
+    job_id, _ = trained
+    info = client.deploy(DeploySpec("clf", f"job:{job_id}/model.joblib", ModelFramework.SKLEARN))
+    assert [len(v.replicas) for v in info.versions] == [1]
+    with Load(f"{info.url}/v1/models/clf:predict", {"instances": ROWS}) as load:
+        wait_for(lambda: load.ok > 10, 30)
+        up = client.scale("clf", "v1", 3)
+        assert [(v.ready, len(v.replicas)) for v in up.versions] == [(3, 3)]
+        assert len(replica_pids(client, "clf")) == 3
+        down = client.scale("clf", "v1", 1)
+        assert [len(v.replicas) for v in down.versions] == [1]
+        wait_for(lambda: len(replica_pids(client, "clf")) == 1, 30)
+        before = load.ok
+        wait_for(lambda: load.ok > before + 10, 30)
+    assert load.failures == []
+    desired = json.loads((client.backend.endpoints.folder / "clf" / "desired.json").read_text())
+    assert desired["versions"]["v1"]["replicas"] == 1  # kept across endpoint restarts
+    with pytest.raises(NotFound, match="no version 'v7'"):
+        client.scale("clf", "v7", 2)
+    with pytest.raises(InvalidSpec, match=r"1\.\.16"):
+        client.scale("clf", "v1", 0)
+    with pytest.raises(NotFound, match="no deployment 'nope'"):
+        client.scale("nope", "v1", 2)
+
+
 def test_requests_wait_while_every_replica_restarts(client, trained):
     job_id, _ = trained
     info = client.deploy(DeploySpec("both", f"job:{job_id}/model.joblib", "sklearn", replicas=2))
