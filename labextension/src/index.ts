@@ -1,7 +1,7 @@
 /**
  * The CloudML JupyterLab extension: a sidebar with jobs, studies and deployments, detail
- * panels for jobs, studies and deployments, TensorBoard panels, and the commands that open
- * them.
+ * panels for jobs, studies and deployments, TensorBoard panels, the commands that open them,
+ * and a notification for each job or study that ends while a notebook is open.
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import {

@@ -80,10 +80,7 @@ function StudyDetail(props: IDetailBodyProps<StudyDetailModel>) {
  * "Deploy best trial": asks for a deployment name (and how the model loads), deploys
  * `job:STUDY` (the study's best trial) and opens the deployment's panel.
  */
-function DeployBestTrial(props: {
-  study: Study;
-  actions: IDetailBodyProps<StudyDetailModel>['actions'];
-}) {
+function DeployBestTrial(props: { study: Study; actions: IDetailActions }) {
   const { study, actions } = props;
   const [deploying, setDeploying] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
