@@ -37,11 +37,7 @@ def deployment_json(info: DeploymentInfo) -> dict[str, Any]:
 
 def deploy_spec(body: dict[str, Any]) -> DeploySpec:
     """The `DeploySpec` of a deploy request; `InvalidSpec` naming a field unknown or mistyped."""
-    unknown = sorted(set(body) - set(DEPLOY_FIELDS))
-    if unknown:
-        raise exceptions.InvalidSpec(
-            f"unknown field(s) {', '.join(unknown)}: a deploy takes {', '.join(DEPLOY_FIELDS)}"
-        )
+    _refuse_unknown(body, tuple(DEPLOY_FIELDS), "a deploy")
     for field in ("name", "model", "framework"):
         if field not in body:
             raise exceptions.InvalidSpec(
@@ -61,6 +57,14 @@ def deploy_spec(body: dict[str, Any]) -> DeploySpec:
         ) from None
     given = {key: value for key, value in body.items() if value is not None}
     return DeploySpec(**{**given, "framework": framework})
+
+
+def _refuse_unknown(body: dict[str, Any], known: tuple[str, ...], what: str) -> None:
+    unknown = sorted(set(body) - set(known))
+    if unknown:
+        raise exceptions.InvalidSpec(
+            f"unknown field(s) {', '.join(unknown)}: {what} takes {', '.join(known)}"
+        )
 
 
 class DeploymentsHandler(CloudMLHandler):
@@ -109,7 +113,9 @@ class TrafficHandler(CloudMLHandler):
     @web.authenticated
     async def put(self, name: str) -> None:
         """Split the requests that name no version: `{"traffic": {"v1": 90, "v2": 10}}`."""
-        traffic = self.json_body().get("traffic")
+        body = self.json_body()
+        _refuse_unknown(body, ("traffic",), "a traffic split")
+        traffic = body.get("traffic")
         if not (
             isinstance(traffic, dict)
             and traffic
@@ -135,12 +141,8 @@ class ScaleHandler(CloudMLHandler):
     async def post(self, name: str) -> None:
         """Serve one version with N replicas: `{"version": "v1", "replicas": 3}`."""
         body = self.json_body()
+        _refuse_unknown(body, ("version", "replicas"), "a scale")
         version, replicas = body.get("version"), body.get("replicas")
-        unknown = sorted(set(body) - {"version", "replicas"})
-        if unknown:
-            raise exceptions.InvalidSpec(
-                f"unknown field(s) {', '.join(unknown)}: a scale takes version and replicas"
-            )
         if not isinstance(version, str) or not version:
             raise exceptions.InvalidSpec('give the version to scale, e.g. {"version": "v1"}')
         if isinstance(replicas, bool) or not isinstance(replicas, int):

@@ -462,6 +462,7 @@ async def test_deploy_split_roll_back_scale_and_undeploy(
             "unknown field(s) cpu",
         ),
         ("POST", "/deployments/lin/scale", {"replicas": 2}, "give the version"),
+        ("PUT", "/deployments/lin/traffic", {"traffic": {"v1": 100}, "v": 1}, "unknown field(s) v"),
     ],
 )
 async def test_bad_deployment_requests_are_400_with_the_reason(api, method, path, body, message):
