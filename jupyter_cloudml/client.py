@@ -163,6 +163,14 @@ class Client:
             self.backend.delete(job_id)
         self.backend.delete(study_id)
 
+    def trial_template(self, study_id: str) -> tuple[TrainSpec, str | None]:
+        """What every trial of a study runs, and the notebook cell in it (None for a package)."""
+        from .packaging import read_cell
+        from .tuning.study import trial_template
+
+        template = trial_template(self.backend, self.get_study(study_id).id)
+        return template, read_cell(template.package.archive)
+
     def cancel_study(self, study_id: str) -> StudyInfo:
         """Stop the driver and every trial still running."""
         self.get_study(study_id)  # NotFound for a job that is no study
@@ -256,6 +264,10 @@ class Client:
 
     def undeploy(self, name: str, version: str | None = None) -> None:
         self.backend.undeploy(name, version)
+
+    def scale(self, name: str, version: str, replicas: int) -> DeploymentInfo:
+        """Serve `version` of deployment `name` with `replicas` replicas (1..16)."""
+        return self.backend.scale(name, version, replicas)
 
     def predict(
         self,

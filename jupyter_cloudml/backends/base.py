@@ -171,6 +171,10 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
         """Remove a deployment, or one of its versions (which must get no traffic)."""
         raise Unsupported(f"the {type(self).__name__} does not serve models")
 
+    def scale(self, name: str, version: str, replicas: int) -> DeploymentInfo:
+        """Serve one version with `replicas` replicas; returns once they are ready."""
+        raise Unsupported(f"the {type(self).__name__} does not serve models")
+
     def install_service(self) -> ServiceInfo:
         """Have this host's service manager keep the backend's work going with nobody using the
         product, across reboots (the local backend: a systemd user unit running the home's

@@ -12,7 +12,7 @@ from typing import Any
 from ..models import DeploySpec, ModelFramework, Resources
 from .flag_types import add_output_option, finite_number, whole_number
 
-MODEL_VERBS = ("list", "describe", "deploy", "predict", "update", "rollback", "undeploy")
+MODEL_VERBS = ("list", "describe", "deploy", "predict", "update", "rollback", "scale", "undeploy")
 MODEL_SUMMARIES = {
     "list": "list deployments: status, versions, traffic, endpoint ('models' alone does the same)",
     "describe": "show a deployment: versions, replicas and their health, curl and Python snippets",
@@ -20,6 +20,7 @@ MODEL_SUMMARIES = {
     "predict": "send instances (JSON rows) to a deployment and print its predictions",
     "update": "split traffic between versions (e.g. --traffic v1=90,v2=10)",
     "rollback": "send all traffic back to the version deployed before the current one",
+    "scale": "serve one version with N replicas (e.g. --version v1 --replicas 3)",
     "undeploy": "remove a deployment, or one version of it (--version V)",
 }
 NAME_HINT = "deployment name, a DNS label (e.g. iris)"
@@ -139,9 +140,18 @@ def add_model_verb_options(verb: str, parser: argparse.ArgumentParser) -> None:
             metavar="V=P,...",
             help="new split (e.g. --traffic v1=90,v2=10)",
         )
+    if verb == "scale":
+        add("--version", required=True, help="the version to scale (e.g. --version v1)")
+        add(
+            "--replicas",
+            type=whole_number,
+            required=True,
+            metavar="N",
+            help="serving processes for it, 1..16 (e.g. --replicas 3)",
+        )
     if verb == "undeploy":
         add("--version", help="remove only this version (it must get no traffic)")
-    if verb in ("list", "describe", "deploy", "predict", "update", "rollback"):
+    if verb in ("list", "describe", "deploy", "predict", "update", "rollback", "scale"):
         add_output_option(parser, yaml=verb == "deploy")
 
 

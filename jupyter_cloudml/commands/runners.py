@@ -305,7 +305,7 @@ def run_deploy_dry_run(ns: argparse.Namespace, client: Callable[[], Client], out
 
 
 def run_models_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
-    """`models list|describe|deploy|predict|update|rollback|undeploy`."""
+    """`models list|describe|deploy|predict|update|rollback|scale|undeploy`."""
     from ..views.deployments import deployment_dict, format_deployment, format_deployment_table
     from .deploy_flags import build_deploy_spec
 
@@ -336,6 +336,8 @@ def run_models_command(client: Client, ns: argparse.Namespace, out: TextIO) -> i
         info = client.set_traffic(ns.name, ns.traffic)
     elif verb == "rollback":
         info = client.rollback(ns.name)
+    elif verb == "scale":
+        info = client.scale(ns.name, ns.version, ns.replicas)
     else:
         info = client.get_deployment(ns.name)
     _say(out, dumps(deployment_dict(info)) if as_json else format_deployment(info))

@@ -60,6 +60,7 @@ from .serving import (
     ServingReplicaInfo,
     ServingReplicaStatus,
     VersionInfo,
+    check_replicas,
     check_traffic,
     check_version,
 )
@@ -131,6 +132,7 @@ __all__ = [
     "VersionInfo",
     "check_label",
     "check_name",
+    "check_replicas",
     "check_traffic",
     "check_version",
     "from_dict",

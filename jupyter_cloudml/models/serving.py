@@ -61,6 +61,15 @@ def check_version(version: str) -> str:
     return version
 
 
+def check_replicas(replicas: int) -> int:
+    """A version runs 1..MAX_REPLICAS serving replicas."""
+    if isinstance(replicas, bool) or not isinstance(replicas, int):
+        raise InvalidSpec(f"replicas must be a whole number 1..{MAX_REPLICAS}, got {replicas!r}")
+    if not 1 <= replicas <= MAX_REPLICAS:
+        raise InvalidSpec(f"--replicas must be 1..{MAX_REPLICAS}, got {replicas}")
+    return replicas
+
+
 def check_traffic(traffic: Mapping[str, int]) -> None:
     """A split is version -> percent, each 0..100, summing to 100 (or empty: no change)."""
     for version, share in traffic.items():
@@ -98,8 +107,7 @@ class DeploySpec:
         object.__setattr__(self, "framework", ModelFramework(self.framework))
         if not self.model:
             raise InvalidSpec("give the model to serve: --model PATH or --model job:JOB_ID")
-        if not 1 <= self.replicas <= MAX_REPLICAS:
-            raise InvalidSpec(f"--replicas must be 1..{MAX_REPLICAS}, got {self.replicas}")
+        check_replicas(self.replicas)
         custom = self.framework is ModelFramework.CUSTOM
         if custom and not self.predictor:
             raise InvalidSpec(

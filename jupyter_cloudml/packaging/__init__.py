@@ -189,10 +189,16 @@ def describe_package(pkg: CodePackage) -> str:
 
 def read_cell(archive: bytes) -> str | None:
     """The notebook cell a cell package runs; None for a script or package job."""
+    data = read_member(archive, CELL_FILE)
+    return None if data is None else data.decode("utf-8", errors="replace")
+
+
+def read_member(archive: bytes, name: str) -> bytes | None:
+    """One file of a package; None when it has none of that name."""
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as tar:
-            member = tar.extractfile(CELL_FILE)
-            return None if member is None else member.read().decode("utf-8", errors="replace")
+            member = tar.extractfile(name)
+            return None if member is None else member.read()
     except KeyError:
         return None
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:

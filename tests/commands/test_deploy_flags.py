@@ -74,6 +74,12 @@ def test_predict_update_undeploy_and_help() -> None:
     }
     assert parse_command(["models"]).model_verb == "list"
     assert parse_command(["models", "undeploy", "iris", "--version", "v1"]).version == "v1"
+    scale = parse_command(["models", "scale", "iris", "--version", "v2", "--replicas", "3"])
+    assert (scale.model_verb, scale.version, scale.replicas) == ("scale", "v2", 3)
+    with pytest.raises(InvalidSpec, match="--replicas"):
+        parse_command(["models", "scale", "iris", "--version", "v2"])
+    with pytest.raises(InvalidSpec, match="--version"):
+        parse_command(["models", "scale", "iris", "--replicas", "2"])
     with pytest.raises(InvalidSpec, match="DATA is not JSON"):
         parse_command(["models", "predict", "iris", "[[1, 2]"])
     with pytest.raises(InvalidSpec, match="JSON list of instances"):

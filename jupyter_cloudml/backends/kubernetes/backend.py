@@ -179,6 +179,9 @@ class KubernetesBackend(Submission, JobOutputs):
     def undeploy(self, name: str, version: str | None = None) -> None:
         self._deployments.undeploy(name, version)
 
+    def scale(self, name: str, version: str, replicas: int) -> DeploymentInfo:
+        return self._deployments.scale(name, version, replicas)
+
     def cancel(self, job_id: str) -> JobInfo:
         key = self._check_id(job_id)
         info = self._known(job_id)

@@ -22,6 +22,7 @@ from ...models import (
     ServingReplicaInfo,
     ServingReplicaStatus,
     VersionInfo,
+    check_replicas,
     check_traffic,
 )
 from .api import API_ROOTS, KubeApi
@@ -267,6 +268,33 @@ class ClusterDeployments:
             )
         else:
             self._delete_plain_version(name, version)
+
+    def scale(self, name: str, version: str, replicas: int) -> DeploymentInfo:
+        """Serve `version` with `replicas` pods: its Deployment's replicas, or with KServe the
+        predictor's min and max replicas (the newest version's only: KServe keeps an older
+        revision as it was rolled out)."""
+        check_replicas(replicas)
+        info = self.get(name)
+        known = [v.version for v in info.versions]
+        if version not in known:
+            raise NotFound(f"{name} has no version {version!r} ({', '.join(known)})")
+        base = deployment_name(name)
+        if self._isvc(base) is not None:
+            if version != known[-1]:
+                raise Unsupported(
+                    f"KServe scales the newest version of {name} ({known[-1]}) only; "
+                    f"{version} keeps the replicas it was rolled out with"
+                )
+            predictor = {"minReplicas": replicas, "maxReplicas": replicas}
+            self.api.patch(
+                self.api.path("inferenceservices", base), {"spec": {"predictor": predictor}}
+            )
+            if not info.versions[-1].traffic:  # KServe shows no replicas of a version it idles
+                return self.get(name)
+        else:
+            path = self.api.path("deployments", version_name(name, version))
+            self.api.patch(path, {"spec": {"replicas": replicas}})
+        return self._wait_ready(name, version)
 
     def _delete_plain_version(self, name: str, version: str) -> None:
         target = version_name(name, version)

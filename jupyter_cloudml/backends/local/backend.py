@@ -365,6 +365,9 @@ class LocalBackend(Backend):
     def undeploy(self, name: str, version: str | None = None) -> None:
         self.endpoints.undeploy(name, version)
 
+    def scale(self, name: str, version: str, replicas: int) -> DeploymentInfo:
+        return self.endpoints.scale(name, version, replicas)
+
     # --- TensorBoard ---------------------------------------------------------------------------
 
     def tensorboard(self, job_ids: builtins.list[str]) -> TensorBoardInfo:

@@ -31,6 +31,7 @@ from ...models import (
     ServingReplicaStatus,
     VersionInfo,
     check_name,
+    check_replicas,
     check_traffic,
 )
 from .endpoint import DESIRED_FILE, STATUS_FILE
@@ -152,6 +153,31 @@ class LocalDeployments:
             with contextlib.suppress(OSError, ValueError):  # replicas a dead endpoint left
                 self._stop_orphans(json.loads((self.folder / name / PROCESS_FILE).read_text()))
             shutil.rmtree(self.folder / name, ignore_errors=True)
+
+    def scale(self, name: str, version: str, replicas: int) -> DeploymentInfo:
+        """Serve `version` with `replicas` model-server processes; returns once as many are
+        ready (fewer: once the endpoint has retired the rest)."""
+        check_replicas(replicas)
+        with self._lock(name):
+            desired = self._require(name)
+            if version not in desired["versions"]:
+                known = ", ".join(desired["versions"])
+                raise NotFound(f"{name} has no version {version!r} (versions: {known})")
+            desired["versions"][version]["replicas"] = replicas
+            generation = self._write(desired)
+            if not self._running(name):
+                self._spawn(name)
+
+            def scaled(status: dict[str, Any]) -> bool:
+                mine = status.get("versions", {}).get(version, [])
+                failed = [r for r in mine if r["status"] == "FAILED"]
+                if failed:
+                    raise InvalidSpec(f"{name} {version} cannot be served: {failed[0]['reason']}")
+                ready = sum(r["status"] == "READY" for r in mine)
+                return status.get("generation", 0) >= generation and ready >= replicas
+
+            self._await(name, scaled, f"{replicas} ready replica(s) of {version}")
+        return self.get(name)
 
     # --- reading ---------------------------------------------------------------------------
 

@@ -595,6 +595,15 @@ def test_plain_deployment_serves_through_its_service_with_versions_and_rollback(
         client.deploy(DeploySpec("iris", model, ModelFramework.SKLEARN, version="v2"))
     back = client.rollback("iris")
     assert {v.version: v.traffic for v in back.versions} == {"v1": 100, "v2": 0}
+    scaled = client.scale("iris", "v1", 1)  # its Deployment's replicas, then its pods
+    assert [(v.version, len(v.replicas)) for v in scaled.versions] == [("v1", 1), ("v2", 1)]
+    assert kube.get_object("deployments", "iris-v1", ns)["spec"]["replicas"] == 1
+    v1_pods = lambda: kube.objects("pods", ns, labelSelector="cloudml.io/version=v1")  # noqa: E731
+    wait_for(
+        lambda: len([p for p in v1_pods() if "deletionTimestamp" not in p["metadata"]]) == 1, 60
+    )
+    with pytest.raises(NotFound, match="no version 'v9'"):
+        client.scale("iris", "v9", 2)
     with pytest.raises(Unsupported, match="KServe"):
         client.set_traffic("iris", {"v1": 50, "v2": 50})
     with pytest.raises(Conflict, match="100%"):

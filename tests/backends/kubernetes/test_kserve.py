@@ -50,7 +50,7 @@ def test_kserve_inference_service_with_canary_split_and_rollback(kserve_backend,
     from jupyter_cloudml.backends.kubernetes.manifests import serving
     from jupyter_cloudml.backends.kubernetes.manifests.kserve import inference_service
     from jupyter_cloudml.backends.kubernetes.manifests.serving import STORAGE_SCHEMES
-    from jupyter_cloudml.exceptions import InvalidSpec
+    from jupyter_cloudml.exceptions import InvalidSpec, Unsupported
     from jupyter_cloudml.models import DeploymentStatus, DeploySpec, ModelFramework
 
     backend, cluster, ns = kserve_backend
@@ -79,6 +79,12 @@ def test_kserve_inference_service_with_canary_split_and_rollback(kserve_backend,
     assert {v.version: v.traffic for v in promoted.versions} == {"v1": 0, "v2": 100}
     predictor = cluster.get_object("inferenceservices", "churn", ns)["spec"]["predictor"]
     assert "canaryTrafficPercent" not in predictor
+    scaled = client.scale("churn", "v2", 3)  # the predictor (the newest version) scales
+    assert [len(v.replicas) for v in scaled.versions] == [0, 3]
+    predictor = cluster.get_object("inferenceservices", "churn", ns)["spec"]["predictor"]
+    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (3, 3)
+    with pytest.raises(Unsupported, match="newest version of churn"):
+        client.scale("churn", "v1", 2)
     rolled = client.rollback("churn")
     assert {v.version: v.traffic for v in rolled.versions} == {"v1": 100, "v2": 0}
     monkeypatch.setattr(serving, "STORAGE_SCHEMES", (*STORAGE_SCHEMES, "fail"))

@@ -4,6 +4,7 @@ endpoint proxy; v1 and v2 answers, a killed replica, a version rolled out under 
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import signal
@@ -20,6 +21,8 @@ from cloudml_testkit import wait_for, wait_gone
 
 from jupyter_cloudml.backends.local import LocalBackend
 from jupyter_cloudml.client import Client
+from jupyter_cloudml.commands.grammar import parse_command
+from jupyter_cloudml.commands.runners import run
 from jupyter_cloudml.exceptions import Conflict, InvalidSpec, NotFound
 from jupyter_cloudml.models import DeploymentStatus, DeploySpec, ModelFramework
 
@@ -148,6 +151,34 @@ def test_a_trained_job_is_served_by_two_replicas_and_survives_a_kill(client, tra
         before = load.ok
         wait_for(lambda: load.ok > before + 20, 30)
     assert load.failures == []
+
+
+def test_a_version_is_scaled_up_and_down_under_load_without_a_failed_request(client, trained):
+    job_id, _ = trained
+    info = client.deploy(DeploySpec("clf", f"job:{job_id}/model.joblib", ModelFramework.SKLEARN))
+    assert [len(v.replicas) for v in info.versions] == [1]
+    with Load(f"{info.url}/v1/models/clf:predict", {"instances": ROWS}) as load:
+        wait_for(lambda: load.ok > 10, 30)
+        up = client.scale("clf", "v1", 3)
+        assert [(v.ready, len(v.replicas)) for v in up.versions] == [(3, 3)]
+        assert len(replica_pids(client, "clf")) == 3
+        out = io.StringIO()  # down through the CLI's grammar and runner
+        argv = ["models", "scale", "clf", "--version", "v1", "--replicas", "1", "--output", "json"]
+        assert run(parse_command(argv), lambda: client, out) == 0
+        down = json.loads(out.getvalue())
+        assert [len(v["replicas"]) for v in down["versions"]] == [1]
+        wait_for(lambda: len(replica_pids(client, "clf")) == 1, 30)
+        before = load.ok
+        wait_for(lambda: load.ok > before + 10, 30)
+    assert load.failures == []
+    desired = json.loads((client.backend.endpoints.folder / "clf" / "desired.json").read_text())
+    assert desired["versions"]["v1"]["replicas"] == 1  # kept across endpoint restarts
+    with pytest.raises(NotFound, match="no version 'v7'"):
+        client.scale("clf", "v7", 2)
+    with pytest.raises(InvalidSpec, match=r"1\.\.16"):
+        client.scale("clf", "v1", 0)
+    with pytest.raises(NotFound, match="no deployment 'nope'"):
+        client.scale("nope", "v1", 2)
 
 
 def test_requests_wait_while_every_replica_restarts(client, trained):
