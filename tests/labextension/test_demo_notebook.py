@@ -4,17 +4,24 @@ server with every job, study and deployment output still there."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
-from test_lab_ui import CHROMIUM, CHROMIUM_FLAGS, SCREENSHOTS, open_lab, running_lab
+from lab_testkit import CHROMIUM, CHROMIUM_FLAGS, SCREENSHOTS, open_lab, running_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = "demo.ipynb"
 SAVED_COPY = ".jp-OutputArea-output .cloudml-saved-view"
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+        reason="no Chromium here (apt-get install chromium); CI installs it and never skips",
+    ),
+]
 
 #: The notebook's error outputs, read from its model (what would be saved).
 ERRORS = """() => {
@@ -47,6 +54,12 @@ COUNTS = """() => Array.from(window.jupyterapp.shell.currentWidget.model.cells)
 
 
 def restart_and_run_all(page) -> None:
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " const k = w && w.sessionContext.session && w.sessionContext.session.kernel;"
+        " return k && k.connectionStatus === 'connected'; }",
+        timeout=60_000,
+    )
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:restart-run-all')")
     page.locator(".jp-Dialog .jp-mod-accept").click(timeout=30_000)
     page.wait_for_function(
