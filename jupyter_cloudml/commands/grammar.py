@@ -30,6 +30,12 @@ from .flag_types import (
 )
 from .local_flags import LOCAL_SUMMARIES, LOCAL_VERBS, add_local_verb_options
 from .study_flags import STUDY_SUMMARIES, STUDY_VERBS, add_study_verb_options, add_tuning_options
+from .template_flags import (
+    TEMPLATE_SUMMARIES,
+    TEMPLATE_VERBS,
+    add_template_options,
+    add_template_verb_options,
+)
 
 #: Verbs that act on existing jobs; each is also accepted after `jobs` (`jobs describe ID`).
 JOB_VERBS = ("list", "describe", "logs", "metrics", "cancel", "delete", "wait", "fetch")
@@ -272,6 +278,7 @@ def _train_parser(prog: str) -> Parser:
     )
     add("--python", metavar="PATH", help="local interpreter (e.g. ~/envs/tf/bin/python)")
     add_tuning_options(parser)
+    add_template_options(parser)
     add_output_option(parser, yaml=True)
     return parser
 
@@ -336,6 +343,11 @@ def verb_parser(verb: str, prog: str) -> Parser:
         parser = Parser(prog=prog, description=HUB_SUMMARIES[sub])
         add_hub_verb_options(sub, parser)
         return parser
+    if verb.startswith("templates "):
+        sub = verb.split(" ", 1)[1]
+        parser = Parser(prog=prog, description=TEMPLATE_SUMMARIES[sub])
+        add_template_verb_options(sub, parser)
+        return parser
     if verb.startswith("local "):
         sub = verb.split(" ", 1)[1]
         parser = Parser(prog=prog, description=LOCAL_SUMMARIES[sub])
@@ -366,6 +378,9 @@ def command_help(prog: str = "cloudml") -> str:
         "",
         "the local backend on this machine ('local VERB'):",
         *(f"  {verb:<{width}}{LOCAL_SUMMARIES[verb]}" for verb in LOCAL_VERBS),
+        "",
+        "templates: train without model code ('templates VERB'; train --template NAME):",
+        *(f"  {verb:<{width}}{TEMPLATE_SUMMARIES[verb]}" for verb in TEMPLATE_VERBS),
         "",
         f"'{prog} jobs VERB ...' is the same as '{prog} VERB ...' (e.g. {prog} jobs logs JOB -f).",
         f"Run '{prog} COMMAND --help' for the options of a command.",
@@ -453,6 +468,7 @@ GROUPS = {
     "models": (MODEL_VERBS, "model_verb"),
     "hub": (HUB_VERBS, "hub_verb"),
     "local": (LOCAL_VERBS, "local_verb"),
+    "templates": (TEMPLATE_VERBS, "template_verb"),
 }
 
 
