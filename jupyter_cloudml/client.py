@@ -292,6 +292,10 @@ class Client:
         values: dict[str, Any] = pickle.loads(self.backend.read_output(job_id, RETURNS_FILE))
         return values
 
+    def read_output(self, job_id: str, name: str) -> bytes:
+        """A file the job left in its outputs (e.g. a template's `evaluation.json`)."""
+        return self.backend.read_output(job_id, name)
+
     def install_service(self) -> ServiceInfo:
         """Keep the backend's work going across reboots with nobody using the product (the
         local backend: a systemd user unit running its home's keeper)."""

@@ -18,7 +18,8 @@ from ..models.kinds import TEMPLATE_LABEL
 from .flag_types import add_output_option
 
 if TYPE_CHECKING:
-    from ..models import CodePackage, ParamSpec
+    from ..client import Client
+    from ..models import CodePackage, JobInfo, ParamSpec, StudyInfo
     from ..templates import Template
 
 TEMPLATE_VERBS = ("list", "describe")
@@ -269,3 +270,48 @@ def _check_data(
     else:
         _check_frame(template, read_table(path), target, values, data)
     return path
+
+
+def evaluation_report(
+    client: Client, job: JobInfo | StudyInfo
+) -> tuple[dict[str, Any], bytes | None] | None:
+    """The evaluation report (JSON and plot) of a finished template job, or of a template
+    study's best trial; None for other jobs or when there is none."""
+    import json
+
+    from ..exceptions import NotFound
+    from ..models import StudyInfo
+
+    job_id = job.id
+    if isinstance(job, StudyInfo):
+        if job.best_trial is None or job.best_trial.job_id is None:
+            return None
+        job_id = job.best_trial.job_id
+    elif job.spec is None or TEMPLATE_LABEL not in job.spec.labels:
+        return None
+    try:
+        report = json.loads(client.read_output(job_id, "evaluation.json"))
+    except NotFound:
+        return None
+    try:
+        png = client.read_output(job_id, str(report.get("plot") or "evaluation.png"))
+    except NotFound:
+        png = None
+    return report, png
+
+
+def run_templates_command(ns: argparse.Namespace, out: Any) -> int:
+    """`templates list|describe NAME`."""
+    from ..templates import find_templates, get_template
+    from ..views.templates import format_template, format_template_table, template_dict
+    from ..views.text import dumps
+
+    as_json = ns.output == "json"
+    if ns.template_verb == "list":
+        found = list(find_templates(configured_path()).values())
+        text = dumps([template_dict(t) for t in found]) if as_json else format_template_table(found)
+    else:
+        t = get_template(ns.name, configured_path(), os.getcwd())
+        text = dumps(template_dict(t, code=True)) if as_json else format_template(t)
+    print(text, file=out, flush=True)
+    return 0
