@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import InvalidSpec
-from ..models import TuningSpec
+from ..models import Goal, TuningSpec
 from ..models.kinds import TEMPLATE_LABEL
 from .flag_types import add_output_option
 
@@ -167,7 +167,7 @@ def template_tuning(ns: argparse.Namespace, source_dir: str | Path) -> TuningSpe
     return TuningSpec(
         params=tuple(space.values()),
         metric=template.metric,
-        goal=template.goal.upper(),
+        goal=Goal(template.goal.upper()),
         **given,
     )
 
@@ -264,11 +264,11 @@ def _check_data(
         return data  # read (and checked) by the job
     path = local_path(data, source_dir)
     if template.kind == "image":
-        image_classes(path)
+        image_classes(path, data)
     elif os.path.isdir(path):
         raise InvalidSpec(f"--data {data}: a folder; template {template.name} reads a table")
     else:
-        _check_frame(template, read_table(path), target, values, data)
+        _check_frame(template, read_table(path, data), target, values, data)
     return path
 
 

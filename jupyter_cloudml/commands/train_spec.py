@@ -112,6 +112,9 @@ def build_train_spec(
     paths start from, `user_ns` the notebook's variables (None from the CLI: no --export/--return).
     With `--config`, the file's fields come first and the flags given override them.
     """
+    from .template_flags import check_template_flags
+
+    check_template_flags(ns)
     config = training_config(ns, source_dir)
     file: dict[str, Any] = config.spec if config else {}
     replicas = train_replicas(ns, file.get("replicas"))

@@ -19,18 +19,21 @@ SHIPPED_TABLE = "data.pkl"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
-def read_table(data: str) -> pd.DataFrame:
+def read_table(data: str, shown_as: str | None = None) -> pd.DataFrame:
     """The rows of `--data`: a CSV or Parquet file, a glob of them, an fsspec URI, or a pickled
-    DataFrame (`.pkl`, what `--data df` ships); several files are concatenated."""
+    DataFrame (`.pkl`, what `--data df` ships); several files are concatenated. Messages say
+    `--data SHOWN_AS` (what the user wrote; default `data`)."""
     import fsspec
     import pandas as pd
+
+    shown = shown_as or data
 
     try:
         files = fsspec.open_files(data, mode="rb", expand=True)
     except Exception as exc:
-        raise InvalidSpec(f"--data {data}: cannot open: {exc}") from None
+        raise InvalidSpec(f"--data {shown}: cannot open: {exc}") from None
     if not files:
-        raise InvalidSpec(f"--data {data}: no such file (nothing matches)")
+        raise InvalidSpec(f"--data {shown}: no such file (nothing matches)")
     frames = []
     for file in files:
         path = file.path
@@ -43,16 +46,16 @@ def read_table(data: str) -> pd.DataFrame:
                 else:
                     frames.append(pd.read_csv(handle))
         except FileNotFoundError:
-            raise InvalidSpec(f"--data {data}: no such file: {path}") from None
+            raise InvalidSpec(f"--data {shown}: no such file: {path}") from None
         except ImportError as exc:
-            raise InvalidSpec(f"--data {data}: reading {path} needs {exc.name}: {exc}") from None
+            raise InvalidSpec(f"--data {shown}: reading {path} needs {exc.name}: {exc}") from None
         except pd.errors.EmptyDataError:
-            raise InvalidSpec(f"--data {data}: {path} is empty") from None
+            raise InvalidSpec(f"--data {shown}: {path} is empty") from None
         except Exception as exc:
-            raise InvalidSpec(f"--data {data}: cannot read {path}: {exc}") from None
+            raise InvalidSpec(f"--data {shown}: cannot read {path}: {exc}") from None
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     if frame.empty:
-        raise InvalidSpec(f"--data {data}: no rows")
+        raise InvalidSpec(f"--data {shown}: no rows")
     return frame
 
 
@@ -97,10 +100,11 @@ def _is_number(value: object) -> bool:
     return True
 
 
-def image_classes(folder: str | Path) -> dict[str, list[Path]]:
+def image_classes(folder: str | Path, shown_as: str | None = None) -> dict[str, list[Path]]:
     """The images of an image-classification folder, by class (one subfolder each); refused
     when it is no folder, or has fewer than two classes with images."""
     root = Path(folder)
+    folder = shown_as or folder
     if not root.is_dir():
         raise InvalidSpec(f"--data {folder}: not a folder (an image template reads a folder)")
     found = {

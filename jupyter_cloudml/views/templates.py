@@ -97,7 +97,9 @@ def format_report(report: Mapping[str, Any]) -> str:
     matrix = report.get("confusion_matrix")
     if matrix:
         labels = [str(x) for x in matrix["labels"]]
-        rows = [[label, *map(str, row)] for label, row in zip(labels, matrix["matrix"])]
+        rows = [
+            [label, *map(str, row)] for label, row in zip(labels, matrix["matrix"], strict=True)
+        ]
         lines += ["  confusion matrix (rows true, columns predicted):"]
         lines += ["  " + line for line in table(["", *labels], rows).splitlines()]
     return "\n".join(lines)
