@@ -142,6 +142,7 @@ def build_tuning_spec(ns: argparse.Namespace, source_dir: str | Path) -> TuningS
         return template_tuning(ns, source_dir)
     from ..tuning.space import parse_param
 
+    flagged = [parse_param(text) for text in ns.param]  # refused before any file is read
     given = {flag: getattr(ns, flag) for flag in TUNING_FIELDS if getattr(ns, flag) is not None}
     from_config = _config_tuning(ns, source_dir)
     if not ns.param and not ns.hptuning_config and from_config is None:
@@ -162,7 +163,7 @@ def build_tuning_spec(ns: argparse.Namespace, source_dir: str | Path) -> TuningS
 
         fields = load_hptuning_config(Path(os.path.join(source_dir, ns.hptuning_config)))
     params = {p.name: p for p in fields.get("params", ())}
-    params.update({p.name: p for p in map(parse_param, ns.param)})
+    params.update({p.name: p for p in flagged})
     fields["params"] = tuple(params.values())
     for flag, value in given.items():
         fields[TUNING_FIELDS[flag]] = value.upper() if flag == "goal" else value

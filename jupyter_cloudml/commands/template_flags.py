@@ -300,6 +300,14 @@ def evaluation_report(
     return report, png
 
 
+def evaluation_html(client: Any, job: JobInfo | StudyInfo) -> str | None:
+    """The evaluation report of a finished template job (or study) as HTML, or None."""
+    from ..views.templates import report_html
+
+    found = evaluation_report(client, job)
+    return None if found is None else report_html(*found)
+
+
 def run_templates_command(ns: argparse.Namespace, out: Any) -> int:
     """`templates list|describe NAME`."""
     from ..templates import find_templates, get_template

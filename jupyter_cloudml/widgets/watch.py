@@ -248,8 +248,19 @@ class JobWatcher(Watcher[JobInfo]):
             self.view.update_metrics(update)
         if job.status.terminal:
             self.view.flush_metrics()
+            self.view.children += tuple(evaluation_widgets(self.client, job))  # templates
         self.view.show_metrics_error(self.metrics.error)
         return job
+
+
+def evaluation_widgets(client: Any, job: JobInfo) -> list[Any]:
+    """A finished template job's evaluation report (views/templates.py), if it has one."""
+    import ipywidgets
+
+    from ..commands.template_flags import evaluation_html
+
+    html = evaluation_html(client, job)
+    return [] if html is None else [ipywidgets.HTML(html)]
 
 
 def job_widget(client: JobSource, job_id: str, *, interval: float = 0.5) -> JobView:

@@ -108,17 +108,38 @@ def test_a_uri_is_left_for_the_job_to_read(tmp_path):
     ("flags", "message"),
     [
         (["--target", "nope"], "--target nope: no such column in rows.csv (columns: x, colour, y"),
-        (["--target", "label"], "--target label: regression needs a numeric target, rows.csv has 'a'"),
-        (["--target", "y", "--param", "depth=3"], "--param depth: template tabular-regression has no such parameter"),
-        (["--target", "y", "--param", "max_iter=many"], "--param max_iter=many: expected a whole number"),
-        (["--target", "y", "--param", "model=xgb"], "--param model=xgb: choose from hgb, linear, mlp"),
-        (["--target", "y", "--param", "max_iter=int(1,5)"], "--param max_iter=int(1,5): a search space needs --tune"),
+        (
+            ["--target", "label"],
+            "--target label: regression needs a numeric target, rows.csv has 'a'",
+        ),
+        (
+            ["--target", "y", "--param", "depth=3"],
+            "--param depth: template tabular-regression has no such parameter",
+        ),
+        (
+            ["--target", "y", "--param", "max_iter=many"],
+            "--param max_iter=many: expected a whole number",
+        ),
+        (
+            ["--target", "y", "--param", "model=xgb"],
+            "--param model=xgb: choose from hgb, linear, mlp",
+        ),
+        (
+            ["--target", "y", "--param", "max_iter=int(1,5)"],
+            "--param max_iter=int(1,5): a search space needs --tune",
+        ),
         (["--target", "y", "--trials", "4"], "--trials tune the template: add --tune"),
-        (["--target", "y", "--metric", "rmse"], "--template runs the template's own code: drop --metric"),
-        (["--target", "y", "--module", "x.y"], "--template runs the template's own code: drop --module"),
+        (
+            ["--target", "y", "--metric", "rmse"],
+            "--template runs the template's own code: drop --metric",
+        ),
+        (
+            ["--target", "y", "--module", "x.y"],
+            "--template runs the template's own code: drop --module",
+        ),
         ([], "--template tabular-regression needs --target COL"),
     ],
-)  # fmt: skip
+)
 def test_bad_template_flags_are_refused_before_submitting(tmp_path, table, flags, message):
     got = refused(tmp_path, "--template", "tabular-regression", "--data", "rows.csv", *flags)
     assert got.startswith(message), got
