@@ -139,6 +139,7 @@ def test_text_classification_from_the_command_line(tmp_path: Path) -> None:
 def test_image_classification_from_the_command_line_takes_raw_images(tmp_path: Path) -> None:
     import io
 
+    import numpy as np
     from PIL import Image
     from sklearn.datasets import load_digits
 
@@ -163,7 +164,7 @@ def test_image_classification_from_the_command_line_takes_raw_images(tmp_path: P
 
     served = load_model("sklearn", str(tmp_path / "out" / "model.joblib"))
     images = [base64.b64encode(pngs[k].read_bytes()).decode() for k in (0, 1, 2)]
-    pixels = [Image.open(io.BytesIO(base64.b64decode(images[2]))).__array__().tolist()]
+    pixels = [np.asarray(Image.open(io.BytesIO(base64.b64decode(images[2])))).tolist()]
     assert len(served.predict(images)) == 3 and served.predict(pixels) == served.predict(images[2:])
 
 

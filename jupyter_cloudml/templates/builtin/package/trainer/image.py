@@ -49,7 +49,10 @@ class ImageClassifier:
     takes raw images as `to_array` does and answers class names."""
 
     def __init__(self, script: bytes, classes: list[str], size: int, channels: int) -> None:
-        self.script, self.classes_, self.size, self.channels = script, classes, size, channels
+        import numpy as np
+
+        self.script, self.size, self.channels = script, size, channels
+        self.classes_ = np.asarray(classes)  # as scikit-learn classifiers have it
         self._module: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -67,7 +70,7 @@ class ImageClassifier:
         x = torch.from_numpy(np.stack([to_array(i, self.size, self.channels) for i in batch]))
         with torch.no_grad():
             index = self._module(x).argmax(dim=1).tolist()
-        return [self.classes_[i] for i in index]
+        return [str(self.classes_[i]) for i in index]
 
 
 def network(channels: int, width: int, n_classes: int) -> Any:
