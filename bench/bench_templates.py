@@ -119,9 +119,7 @@ def optuna_search(template: str, csv: Path, trials: int, seed: int) -> tuple[flo
         model = module.pipeline(x_train, args).fit(x_train, y_train)
         return score(model, x_test, y_test, classification)
 
-    study = optuna.create_study(
-        direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed)
-    )
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     t0 = time.perf_counter()
     study.optimize(objective, n_trials=trials)
     return study.best_value, time.perf_counter() - t0

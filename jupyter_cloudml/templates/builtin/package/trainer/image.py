@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import warnings
 from typing import Any
 
 from jupyter_cloudml.templates.data import image_classes
@@ -66,7 +67,10 @@ class ImageClassifier:
             column = "b64" if "b64" in batch.columns else batch.columns[0]
             batch = list(batch[column])
         if self._module is None:
-            self._module = torch.jit.load(io.BytesIO(self.script), map_location="cpu").eval()
+            with warnings.catch_warnings():  # torch deprecates TorchScript; it serves here
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self._module = torch.jit.load(io.BytesIO(self.script), map_location="cpu")
+            self._module.eval()
         x = torch.from_numpy(np.stack([to_array(i, self.size, self.channels) for i in batch]))
         with torch.no_grad():
             index = self._module(x).argmax(dim=1).tolist()
@@ -124,7 +128,9 @@ def main() -> None:
     with torch.no_grad():
         predicted = net(torch.from_numpy(x_test)).argmax(dim=1).numpy()
     buffer = io.BytesIO()
-    torch.jit.save(torch.jit.script(net), buffer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(net), buffer)
     model = ImageClassifier(buffer.getvalue(), classes, args.image_size, args.channels)
     names = [classes[i] for i in y_test], [classes[i] for i in predicted]
     report, figure = common.classification_report(*names)
