@@ -104,14 +104,24 @@ class Template:
         )
 
     def code(self) -> dict[str, str]:
-        """The trainer's Python files and template.yaml, by path inside the package (to read
-        and copy into a cell)."""
-        files = sorted(self.package_dir.rglob("*.py"))
-        return {
-            str(f.relative_to(self.package_dir)): read_text_file(f)
-            for f in files
-            if "__pycache__" not in f.parts
-        }
+        """The trainer's code by path inside the package, to read and copy into a cell: the
+        entry module, then the package's modules it imports."""
+        import ast
+
+        entry = self.package_dir / (self.module.replace(".", "/") + ".py")
+        files = [entry]
+        top = self.module.split(".")[0]
+        for node in ast.walk(ast.parse(read_text_file(entry))):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for name in names:
+                path = self.package_dir / (name.replace(".", "/") + ".py")
+                if name.split(".")[0] == top and path.is_file() and path not in files:
+                    files.append(path)
+        return {str(f.relative_to(self.package_dir)): read_text_file(f) for f in files}
 
 
 def load_template(path: Path, source: str) -> Template:
