@@ -194,9 +194,9 @@ def template_code(
     target = _target(template, ns.target)
     if not ns.data:
         raise InvalidSpec(f"--template {template.name} needs --data ({template.inputs['data']})")
-    frame = user_ns.get(ns.data) if user_ns is not None else None
+    frame = _notebook_frame(ns.data, user_ns, source_dir)
     args = [*template.args]
-    if frame is not None and type(frame).__name__ == "DataFrame":
+    if frame is not None:
         from ..templates.data import SHIPPED_TABLE
 
         _check_frame(template, frame, target, values, f"DataFrame {ns.data}")
@@ -223,6 +223,26 @@ def template_code(
 
 
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+
+def _notebook_frame(
+    data: str, user_ns: Mapping[str, Any] | None, source_dir: str | Path
+) -> Any | None:
+    """The notebook DataFrame `--data NAME` names, or None when it names a path; a variable
+    of that name that is no DataFrame (and no file of that name) is refused."""
+    if user_ns is None or not data.isidentifier() or data not in user_ns:
+        return None
+    import pandas as pd
+
+    value = user_ns[data]
+    if isinstance(value, pd.DataFrame):
+        return value
+    if os.path.exists(os.path.join(source_dir, data)):
+        return None
+    raise InvalidSpec(
+        f"--data {data}: the notebook variable {data} is a {type(value).__name__}, not a "
+        "DataFrame (give a DataFrame, or a path)"
+    )
 
 
 def _target(template: Template, target: str | None) -> str | None:

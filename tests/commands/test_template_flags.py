@@ -164,6 +164,10 @@ def test_bad_data_is_refused_before_submitting(tmp_path, table):
     )
     frame = pd.DataFrame({"x": [1, 2], "label": ["a", "a"]})
     assert "one class only" in refused(tmp_path, *base, "--data", "df", user_ns={"df": frame})
+    assert refused(tmp_path, *base, "--data", "rows", user_ns={"rows": [1, 2]}) == (
+        "--data rows: the notebook variable rows is a list, not a DataFrame (give a DataFrame, "
+        "or a path)"
+    )
 
 
 def test_an_image_folder_without_classes_is_refused(tmp_path):
