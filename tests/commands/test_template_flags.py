@@ -96,6 +96,24 @@ def test_a_notebook_dataframe_is_shipped_by_value(tmp_path):
     pd.testing.assert_frame_equal(shipped, frame)
 
 
+def test_parquet_files_and_globs_are_read_and_checked(tmp_path):
+    for part in (0, 1):
+        frame = pd.DataFrame({"x": [part, 2.0], "y": ["a", "b"]})
+        frame.to_parquet(tmp_path / f"part-{part}.parquet")
+    spec, _ = job(
+        tmp_path, "--template", "tabular-classification", "--data", "part-*.parquet",
+        "--target", "y",
+    )  # fmt: skip
+    assert spec.args[2:4] == ("--data", str(tmp_path / "part-*.parquet"))
+    message = refused(
+        tmp_path, "--template", "tabular-regression", "--data", "part-*.parquet", "--target", "y"
+    )
+    assert message == "--target y: regression needs a numeric target, part-*.parquet has 'a'"
+    from jupyter_cloudml.templates.data import read_table
+
+    assert len(read_table(str(tmp_path / "part-*.parquet"))) == 4
+
+
 def test_a_uri_is_left_for_the_job_to_read(tmp_path):
     spec, _ = job(
         tmp_path, "--template", "tabular-regression", "--data", "s3://bucket/rows-*.csv",

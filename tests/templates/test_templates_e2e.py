@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import nbformat
@@ -103,6 +104,21 @@ def test_tabular_classification_of_a_dataframe_with_categories_serves_strings(
     rows = frame.drop(columns=["species"]).iloc[[0, 149]].to_dict("records")
     assert isinstance(rows[0]["size"], str)
     assert client.predict("flowers", rows) == ["setosa", "virginica"]
+    # The Open Inference Protocol too: one tensor per column ("pd"), strings as BYTES.
+    columns = [
+        {
+            "name": name,
+            "shape": [2],
+            "datatype": "BYTES" if isinstance(rows[0][name], str) else "FP64",
+            "data": [row[name] for row in rows],
+        }
+        for name in rows[0]
+    ]
+    body = json.dumps({"parameters": {"content_type": "pd"}, "inputs": columns}).encode()
+    url = client.get_deployment("flowers").url.rstrip("/") + "/v2/models/flowers/infer"
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        assert json.load(answer)["outputs"][0]["data"] == ["setosa", "virginica"]
 
 
 TOPICS = {
