@@ -265,8 +265,7 @@ class CloudMLMagics(Magics):
             self.client.cancel(job.id)
             print(f"interrupted: cancelled job {job.id}")
             return
-        self._finish(final)
-        self._evaluation(final)
+        self._finish(final)  # a template job's view shows its evaluation report as it ends
         if spec.returns:
             self._fetch(job.id)
 
@@ -294,14 +293,14 @@ class CloudMLMagics(Magics):
         print(format_best_trial(final, final.best_trial))
         self._evaluation(final)
 
-    def _evaluation(self, job: JobInfo | StudyInfo) -> None:
-        """A template job's evaluation report (a study's: its best trial's), inline."""
+    def _evaluation(self, study: StudyInfo) -> None:
+        """A template study's evaluation report (its best trial's), inline."""
         from IPython.display import HTML, display
 
         from ..commands.template_flags import evaluation_report
         from ..views.templates import report_html
 
-        found = evaluation_report(self.client, job)
+        found = evaluation_report(self.client, study)
         if found is not None:
             display(HTML(report_html(*found)))
 

@@ -98,6 +98,11 @@ def test_tabular_classification_of_a_dataframe_with_categories_serves_strings(
         "setosa", "versicolor", "virginica",
     ]  # fmt: skip
     assert client.read_output(job.id, "evaluation.png").startswith(b"\x89PNG")
+    from jupyter_cloudml.widgets import job_widget
+
+    view = job_widget(client, job.id)  # the live view of the ended job shows the report
+    assert "cloudml-evaluation" in view.children[-1].value
+    assert "data:image/png;base64," in view.children[-1].value
     shell.run_line_magic(
         "cloudml_deploy", f"flowers --model job:{job.id}/model.joblib --framework sklearn"
     )
