@@ -181,6 +181,11 @@ def test_image_classification_from_the_command_line_takes_raw_images(tmp_path: P
     assert "epoch 12: loss" in result.stdout and "evaluation (classification" in result.stdout
     report = json.loads((tmp_path / "out" / "evaluation.json").read_text())
     assert report["classes"] == ["d0", "d1", "d2"] and report["metrics"]["accuracy"] >= 0.8
+    job_id = result.stdout.split("submitted job ", 1)[1].split()[0]
+    metrics = cloudml("jobs", "metrics", job_id, "--output", "json", cwd=tmp_path)
+    curve = json.loads(metrics.stdout)["accuracy"]  # one point per epoch, for early stopping
+    assert [p["step"] for p in curve] == list(range(1, 13))
+    assert curve[-1]["value"] == report["value"]
     from jupyter_cloudml.serving.loaders import load_model
 
     served = load_model("sklearn", str(tmp_path / "out" / "model.joblib"))

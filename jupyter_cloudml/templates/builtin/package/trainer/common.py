@@ -54,10 +54,10 @@ def save_model(model: Any, job_dir: str) -> str:
 
 
 def write_report(
-    job_dir: str, report: dict[str, Any], figure: Any, metric: str, value: float
+    job_dir: str, report: dict[str, Any], figure: Any, metric: str, value: float, step: int = 1
 ) -> None:
     """The evaluation report in the job dir (and the job's outputs, where the product reads it),
-    then the metric, which a study optimises."""
+    then the metric at `step` (the last one), which a study optimises."""
     os.makedirs(job_dir, exist_ok=True)
     report = {**report, "metric": metric, "value": value, "plot": REPORT_PNG}
     json_path = os.path.join(job_dir, REPORT_JSON)
@@ -70,7 +70,7 @@ def write_report(
         os.makedirs(outputs, exist_ok=True)
         for path in (json_path, png_path):
             shutil.copy(path, os.path.join(outputs, os.path.basename(path)))
-    jupyter_cloudml.report(step=1, **{metric: value})
+    jupyter_cloudml.report(step=step, **{metric: value})
     print(f"{metric} = {value:.4f} on {report.get('n_test')} held-out rows", flush=True)
 
 

@@ -12,6 +12,7 @@ import io
 import warnings
 from typing import Any
 
+import jupyter_cloudml
 from jupyter_cloudml.templates.data import image_classes
 from trainer import common
 
@@ -116,6 +117,7 @@ def main() -> None:
     optimiser = torch.optim.Adam(net.parameters(), lr=args.lr)
     data = torch.utils.data.TensorDataset(torch.from_numpy(x_train), torch.from_numpy(y_train))
     loader = torch.utils.data.DataLoader(data, batch_size=args.batch_size, shuffle=True)
+    held_out = torch.from_numpy(x_test)
     for epoch in range(1, args.epochs + 1):
         net.train()
         for xb, yb in loader:
@@ -123,10 +125,14 @@ def main() -> None:
             loss = torch.nn.functional.cross_entropy(net(xb.to(device)), yb.to(device))
             loss.backward()
             optimiser.step()
-        print(f"epoch {epoch}: loss {loss.item():.4f}", flush=True)
+        net.eval()
+        with torch.no_grad():
+            predicted = net(held_out.to(device)).argmax(dim=1).cpu().numpy()
+        accuracy = float((predicted == y_test).mean())
+        print(f"epoch {epoch}: loss {loss.item():.4f}, accuracy {accuracy:.4f}", flush=True)
+        if epoch < args.epochs:  # the curve a study's early stopping reads; the last below
+            jupyter_cloudml.report(step=epoch, accuracy=accuracy, loss=loss.item())
     net = net.cpu().eval()
-    with torch.no_grad():
-        predicted = net(torch.from_numpy(x_test)).argmax(dim=1).numpy()
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -136,7 +142,8 @@ def main() -> None:
     report, figure = common.classification_report(*names)
     report.update(model="cnn", n_train=len(x_train), classes=classes, device=device)
     save_model(model, args.job_dir)
-    common.write_report(args.job_dir, report, figure, "accuracy", report["metrics"]["accuracy"])
+    value = report["metrics"]["accuracy"]
+    common.write_report(args.job_dir, report, figure, "accuracy", value, step=args.epochs)
 
 
 def save_model(model: ImageClassifier, job_dir: str) -> None:
