@@ -75,7 +75,12 @@ def format_template(t: Template, code: bool = True) -> str:
         "Parameters (--param NAME=VALUE; --tune searches the spaces):",
     ]
     rows = [
-        [p["name"], str(p["default"]), p["space"] or ("|".join(p["choices"]) or "-"), p["help"]]
+        [
+            p["name"],
+            str(p["default"]),
+            p["space"] or "-",
+            p["help"] + (f" (one of {', '.join(p['choices'])})" if p["choices"] else ""),
+        ]
         for p in d["params"]
     ]
     lines.append(table(["NAME", "DEFAULT", "SEARCH SPACE", "HELP"], rows) if rows else "  none")
