@@ -42,10 +42,18 @@ def __getattr__(name: str) -> Any:
         from .metrics import report
 
         return report
+    if name == "prediction_results":
+        from .client import Client
+
+        return lambda job_or_path, **kw: Client().prediction_results(job_or_path, **kw)
     if name == "predict":
         from .client import Client
 
         return lambda deployment, instances, **kw: Client().predict(deployment, instances, **kw)
+    if name == "show":
+        from .magics.show import show
+
+        return show
     if name == "Client":
         from .client import Client
 

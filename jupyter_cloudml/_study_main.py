@@ -17,7 +17,7 @@ from pathlib import Path
 from .client import Client
 from .models import TrainSpec, TuningSpec, from_dict
 from .tuning.driver import Driver
-from .tuning.study import TRIAL_SPEC_FILE, TUNING_ENV
+from .tuning.study import NOTIFY_ENV, TRIAL_SPEC_FILE, TUNING_ENV
 
 
 def main() -> None:
@@ -41,6 +41,8 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, on_term)
     driver.run()
+    if os.environ.get(NOTIFY_ENV):
+        driver.notify(os.environ[NOTIFY_ENV])
     print(
         f"study {driver.study_id} done"
         + (f": {driver.failed_reason}" if driver.failed_reason else ""),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import os
 import pickle
 import threading
 import time
@@ -15,9 +16,11 @@ from traitlets.config import Config
 from ._cell_main import RETURNS_FILE
 from .backends.base import Backend
 from .config import CloudML, load_config
-from .exceptions import Conflict, InvalidSpec, NotFound
+from .exceptions import Conflict, InvalidSpec, NotFound, Unsupported
 from .models import (
     STUDY_LABEL,
+    BatchPredictionInfo,
+    BatchPredictionSpec,
     Capabilities,
     DeploymentInfo,
     DeploySpec,
@@ -28,6 +31,7 @@ from .models import (
     JobStatus,
     LogLine,
     MetricsUpdate,
+    ModelFramework,
     Preview,
     ServiceInfo,
     StudyInfo,
@@ -177,19 +181,16 @@ class Client:
     # --- TensorBoard --------------------------------------------------------------------------
 
     def tensorboard(self, ids: builtins.list[str]) -> TensorBoardInfo:
-        """A TensorBoard over these jobs' event files (a study stands for all its trials)."""
+        """A TensorBoard over these jobs' event files. A study's are the runs its driver writes
+        (`tuning/board.py`): one per trial named by its parameters, with the HParams of each."""
         from .tuning.study import trial_job_ids
 
         job_ids: builtins.list[str] = []
         for job_id in dict.fromkeys(ids):
             job = self.backend.get(job_id)
-            if is_study(job):
-                trials = trial_job_ids(self.backend, job_id)
-                if not trials:
-                    raise Conflict(f"study {job_id} has started no trial yet; try again soon")
-                job_ids += trials
-            else:
-                job_ids.append(job_id)
+            if is_study(job) and not trial_job_ids(self.backend, job_id):
+                raise Conflict(f"study {job_id} has started no trial yet; try again soon")
+            job_ids.append(job_id)
         if not job_ids:
             raise InvalidSpec("name at least one job or study for TensorBoard")
         return self.backend.tensorboard(job_ids)
@@ -204,17 +205,22 @@ class Client:
 
     def deploy(self, spec: DeploySpec) -> DeploymentInfo:
         """Serve a model; `--model job:STUDY_ID[/path]` means the study's best trial."""
-        if spec.model.startswith("job:"):
-            ref, _, sub = spec.model[len("job:") :].partition("/")
-            job = self._job_by_id_or_name(ref)
-            if is_study(job):
-                best = self.get_study(job.id).best_trial
-                if best is None or best.job_id is None:
-                    raise Conflict(f"study {job.id} has no best trial yet")
-                job = self.backend.get(best.job_id)
-            model = f"job:{job.id}" + (f"/{sub}" if sub else "")
-            spec = dataclasses.replace(spec, model=model)
+        spec = dataclasses.replace(spec, model=self._job_model(spec.model))
         return self.backend.deploy(spec)
+
+    def _job_model(self, model: str) -> str:
+        """`job:ID_OR_NAME[/path]` with the job's id (a study's: its best trial's); other
+        models as they are."""
+        if not model.startswith("job:"):
+            return model
+        ref, _, sub = model[len("job:") :].partition("/")
+        job = self._job_by_id_or_name(ref)
+        if is_study(job):
+            best = self.get_study(job.id).best_trial
+            if best is None or best.job_id is None:
+                raise Conflict(f"study {job.id} has no best trial yet")
+            job = self.backend.get(best.job_id)
+        return f"job:{job.id}" + (f"/{sub}" if sub else "")
 
     def _job_by_id_or_name(self, ref: str) -> JobInfo:
         """The job with id `ref`, else the newest job that SUCCEEDED under the name `ref`."""
@@ -295,6 +301,69 @@ class Client:
     def read_output(self, job_id: str, name: str) -> bytes:
         """A file the job left in its outputs (e.g. a template's `evaluation.json`)."""
         return self.backend.read_output(job_id, name)
+
+    # --- batch prediction -----------------------------------------------------------------
+
+    def submit_batch_prediction(self, spec: BatchPredictionSpec) -> JobInfo:
+        """Predict every instance of the input files as a job of `spec.workers` shards; its
+        model is given as to `deploy`, or as a deployment `NAME[:VERSION]`."""
+        from .serving.batch_job import batch_job_spec, check_model, plan_inputs
+        from .serving.batch_outputs import prepare_output
+
+        model, framework, predictor = self._batch_model(spec)
+        location = self.backend.model_location(model)
+        check_model(location, framework, predictor)
+        files = [self.backend.data_location(f) for f in plan_inputs(spec)]
+        self.backend.data_location(spec.output_path)
+        prepare_output(spec.output_path, spec.overwrite)
+        return self.backend.submit(batch_job_spec(spec, location, framework, predictor, files))
+
+    def _batch_model(self, spec: BatchPredictionSpec) -> tuple[str, ModelFramework, str | None]:
+        """The model, framework and predictor of a batch prediction: `job:`, a URI or an
+        existing path as for `deploy`, else a deployment `NAME[:VERSION]` (its model)."""
+        model = spec.model
+        if model.startswith("job:") or "://" in model or os.path.exists(model):
+            if spec.framework is None:
+                raise InvalidSpec("give the model's --framework (e.g. --framework sklearn)")
+            return self._job_model(model), spec.framework, spec.predictor
+        name, _, version = model.partition(":")
+        try:
+            versions = self.backend.get_deployment(name).versions
+        except (NotFound, Unsupported):
+            raise NotFound(
+                f"--model {model!r} is no file, folder, job:ID or deployment NAME[:VERSION]"
+            ) from None
+        if version:
+            chosen = [v for v in versions if v.version == version]
+            if not chosen:
+                known = ", ".join(v.version for v in versions)
+                raise NotFound(f"deployment {name} has no version {version!r} (it has {known})")
+            picked = chosen[0]
+        else:
+            picked = max(versions, key=lambda v: v.traffic)
+        if spec.framework is not None and spec.framework is not picked.framework:
+            raise InvalidSpec(
+                f"--framework {spec.framework.value}: deployment {name} {picked.version} "
+                f"serves a {picked.framework.value} model (leave --framework out)"
+            )
+        return picked.model, picked.framework, picked.predictor
+
+    def batch_prediction(self, job_id: str) -> BatchPredictionInfo:
+        """A batch prediction job, its progress and what its finished shards hold."""
+        from .serving.batch_job import batch_info
+
+        return batch_info(self.backend.get(job_id), self.backend.metrics(job_id).scalars)
+
+    def prediction_results(self, job_or_path: str, errors: bool = False) -> pandas.DataFrame:
+        """A batch prediction's results (a job id or its output folder) as a DataFrame:
+        instance, prediction, input_file, line; with `errors`, the rows that failed."""
+        from .serving.batch_job import batch_config
+        from .serving.batch_outputs import read_results
+
+        path = job_or_path
+        if "://" not in path and not os.path.isdir(path):
+            path = batch_config(self.backend.get(job_or_path))["output_path"]
+        return read_results(path, errors=errors)
 
     def install_service(self) -> ServiceInfo:
         """Keep the backend's work going across reboots with nobody using the product (the

@@ -145,6 +145,16 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
         a path inside that job's job dir."""
         raise Unsupported(f"the {type(self).__name__} does not serve models")
 
+    def data_location(self, path: str) -> str:
+        """`path` (a file or folder, or an fsspec URI) as a job's replicas reach it, or
+        `InvalidSpec` when they cannot: by default they share this machine's files."""
+        return path
+
+    def model_location(self, model: str) -> str:
+        """Where a job's replicas read `model` (a path, `job:ID[/path]` or a URI, as `deploy`
+        takes it): a path they can open or an fsspec URI, for batch prediction jobs."""
+        raise Unsupported(f"the {type(self).__name__} does not run batch prediction")
+
     def deployments(self) -> builtins.list[DeploymentInfo]:
         """Every deployment, by name."""
         return []

@@ -29,6 +29,7 @@ from .flag_types import (
     whole_number,
 )
 from .local_flags import LOCAL_SUMMARIES, LOCAL_VERBS, add_local_verb_options
+from .predict_flags import PREDICT_SUMMARIES, PREDICT_VERBS, add_predict_verb_options
 from .study_flags import STUDY_SUMMARIES, STUDY_VERBS, add_study_verb_options, add_tuning_options
 from .template_flags import (
     TEMPLATE_SUMMARIES,
@@ -173,6 +174,12 @@ def _train_parser(prog: str) -> Parser:
         metavar="DURATION",
         help="fail the job if it waits longer than this for resources (Google's "
         "maxWaitTime; e.g. --max-wait 1h)",
+    )
+    add(
+        "--notify",
+        metavar="URL",
+        help="POST the final job (or study) as JSON to this webhook when it ends, for chat or "
+        "e-mail bridges (e.g. --notify https://chat.example.com/hooks/123)",
     )
     add(
         "--service-account",
@@ -338,6 +345,11 @@ def verb_parser(verb: str, prog: str) -> Parser:
         parser = Parser(prog=prog, description=MODEL_SUMMARIES[sub])
         add_model_verb_options(sub, parser)
         return parser
+    if verb.startswith("predict "):
+        sub = verb.split(" ", 1)[1]
+        parser = Parser(prog=prog, description=PREDICT_SUMMARIES[sub])
+        add_predict_verb_options(sub, parser)
+        return parser
     if verb.startswith("hub "):
         sub = verb.split(" ", 1)[1]
         parser = Parser(prog=prog, description=HUB_SUMMARIES[sub])
@@ -372,6 +384,9 @@ def command_help(prog: str = "cloudml") -> str:
         "",
         "online models ('models VERB'; %cloudml_deploy NAME ... is 'models deploy NAME ...'):",
         *(f"  {verb:<{width}}{MODEL_SUMMARIES[verb]}" for verb in MODEL_VERBS),
+        "",
+        "batch prediction ('predict VERB'; %cloudml_predict ... is 'predict batch ...'):",
+        *(f"  {verb:<{width}}{PREDICT_SUMMARIES[verb]}" for verb in PREDICT_VERBS),
         "",
         "JupyterHub on Kubernetes, for its admins ('hub VERB'):",
         *(f"  {verb:<{width}}{HUB_SUMMARIES[verb]}" for verb in HUB_VERBS),
@@ -466,6 +481,7 @@ def parse_command(argv: Sequence[str], prog: str = "cloudml") -> argparse.Namesp
 GROUPS = {
     "studies": (STUDY_VERBS, "study_verb"),
     "models": (MODEL_VERBS, "model_verb"),
+    "predict": (PREDICT_VERBS, "predict_verb"),
     "hub": (HUB_VERBS, "hub_verb"),
     "local": (LOCAL_VERBS, "local_verb"),
     "templates": (TEMPLATE_VERBS, "template_verb"),

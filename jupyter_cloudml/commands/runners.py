@@ -283,6 +283,10 @@ def run(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) -> in
         return run_templates_command(ns, out)
     if ns.verb == "tensorboard":
         return run_tensorboard_command(client(), ns, out)
+    if ns.verb == "predict":
+        from .predict_runner import run_predict_command
+
+        return run_predict_command(client(), ns, out)
     if ns.verb == "models":
         if ns.model_verb == "deploy" and _deploy_dry_run(ns):
             return run_deploy_dry_run(ns, client, out)

@@ -165,6 +165,7 @@ def build_train_spec(
         labels={**file.get("labels", {}), **dict(ns.label)},
         returns=tuple(ns.returns),
         service_account=ns.service_account or file.get("service_account"),
+        notify=ns.notify,
     )
 
 

@@ -46,6 +46,7 @@ def train_flags(spec: TrainSpec) -> list[str]:
         ("--timeout", spec.timeout, None),
         ("--max-wait", spec.max_wait, None),
         ("--service-account", spec.service_account, None),
+        ("--notify", spec.notify, None),
         ("--job-dir", spec.job_dir, None),
         ("--pre-command", spec.pre_command, None),
         ("--post-command", spec.post_command, None),

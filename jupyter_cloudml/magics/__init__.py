@@ -25,6 +25,7 @@ from ..views.text import dumps
 
 if TYPE_CHECKING:
     from ..client import Client
+    from ..widgets import JobView, StudyView
 
 
 class JobFailed(CloudMLError):
@@ -167,11 +168,51 @@ class CloudMLMagics(Magics):
                 self._client_for(ns)  # refuses --backend
             run_models_command(self.client, ns, sys.stdout)
         if ns.model_verb in ("deploy", "describe", "update", "rollback") and ns.output == "text":
-            from IPython.display import display
-
             from ..widgets import deployment_widget
 
-            display(deployment_widget(self.client, ns.name))
+            deployment_widget(self.client, ns.name).show()
+
+    @line_magic
+    def cloudml_predict(self, line: str) -> None:
+        """Batch prediction as a job: `%cloudml_predict --model job:iris-3f9a1c/model.joblib
+        --framework sklearn --input-paths 'in-*.json' --output-path out/ --workers 2 --wait`;
+        the same as `%cloudml predict batch ...`; `--help` lists every option."""
+        from ..commands.grammar import parse_verb
+
+        ns = _parse(lambda tokens: parse_verb("predict batch", tokens, "%cloudml_predict"), line)
+        if ns is not None:
+            self._predict(ns)
+
+    def _predict(self, ns: argparse.Namespace) -> None:
+        """Submit, show the live job view; with --wait, block (an interrupt cancels the job)
+        and print the summary: rows, errors, output folder, how to load the results."""
+        from ..commands.predict_flags import build_batch_spec
+        from ..views.batch import format_batch_submitted, format_batch_summary
+
+        with _usage_errors():
+            self._client_for(argparse.Namespace(backend=ns.backend, dry_run=False))
+            if ns.output == "json":  # as in a terminal: JSON only, no live view
+                from ..commands.predict_runner import run_predict_command
+
+                if run_predict_command(self.client, ns, sys.stdout) != 0:
+                    raise JobFailed("the batch prediction did not succeed (see its JSON)")
+                return
+            job = self.client.submit_batch_prediction(build_batch_spec(ns))
+        print(format_batch_submitted(self.client.batch_prediction(job.id)))
+        self._show(job.id)
+        if not ns.wait:
+            return
+        print(f"waiting for job {job.id}; interrupt the kernel to cancel it")
+        try:
+            self.client.wait(job.id)
+        except KeyboardInterrupt:
+            self.client.cancel(job.id)
+            print(f"interrupted: cancelled job {job.id}")
+            return
+        info = self.client.batch_prediction(job.id)
+        print(format_batch_summary(info))
+        if info.job.status is not JobStatus.SUCCEEDED:
+            raise JobFailed(format_outcome(info.job))
 
     @line_magic
     def cloudml(self, line: str) -> None:
@@ -205,6 +246,8 @@ class CloudMLMagics(Magics):
                 run_templates_command(ns, sys.stdout)
         elif ns.verb == "models":
             self._models(ns)
+        elif ns.verb == "predict":
+            self._predict(ns)
         elif ns.verb == "tensorboard" and ns.job and ns.output == "text":
             self._tensorboard(ns.job)
         elif ns.verb == "tensorboard":
@@ -251,7 +294,7 @@ class CloudMLMagics(Magics):
                 self._tune(spec, tuning, ns.wait)
                 return
             job = self.client.submit(spec)
-        self._show(job.id)
+        view = self._show(job.id)
         if not ns.wait:
             if spec.returns:
                 print(
@@ -265,17 +308,17 @@ class CloudMLMagics(Magics):
             self.client.cancel(job.id)
             print(f"interrupted: cancelled job {job.id}")
             return
+        _settle(view)
         self._finish(final)  # a template job's view shows its evaluation report as it ends
         if spec.returns:
             self._fetch(job.id)
 
     def _tune(self, spec: TrainSpec, tuning: TuningSpec, wait: bool) -> None:
-        from IPython.display import display
-
         from ..widgets import study_widget
 
         study = self.client.submit_study(spec, tuning)
-        display(study_widget(self.client, study.id))
+        view = study_widget(self.client, study.id)
+        view.show()
         if not wait:
             return
         print(f"waiting for study {study.id}; interrupt the kernel to cancel it")
@@ -285,6 +328,7 @@ class CloudMLMagics(Magics):
             self.client.cancel_study(study.id)
             print(f"interrupted: cancelled study {study.id}")
             return
+        _settle(view)
         final = self.client.get_study(study.id)
         if final.best_trial is None or final.status is not JobStatus.SUCCEEDED:
             raise JobFailed(
@@ -315,12 +359,12 @@ class CloudMLMagics(Magics):
             display(Image(metric_curves_png(scalars, title=job_id)))
         print(format_metrics(scalars))
 
-    def _show(self, job_id: str) -> None:
-        from IPython.display import display
-
+    def _show(self, job_id: str) -> JobView:
         from ..widgets import job_widget
 
-        display(job_widget(self.client, job_id))
+        view = job_widget(self.client, job_id)
+        view.show()
+        return view
 
     def _wait(self, job_id: str, timeout: float | None, output: str) -> None:
         try:
@@ -356,6 +400,12 @@ class CloudMLMagics(Magics):
         values = self.client.fetch(job_id)
         self._user_ns.update(values)
         print(f"loaded {_names(values)} from job {job_id}")
+
+
+def _settle(view: JobView | StudyView) -> None:
+    """Show the end the caller waited for at once (not a poll interval later)."""
+    if view.watcher is not None:
+        view.watcher.settle()
 
 
 def _names(names: Any) -> str:

@@ -22,7 +22,7 @@ LOCAL_LOG_DIR = "cloudml-metrics"
 _SOURCE = "jupyter_cloudml.metrics"
 
 _lock = threading.Lock()
-_writer: _EventWriter | None = None
+_writer: EventFile | None = None
 _calls = 0
 
 
@@ -62,12 +62,12 @@ def report(step: int | None = None, **values: float) -> None:
         if not numbers:
             return
         if _writer is None or _writer.pid != os.getpid():  # first call, or a forked child
-            _writer = _EventWriter(log_dir())
+            _writer = EventFile(log_dir())
         _writer.write(step, numbers)
 
 
-class _EventWriter:
-    """One event file of this process, named as TensorBoard names them."""
+class EventFile:
+    """One event file of this process in `directory`, named as TensorBoard names them."""
 
     def __init__(self, directory: str) -> None:
         from tensorboard.compat.proto import event_pb2
@@ -84,9 +84,9 @@ class _EventWriter:
         self._records.write(first.SerializeToString())
         self._metadata = _scalar_metadata()
 
-    def write(self, step: int, numbers: dict[str, float]) -> None:
+    def write(self, step: int, numbers: dict[str, float], wall_time: float | None = None) -> None:
         """Append one event holding ``numbers`` at ``step`` and flush it."""
-        event = self._event(wall_time=time.time(), step=step)
+        event = self._event(wall_time=time.time() if wall_time is None else wall_time, step=step)
         for tag, number in numbers.items():
             value = event.summary.value.add(tag=tag)
             value.metadata.CopyFrom(self._metadata)
@@ -95,6 +95,16 @@ class _EventWriter:
             value.tensor.double_val.append(number)
         self._records.write(event.SerializeToString())
         self._records.flush()
+
+    def write_summary(self, summary: Any, step: int = 0) -> None:
+        """Append one event holding a ``Summary`` proto (e.g. a plugin's) and flush it."""
+        event = self._event(wall_time=time.time(), step=step)
+        event.summary.CopyFrom(summary)
+        self._records.write(event.SerializeToString())
+        self._records.flush()
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def _scalar_metadata() -> Any:

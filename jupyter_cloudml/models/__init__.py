@@ -4,6 +4,7 @@ Nothing here knows about processes, files of a job or Kubernetes objects; backen
 One module per concept; everything is importable from `jupyter_cloudml.models`.
 """
 
+from .batch import BATCH_LABEL, BatchPredictionInfo, BatchPredictionSpec, DataFormat
 from .common import (
     ENV_KEY_RE,
     LABEL_KEY_RE,
@@ -76,6 +77,7 @@ from .tuning import (
 )
 
 __all__ = [
+    "BATCH_LABEL",
     "ENV_KEY_RE",
     "JOB_KINDS",
     "KIND_LABEL",
@@ -89,8 +91,11 @@ __all__ = [
     "STUDY_LABEL",
     "TRIAL_LABEL",
     "Algorithm",
+    "BatchPredictionInfo",
+    "BatchPredictionSpec",
     "Capabilities",
     "CodePackage",
+    "DataFormat",
     "DeploySpec",
     "DeploymentInfo",
     "DeploymentStatus",

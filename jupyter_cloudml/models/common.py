@@ -7,6 +7,7 @@ import dataclasses
 import enum
 import functools
 import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,6 +47,16 @@ def check_label(key: str, value: str | None = None) -> None:
         raise InvalidSpec(
             f"label value {value!r} of {key!r} is not valid: at most 63 letters, digits, '-', "
             "'_' or '.', starting and ending with a letter or digit (e.g. team=cv)"
+        )
+
+
+def check_webhook(url: str) -> None:
+    """A webhook is an http or https URL with a host (`--notify https://chat.example/hook`)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidSpec(
+            f"--notify takes an http or https URL with a host (e.g. "
+            f"https://chat.example.com/hooks/123), got {url!r}"
         )
 
 

@@ -16,6 +16,7 @@ from .common import (
     Resources,
     check_label,
     check_name,
+    check_webhook,
     to_dict,
 )
 
@@ -149,6 +150,8 @@ class TrainSpec:
     returns: tuple[str, ...] = ()
     #: The identity replicas run as, where the backend has them (a Kubernetes ServiceAccount).
     service_account: str | None = None
+    #: A webhook (http or https URL) that receives the final JobInfo as JSON (`--notify`).
+    notify: str | None = None
 
     def __post_init__(self) -> None:
         check_name(self.name, "job name")
@@ -170,6 +173,8 @@ class TrainSpec:
             raise InvalidSpec(f"--timeout must be > 0 seconds, got {self.timeout}")
         if self.max_wait is not None and not self.max_wait > 0:
             raise InvalidSpec(f"--max-wait must be > 0 seconds, got {self.max_wait}")
+        if self.notify is not None:
+            check_webhook(self.notify)
         replicas = self.replicas
         if self.framework is not Framework.TENSORFLOW and (
             replicas.ps or replicas.chief or replicas.evaluators

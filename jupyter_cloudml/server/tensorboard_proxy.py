@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from jupyter_server_proxy.handlers import ProxyHandler
 from tornado import web
 
+from ..backends.common.tensorboards import INDEX_PATHS, relative_assets
 from ..views.tensorboards import REMOTE_PREFIX
 
 ROUTE = rf"/{REMOTE_PREFIX}/(tb-[0-9a-f]{{12}})(/.*|)"
@@ -33,6 +34,7 @@ class TensorBoardProxyHandler(ProxyHandler):
             raise web.HTTPError(502, f"TensorBoard {board_id} has no host and port: {board.url}")
         self.host_allowlist = [parts.hostname]
         self.proxy_base = f"{REMOTE_PREFIX}/{board_id}"
+        self.rewrite_response = _relative_assets
         return parts.hostname, parts.port
 
     async def _proxy(self, board_id: str, path: str) -> Any:
@@ -45,3 +47,9 @@ class TensorBoardProxyHandler(ProxyHandler):
     async def open(self, board_id: str, path: str) -> Any:
         host, port = await self._target(board_id)
         return await self.proxy_open(host, port, path)
+
+
+def _relative_assets(response: Any, path: str) -> None:
+    """TensorBoard's page with its fonts addressed from the page, inside this proxy."""
+    if (path or "/") in INDEX_PATHS and response.body:
+        response.body = relative_assets(response.body)

@@ -32,6 +32,7 @@ from ..models import (
     TuningSpec,
     to_dict,
 )
+from .board import StudyBoard
 from .params import PARAMS_ENV
 from .space import grid_size
 from .study import SUMMARY_FILE
@@ -106,6 +107,7 @@ class Driver:
         self._written = 0.0  # when it was last written (monotonic)
         self._ended: list[TrialInfo] = []  # finished trials, in the order they finished
         self._ended_dicts: dict[int, dict[str, Any]] = {}  # their summary entries (final)
+        self.board = StudyBoard(job_dir, tuning)
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -135,6 +137,22 @@ class Driver:
         self.driver_seconds = time.perf_counter() - start - slept
         self._dirty = True
         self._write_summary(final=True)
+        self.board.close()
+
+    def notify(self, url: str) -> None:
+        """POST the study as it ended (`--notify`) to `url`, and say how that went."""
+        from ..backends.common.notify import notify_payload, post_notification
+        from .study import study_info
+
+        info = study_info(self.backend, self.backend.get(self.study_id))
+        status = JobStatus.SUCCEEDED
+        if self.cancelled:
+            status = JobStatus.CANCELLED
+        elif self.failed_reason:
+            status = JobStatus.FAILED
+        info = dataclasses.replace(info, status=status, reason=self.failed_reason)
+        problem = post_notification(url, notify_payload(info, "study"))
+        print(problem or f"posted the final study to {url}", flush=True)
 
     def _timed(self, call: Any, *args: Any) -> Any:
         """One Backend call, its time kept apart from the driver's own overhead."""
@@ -167,6 +185,12 @@ class Driver:
             trial.set_user_attr("launch", launch)
             reported = set(frozen.intermediate_values)
             self.running[frozen.number] = Running(trial, launch["job_id"], reported=reported)
+        for known in sorted(self.study.get_trials(deepcopy=False), key=lambda t: t.number):
+            launch = known.user_attrs.get("launch")
+            if launch is not None and "from_study" not in launch:
+                self.board.name_of(known.number, launch["params"])  # the names they had
+        for number in sorted(self.running):
+            self.board.trial(number, self.running[number].trial.user_attrs["launch"]["params"])
         self._ended = [t for t in self.trial_infos() if t.status is not TrialStatus.RUNNING]
 
     def _continue(self, previous_id: str) -> None:
@@ -242,6 +266,7 @@ class Driver:
             launch = {"params": values, "job_id": job.id, "started": time.time()}
             trial.set_user_attr("launch", launch)
             self.running[trial.number] = Running(trial, job.id)
+            self.board.trial(trial.number, values)
             self._dirty = True
             print(f"trial {trial.number}: job {job.id} {json.dumps(values)}", flush=True)
 
@@ -251,6 +276,7 @@ class Driver:
             update = self._timed(self.backend.metrics, running.job_id, running.cursor)
             running.cursor = update.cursor
             running.tags.update(update.scalars)
+            self.board.scalars(number, update.scalars)
             pruned = self._report(running, update.scalars.get(self.tuning.metric, ()))
             if pruned and not job.status.terminal:
                 self._timed(self.backend.cancel, running.job_id)
@@ -296,6 +322,7 @@ class Driver:
         from optuna.trial import TrialState
 
         running = self.running.pop(number)
+        self.board.ended(number)
         result = {
             "status": status.value,
             "reason": reason,

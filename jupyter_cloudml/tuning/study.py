@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from ..backends.base import Backend
 
 TUNING_ENV = "CLOUDML_TUNING"
+#: The study's `--notify` webhook, for its driver (the trials have none).
+NOTIFY_ENV = "CLOUDML_NOTIFY_URL"
 TRIAL_SPEC_FILE = "trial_spec.json"
 SUMMARY_FILE = "study.json"
 DRIVER_MODULE = "jupyter_cloudml._study_main"
@@ -50,11 +52,15 @@ def driver_spec(trial: TrainSpec, tuning: TuningSpec) -> TrainSpec:
     (the trials' secrets are the driver's own, so the template needs only their names)."""
     from ..packaging import package_files
 
-    package = package_files({TRIAL_SPEC_FILE: json.dumps(to_dict(trial)).encode()}, DRIVER_MODULE)
+    template = dataclasses.replace(trial, notify=None)  # the study notifies, not each trial
+    package = package_files(
+        {TRIAL_SPEC_FILE: json.dumps(to_dict(template)).encode()}, DRIVER_MODULE
+    )
+    notify = {NOTIFY_ENV: trial.notify} if trial.notify else {}
     return TrainSpec(
         name=trial.name,
         package=package,
-        env={TUNING_ENV: json.dumps(to_dict(tuning))},
+        env={TUNING_ENV: json.dumps(to_dict(tuning)), **notify},
         secrets=trial.secrets,  # the template keeps their names; the driver hands them on
         resources=Resources(cpu=0),  # mostly waits on trials: it takes no trial's CPU slot
         retries=DRIVER_RETRIES,

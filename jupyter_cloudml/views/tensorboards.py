@@ -23,6 +23,8 @@ MIME_TYPE = "application/vnd.jupyter.cloudml.tensorboard+json"
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 #: Where the Jupyter server proxies TensorBoards on other hosts, by id.
 REMOTE_PREFIX = "cloudml/tensorboards"
+#: The dashboard a TensorBoard opens on (the lab extension's frames open on it too).
+DASHBOARD = "scalars"
 
 
 def proxy_path(board: TensorBoardInfo) -> str:
@@ -42,7 +44,7 @@ def notebook_bundle(board: TensorBoardInfo, height: int = 800) -> dict[str, Any]
     """
     path = proxy_path(board)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
-    src = html.escape(prefix.rstrip("/") + "/" + path, quote=True)
+    src = html.escape(f"{prefix.rstrip('/')}/{path}#{DASHBOARD}", quote=True)
     status = "reused" if board.reused else "started"
     return {
         MIME_TYPE: {"id": board.id, "jobs": list(board.jobs), "url": path, "height": height},

@@ -30,6 +30,7 @@ from ..models import (
 )
 from ..views.deployments import curl_snippet, python_snippet, replicas_text
 from .job import STATUS_COLORS, describe_error, render_error, render_pill
+from .saved import SavedCopy
 from .watch import Watcher
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ def example_rows(metadata: Mapping[str, Any]) -> str | None:
     return json.dumps([[0.0] * width, [1.0] * width])
 
 
-class DeploymentView(ipywidgets.VBox):
+class DeploymentView(SavedCopy, ipywidgets.VBox):
     """One deployment: status, endpoint, versions and replicas, snippets, and a "try it" box;
     fed by `update` (usually from a `DeploymentWatcher`).
 
@@ -247,6 +248,14 @@ class DeploymentView(ipywidgets.VBox):
             self.error.value = ""
             self._gone = True
             self.predict_button.disabled = True
+
+    def copy_subject(self) -> tuple[str, str, str, bool] | None:
+        info = self._info
+        if info is None:
+            return None
+        if self._gone:
+            return "deployment", info.name, DeploymentStatus.STOPPED.value, True
+        return "deployment", info.name, info.status.value, info.status is DeploymentStatus.STOPPED
 
     # --- try it ---------------------------------------------------------------------------
 
@@ -353,6 +362,7 @@ class DeploymentWatcher(Watcher[DeploymentPoll]):
             info = self.client.get_deployment(self.name)
         except NotFound as exc:
             self.view.show_gone(describe_error(exc))
+            self.view.keep()
             return DeploymentPoll(None)
         self.view.update(info)
         if not self.example_known and info.status is DeploymentStatus.READY:
@@ -360,6 +370,8 @@ class DeploymentWatcher(Watcher[DeploymentPoll]):
             example = self.example(info.name)
             if example is not None:
                 self.view.set_example(example)
+                self.view.keep(force=True)
+        self.view.keep()
         return DeploymentPoll(info)
 
     def example(self, name: str) -> str | None:

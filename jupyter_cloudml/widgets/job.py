@@ -22,6 +22,7 @@ from ..exceptions import CloudMLError
 from ..models import JobInfo, JobStatus, LogLine, MetricsUpdate, Scalar, StudyInfo, TrialStatus
 from ..views.jobs import format_log_line
 from ..views.text import format_duration
+from .saved import SavedCopy
 
 if TYPE_CHECKING:
     from .watch import JobWatcher
@@ -195,9 +196,12 @@ class PlotImage(ipywidgets.Image):
         self,
         interval: float = DRAW_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
+        caption: str = "chart",
         **kwargs: Any,
     ) -> None:
         super().__init__(format="png", layout=ipywidgets.Layout(display="none"), **kwargs)
+        #: What the plot shows, in words (the alt text of its saved copy).
+        self.caption = caption
         self.interval = interval
         self.clock = clock
         self.renders = 0
@@ -238,7 +242,7 @@ class PlotImage(ipywidgets.Image):
         self.layout.display = None
 
 
-class JobView(ipywidgets.VBox):
+class JobView(SavedCopy, ipywidgets.VBox):
     """Status, replicas, metric curves and log tail of one job; fed by `update` and
     `update_metrics` (usually from a `JobWatcher`).
 
@@ -254,12 +258,13 @@ class JobView(ipywidgets.VBox):
         self.summary = ipywidgets.HTML()
         self.replicas = ipywidgets.HTML()
         self.error = ipywidgets.HTML()
-        self.metrics = PlotImage()
+        self.metrics = PlotImage(caption="metric curves")
         self.metrics_note = ipywidgets.HTML()
         self.log_tail = ipywidgets.HTML()
         self._lines: collections.deque[str] = collections.deque(maxlen=DEFAULT_MAX_LINES)
         self._series: dict[str, ScalarSeries] = {}
         self._metrics_error = ""
+        self._job: JobInfo | None = None
         self._lock = threading.RLock()
         #: The watcher feeding this view, if `job_widget` started one (`view.watcher.stop()`).
         self.watcher: JobWatcher | None = None
@@ -270,6 +275,7 @@ class JobView(ipywidgets.VBox):
     def update(self, job: JobInfo, new_lines: Sequence[LogLine] = ()) -> None:
         """Show `job`'s state and append `new_lines` to the tail (one value change per call)."""
         with self._lock:
+            self._job = job
             self.header.value = render_header(job)
             self.summary.value = render_summary(job)
             self.replicas.value = render_replicas(job)
@@ -317,6 +323,10 @@ class JobView(ipywidgets.VBox):
 
     def _show_metrics_note(self) -> None:
         self.metrics_note.value = render_error(self._metrics_error, self.metrics.problem)
+
+    def copy_subject(self) -> tuple[str, str, str, bool] | None:
+        job = self._job
+        return None if job is None else ("job", job.id, job.status.value, job.status.terminal)
 
     @property
     def lines(self) -> list[str]:

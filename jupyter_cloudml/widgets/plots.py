@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
 from ..models import Scalar, TrialInfo
@@ -26,6 +26,13 @@ MULTI_ROW_HEIGHT = 2.0
 MAX_PANELS = 6
 #: Points per line drawn; longer series are thinned evenly (the last point is always kept).
 MAX_POINTS = 2000
+#: Trials named in a study chart's legend at most.
+LEGEND_MAX = 12
+_TAB20 = [
+    "#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896",
+    "#9467bd", "#c5b0d5", "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#7f7f7f", "#c7c7c7",
+    "#bcbd22", "#dbdb8d", "#17becf", "#9edae5",
+]  # fmt: skip
 
 BEST_COLOR = "#d62728"
 LINE_COLOR = "#1f77b4"
@@ -63,9 +70,15 @@ def study_curves_png(
     return png(study_curves_figure(curves, metric=metric, best=best))
 
 
-def param_scatter_png(trials: Sequence[TrialInfo], *, metric: str, best: int | None) -> bytes:
+def param_scatter_png(
+    trials: Sequence[TrialInfo],
+    *,
+    metric: str,
+    best: int | None,
+    log_params: Collection[str] = (),
+) -> bytes:
     """`param_scatter_figure` as PNG bytes."""
-    return png(param_scatter_figure(trials, metric=metric, best=best))
+    return png(param_scatter_figure(trials, metric=metric, best=best, log_params=log_params))
 
 
 def metric_curves_figure(scalars: Mapping[str, Sequence[Scalar]], *, title: str = "") -> Figure:
@@ -91,38 +104,82 @@ def metric_curves_figure(scalars: Mapping[str, Sequence[Scalar]], *, title: str 
 def study_curves_figure(
     curves: Mapping[int, Sequence[Scalar]], *, metric: str, best: int | None
 ) -> Figure:
-    """Every trial's `metric` against step: the best trial in color on top, the others faint."""
-    fig, (ax,) = _panels(1, cols=1)
-    others = [
-        [(p.step, p.value) for p in thin(points)]
-        for number, points in curves.items()
-        if points and number != best
-    ]
-    if others:
-        ax.add_collection(LineCollection(others, colors=FAINT_COLOR, linewidths=0.8, alpha=0.35))
-    best_points = thin(curves.get(best, ())) if best is not None else ()
-    if best_points:
-        steps, values = [p.step for p in best_points], [p.value for p in best_points]
-        ax.plot(steps, values, color=BEST_COLOR, lw=1.8, zorder=3)
-        if len(best_points) == 1:
-            ax.plot(steps, values, "o", color=BEST_COLOR, ms=4, zorder=3)
-        # a title, not a legend: `loc="best"` would test every point of every curve
+    """Every trial's `metric` against step, a color per trial (named in the legend), the best
+    one thicker on top. Trials that each reported one value are points by trial number instead
+    (`final_values_figure`): a step chart of one dot says nothing."""
+    series = {number: thin(points) for number, points in sorted(curves.items()) if points}
+    if series and all(len(points) == 1 for points in series.values()):
+        return final_values_figure(
+            {number: points[0].value for number, points in series.items()},
+            metric=metric,
+            best=best,
+        )
+    legend = len(series) > 1
+    fig, (ax,) = _panels(1, cols=1, legend=legend)
+    for index, (number, points) in enumerate(series.items()):
+        is_best = number == best
+        ax.plot(
+            [p.step for p in points],
+            [p.value for p in points],
+            color=BEST_COLOR if is_best else _trial_color(index),
+            lw=2.2 if is_best else 1.0,
+            alpha=1.0 if is_best else 0.8,
+            zorder=3 if is_best else 2,
+            label=f"trial {number}" + (" (best)" if is_best else ""),
+        )
+    if best is not None and best in series:
         ax.set_title(f"best: trial {best}", color=BEST_COLOR, fontsize=8, loc="left")
-    if not others and not best_points:
+    if not series:
         ax.set_visible(False)
         _empty(fig, f"no trial has reported {metric!r} yet")
-    else:
-        ax.xaxis.set_major_formatter(FuncFormatter(_compact))
-        ax.set_xlabel("step", fontsize=8)
-        ax.set_ylabel(metric, fontsize=8)
+        return fig
+    if legend:
+        _legend(ax)
+    ax.margins(x=0.02, y=0.08)
+    ax.xaxis.set_major_formatter(FuncFormatter(_compact))
+    ax.set_xlabel("step", fontsize=8)
+    ax.set_ylabel(metric, fontsize=8)
     return fig
 
 
-def param_scatter_figure(trials: Sequence[TrialInfo], *, metric: str, best: int | None) -> Figure:
+def final_values_figure(values: Mapping[int, float], *, metric: str, best: int | None) -> Figure:
+    """One point per trial: its `metric` against its number, the best in color (never cut off
+    by the edge, and the axis spans something sensible even when every value is the same)."""
+    fig, (ax,) = _panels(1, cols=1)
+    shown = {n: v for n, v in values.items() if math.isfinite(v)}
+    for is_best, style in ((False, _PLAIN_DOT), (True, _BEST_DOT)):
+        picked = [(n, v) for n, v in shown.items() if (n == best) is is_best]
+        ax.scatter([n for n, _ in picked], [v for _, v in picked], clip_on=False, **style)
+    if not shown:
+        ax.set_visible(False)
+        _empty(fig, f"no trial has reported {metric!r} yet")
+        return fig
+    numbers, ys = list(shown), list(shown.values())
+    ax.set_xlim(min(numbers) - 0.5, max(numbers) + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(6, integer=True))
+    low, high = min(ys), max(ys)
+    pad = (high - low) * 0.12 or max(abs(low) * 0.05, 1e-9)
+    ax.set_ylim(low - pad, high + pad)
+    if best is not None and best in shown:
+        ax.set_title(
+            f"best: trial {best} ({shown[best]:.4g})", color=BEST_COLOR, fontsize=8, loc="left"
+        )
+    ax.set_xlabel("trial", fontsize=8)
+    ax.set_ylabel(metric, fontsize=8)
+    return fig
+
+
+def param_scatter_figure(
+    trials: Sequence[TrialInfo],
+    *,
+    metric: str,
+    best: int | None,
+    log_params: Collection[str] = (),
+) -> Figure:
     """One panel per parameter: each trial's `metric` against its value, the best in color.
 
-    Numbers spanning more than two decades (all > 0) get a log axis; strings and booleans are
-    categories, one tick each.
+    Parameters searched on a log scale (`log_params`), and numbers spanning more than two
+    decades, get a log axis (when all > 0); strings and booleans are categories, one tick each.
     """
     scored = [(t, t.value) for t in trials if t.value is not None and math.isfinite(t.value)]
     names = list(dict.fromkeys(name for t in trials for name in t.params))
@@ -137,7 +194,7 @@ def param_scatter_figure(trials: Sequence[TrialInfo], *, metric: str, best: int 
             ax.set_xlim(-0.5, len(labels) - 0.5)
         else:
             xs = [float(v) for v in params]
-            if _spans_decades(xs):
+            if (name in log_params and xs and min(xs) > 0) or _spans_decades(xs):
                 _log_x(ax)
         for is_best, style in ((False, _PLAIN_DOT), (True, _BEST_DOT)):
             picked = [
@@ -145,7 +202,8 @@ def param_scatter_figure(trials: Sequence[TrialInfo], *, metric: str, best: int 
                 for x, (t, value) in zip(xs, having, strict=True)
                 if (t.number == best) is is_best
             ]
-            ax.scatter([x for x, _ in picked], [y for _, y in picked], **style)
+            ax.scatter([x for x, _ in picked], [y for _, y in picked], clip_on=False, **style)
+        ax.margins(0.08)
         ax.set_xlabel(name, fontsize=8)
     if axes:
         axes[0].set_ylabel(metric, fontsize=8)
@@ -173,10 +231,32 @@ def _spans_decades(xs: Sequence[float], decades: float = 2.0) -> bool:
     return math.log10(max(finite) / min(finite)) > decades
 
 
+def _trial_color(index: int) -> str:
+    """A trial's line color: tab20's colors in turn, leaving out the best trial's red."""
+    colors = [c for c in _TAB20 if c not in ("#d62728", "#ff9896")]
+    return colors[index % len(colors)]
+
+
+def _legend(ax: Axes) -> None:
+    """The trials' legend beside the axes (never over the curves): the best trial first, then
+    the others up to `LEGEND_MAX` entries, and how many more there are."""
+    handles, labels = ax.get_legend_handles_labels()
+    entries = sorted(zip(handles, labels, strict=True), key=lambda e: not e[1].endswith("(best)"))
+    if len(entries) > LEGEND_MAX:
+        more = len(entries) - (LEGEND_MAX - 1)
+        entries = [*entries[: LEGEND_MAX - 1], (Line2D([], [], color="none"), f"+{more} more")]
+    ax.legend(
+        [h for h, _ in entries], [label for _, label in entries], loc="upper left",
+        bbox_to_anchor=(1.01, 1.0), fontsize=6, frameon=False, borderaxespad=0.0,
+        handlelength=1.2,
+    )  # fmt: skip
+
+
 def _panels(
-    count: int, *, cols: int, title: bool = False, sharey: bool = False
+    count: int, *, cols: int, title: bool = False, sharey: bool = False, legend: bool = False
 ) -> tuple[Figure, list[Axes]]:
-    """A figure with `count` small axes, `cols` to a row at most (one empty row for none).
+    """A figure with `count` small axes, `cols` to a row at most (one empty row for none);
+    `legend` keeps room on the right for one.
 
     Few ticks and no minor ones: tick labels are most of what a small figure costs to draw.
     """
@@ -187,7 +267,8 @@ def _panels(
     FigureCanvasAgg(fig)
     top = 0.3 + (0.2 if title else 0.0)
     fig.subplots_adjust(
-        left=0.65 / WIDTH, right=0.98, bottom=0.45 / height, top=1 - top / height,
+        left=0.65 / WIDTH, right=0.8 if legend else 0.98, bottom=0.45 / height,
+        top=1 - top / height,
         wspace=0.15 if sharey else 0.4, hspace=0.7,
     )  # fmt: skip
     if not count:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import ipywidgets
 
-from ..models import Goal, JobStatus, Scalar, StudyInfo, TrialInfo, TrialStatus
+from ..models import Goal, JobStatus, Scalar, Scale, StudyInfo, TrialInfo, TrialStatus
 from ..views.studies import (
     format_objective,
     format_trial_counts,
@@ -30,6 +30,7 @@ from .job import (
     render_error,
     render_header,
 )
+from .saved import SavedCopy
 from .watch import MetricsReader, MetricsSource, Watcher
 
 #: The table's orders: label shown, then the `render.sort_trials` key.
@@ -93,7 +94,7 @@ def _scatter_key(trials: Sequence[TrialInfo], best: int | None) -> object:
     )
 
 
-class StudyView(ipywidgets.VBox):
+class StudyView(SavedCopy, ipywidgets.VBox):
     """Progress, trials table and plots of one study; fed by `update` (usually from a
     `StudyWatcher`).
 
@@ -109,8 +110,8 @@ class StudyView(ipywidgets.VBox):
         self.error = ipywidgets.HTML()
         self.sort = ipywidgets.Dropdown(options=SORT_CHOICES, value="metric", description="Sort")
         self.table = ipywidgets.HTML()
-        self.curves = PlotImage()
-        self.scatter = PlotImage()
+        self.curves = PlotImage(caption="each trial's metric by step")
+        self.scatter = PlotImage(caption="the metric by parameter value")
         self.note = ipywidgets.HTML()
         self._study: StudyInfo | None = None
         self._metrics_error = ""
@@ -160,13 +161,16 @@ class StudyView(ipywidgets.VBox):
     def _plot(self, study: StudyInfo, curves: Mapping[int, Sequence[Scalar]]) -> None:
         best = study.best_trial.number if study.best_trial is not None else None
         metric, trials = study.tuning.metric, study.trials
+        log_params = {p.name for p in study.tuning.params if p.scale is Scale.LOG}
         self.curves.show(
             _curves_key(curves, best),
             lambda: load_plots().study_curves_png(curves, metric=metric, best=best),
         )
         self.scatter.show(
             _scatter_key(trials, best),
-            lambda: load_plots().param_scatter_png(trials, metric=metric, best=best),
+            lambda: load_plots().param_scatter_png(
+                trials, metric=metric, best=best, log_params=log_params
+            ),
         )
         if study.status.terminal:
             self.curves.flush()
@@ -177,6 +181,12 @@ class StudyView(ipywidgets.VBox):
         self.note.value = render_error(
             self._metrics_error, self.curves.problem, self.scatter.problem
         )
+
+    def copy_subject(self) -> tuple[str, str, str, bool] | None:
+        study = self._study
+        if study is None:
+            return None
+        return "study", study.id, study.status.value, study.status.terminal
 
     def _sort_changed(self, change: dict[str, Any]) -> None:
         with self._lock:
@@ -233,6 +243,7 @@ class StudyWatcher(Watcher[StudyInfo]):
                 self._complete.add(trial.number)
         self.view.update(study, {number: s.points for number, s in self.curves.items()})
         self.view.show_metrics_error(self.metrics.error)
+        self.view.keep()
         return study
 
 

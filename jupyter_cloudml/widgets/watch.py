@@ -173,6 +173,15 @@ class Watcher(abc.ABC, Generic[W]):
             self._thread.start()
         return self
 
+    def settle(self) -> None:
+        """Poll once now, in the caller's thread, and stop polling in the background: for a
+        caller that knows it has ended (it waited for it), so the view shows the end at once."""
+        self.stop()
+        try:
+            self.poll()
+        except Exception as exc:
+            self._show_error(f"{self.name}: {describe_error(exc)}")
+
     def stop(self) -> None:
         """Ask the thread to end (it does so within one poll)."""
         self._stop.set()
@@ -250,6 +259,7 @@ class JobWatcher(Watcher[JobInfo]):
             self.view.flush_metrics()
             self.view.children += tuple(evaluation_widgets(self.client, job))  # templates
         self.view.show_metrics_error(self.metrics.error)
+        self.view.keep()
         return job
 
 

@@ -14,6 +14,7 @@ import {
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
 import { cloudmlApi, setServerSettings } from './api';
+import { savedViewsPlugin } from './savedviews';
 import { cloudIcon } from './icons';
 import { ICloudMLApi } from './tokens';
 import { CloudMLSidebar } from './widgets/CloudMLSidebar';
@@ -225,4 +226,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   activate
 };
 
-export default plugin;
+export default [plugin, savedViewsPlugin];

@@ -5,7 +5,7 @@
 import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
-import { serverPageUrl } from './urls';
+import { tensorBoardPageUrl } from './urls';
 
 /** The MIME type the kernel side emits. */
 export const TENSORBOARD_MIME = 'application/vnd.jupyter.cloudml.tensorboard+json';
@@ -28,7 +28,7 @@ export class TensorBoardRenderer extends Widget implements IRenderMime.IRenderer
 
   async renderModel(model: IRenderMime.IMimeModel): Promise<void> {
     const data = (model.data[this._mimeType] ?? {}) as unknown as ITensorBoardOutput;
-    const src = serverPageUrl(data.url);
+    const src = tensorBoardPageUrl(data.url);
     this.node.textContent = '';
     if (!src) {
       const error = document.createElement('div');

@@ -18,3 +18,12 @@ export function serverPageUrl(path: unknown): string | null {
   }
   return URLExt.join(PageConfig.getBaseUrl(), path);
 }
+
+/** The dashboard a TensorBoard opens on: the scalars (not the time series' settings pane). */
+export const TENSORBOARD_DASHBOARD = 'scalars';
+
+/** `serverPageUrl` of a TensorBoard, opening on `TENSORBOARD_DASHBOARD`. */
+export function tensorBoardPageUrl(path: unknown): string | null {
+  const url = serverPageUrl(path);
+  return url === null || url.includes('#') ? url : `${url}#${TENSORBOARD_DASHBOARD}`;
+}

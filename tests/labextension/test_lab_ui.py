@@ -277,6 +277,8 @@ def test_tensorboard_opens_in_a_lab_tab_and_inline(page, lab: Lab):
     code = "import jupyter_cloudml\nfor s in range(3):\n    jupyter_cloudml.report(step=s, acc=s)\n"
     job_id = submit(lab, code, "tb-source")
     lab.client.wait(job_id, timeout=60, poll=0.1)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
     open_lab(page, lab)
     open_sidebar(page)
     page.locator(f'#cloudml-sidebar [data-job-id="{job_id}"]').click()
@@ -288,12 +290,22 @@ def test_tensorboard_opens_in_a_lab_tab_and_inline(page, lab: Lab):
     # TensorBoard's own page, served through the Jupyter server (no localhost URL).
     src = frame_root.locator("iframe").get_attribute("src") or ""
     assert "/proxy/" in src and "localhost" not in src and ":6006" not in src
+    assert src.endswith("#scalars")  # the scalars, not the time series' settings pane
     frame.locator("body").wait_for(timeout=30_000)
     page.wait_for_function(
         "() => { const f = document.querySelector('[id^=\"cloudml-tensorboard-\"] iframe');"
         " return f && f.contentDocument && f.contentDocument.title.includes('TensorBoard'); }",
         timeout=60_000,
     )
+    frame.get_by_text("acc", exact=True).first.wait_for(timeout=60_000)  # the scalar's card
+    page.wait_for_load_state("networkidle")
+    if SCREENSHOTS:
+        page.screenshot(path=os.path.join(SCREENSHOTS, "tensorboard.png"))
+    proxied = f"{lab.url}/proxy/"
+    board_requests = [u for u in requested if "font" in u or "/data/" in u or "index.js" in u]
+    assert any("/font-roboto/" in u for u in board_requests)  # its fonts, through the proxy
+    assert board_requests and all(u.startswith(proxied) for u in board_requests), board_requests
+    assert not [u for u in requested if not u.startswith(lab.url)], "requests left the server"
 
     name = lab.notebook("tb.ipynb", "%load_ext jupyter_cloudml", f"%cloudml tensorboard {job_id}")
     page.evaluate(
@@ -440,3 +452,71 @@ def test_a_deployment_opens_in_a_panel_and_answers_a_prediction(
             page.screenshot(path=f"{SCREENSHOTS}/deployment.png")
     finally:
         client.undeploy("lin")
+
+
+def open_notebook(page, name: str) -> None:
+    page.evaluate(
+        f"() => {{ window.jupyterapp.commands.execute('docmanager:open', {{path: '{name}'}}); }}"
+    )
+
+
+SAVED_COPY = ".jp-OutputArea-output .cloudml-saved-view"
+
+
+def test_a_view_whose_kernel_restarted_shows_its_copy_saying_so(page, lab: Lab):
+    name = lab.notebook(
+        "restart.ipynb",
+        "%load_ext jupyter_cloudml",
+        "%%cloudml_train --name restart-sleeper\nimport time\ntime.sleep(120)",
+    )
+    open_lab(page, lab)
+    open_notebook(page, name)
+    run_all_cells(page)
+    live = page.locator(".jp-OutputArea-output .widget-vbox", has_text="restart-sleeper")
+    live.wait_for(timeout=60_000)
+    page.locator(".jp-OutputArea-output", has_text="RUNNING").first.wait_for(timeout=60_000)
+    assert page.locator(SAVED_COPY).count() == 0  # live: the widget shows, not the copy
+    page.evaluate(
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()"
+    )
+    copy = page.locator(SAVED_COPY)
+    copy.wait_for(timeout=30_000)
+    text = copy.inner_text()
+    assert "restart-sleeper" in text and "does not update" in text
+    assert 'jupyter_cloudml.show("restart-sleeper-' in text
+    assert page.locator(".jp-OutputArea-output .widget-vbox").count() == 0
+
+
+def test_a_notebook_saved_by_a_kernel_reopens_with_each_output(page, lab: Lab, tmp_path: Path):
+    from nbclient import NotebookClient
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell(source)
+        for source in (
+            "%load_ext jupyter_cloudml",
+            "%%cloudml_train --name reopened-done --wait\nprint('finished work')",
+            "%%cloudml_train --name reopened-running\nimport time\ntime.sleep(120)",
+        )
+    ]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    env = {"CLOUDML_HOME": str(lab.home)}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    del notebook.metadata["widgets"]  # JupyterLab does not keep widget state unless told to
+    nbformat.write(notebook, lab.root / "reopened.ipynb")
+
+    open_lab(page, lab)
+    open_notebook(page, "reopened.ipynb")
+    copies = page.locator(SAVED_COPY)
+    page.wait_for_function(
+        f"() => document.querySelectorAll('{SAVED_COPY}').length === 2", timeout=30_000
+    )
+    done, running = copies.nth(0).inner_text(), copies.nth(1).inner_text()
+    assert "SUCCEEDED" in done and "finished work" in done and "does not update" not in done
+    assert "reopened-running" in running and "does not update" in running
+    assert "model not found" not in page.locator(".jp-Notebook").inner_text()
+    dirty = "() => window.jupyterapp.shell.currentWidget.context.model.dirty"
+    assert page.evaluate(dirty) is False

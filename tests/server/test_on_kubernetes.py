@@ -63,8 +63,10 @@ async def test_a_cluster_tensorboard_is_reached_through_the_server(
     with kube.resolving_services():  # the server resolves the Service as a pod would
         runs = await jp_fetch(*board["url"].rstrip("/").split("/"), "data", "runs")
         assert runs.code == 200 and any(r.startswith(job.id) for r in json.loads(runs.body))
-        page = await jp_fetch(*board["url"].rstrip("/").split("/"))
+        page = await jp_fetch(*board["url"].rstrip("/").split("/"), "")
         assert b"TensorBoard" in page.body or b"tensorboard" in page.body
+        # its fonts from where the page is, inside the proxy, not from the host's root
+        assert b"url(font-roboto/" in page.body and b"url(/font-roboto/" not in page.body
     with pytest.raises(tornado.httpclient.HTTPClientError) as unknown:
         await jp_fetch("cloudml", "tensorboards", "tb-000000000000", "data", "runs")
     assert unknown.value.code == 404

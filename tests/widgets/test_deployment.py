@@ -202,6 +202,8 @@ def test_the_widgets_do_no_io_and_use_no_private_name_of_another_module() -> Non
             elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
                 if node.attr.endswith("__"):  # super().__init__ and the like
                     continue
+                if node.attr.startswith("_repr_") and node.attr.endswith("_"):  # IPython's display
+                    continue
                 owner = node.value
                 assert isinstance(owner, ast.Name) and owner.id in ("self", "cls"), where
 

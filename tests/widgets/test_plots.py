@@ -11,7 +11,6 @@ import matplotlib.colors
 import matplotlib.image
 import numpy as np
 import pytest
-from matplotlib.collections import LineCollection
 
 from jupyter_cloudml.models import Scalar, TrialInfo, TrialStatus
 from jupyter_cloudml.widgets.plots import (
@@ -134,21 +133,41 @@ def test_curves_plot_value_against_step() -> None:
     assert values(line.get_ydata())[:2] == [1.0, 0.99]
 
 
-def test_study_curves_show_the_best_in_color_over_the_faint_others() -> None:
+def test_study_curves_give_each_trial_a_color_and_a_legend_the_best_on_top() -> None:
     curves = {0: series(30), 1: series(30, 0.5, 0.02), 2: series(10)}
     ax = study_curves_figure(curves, metric="accuracy", best=1).axes[0]
-    (best,) = ax.get_lines()
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"trial 0", "trial 1 (best)", "trial 2"}
+    best = lines["trial 1 (best)"]
     assert same_color(best.get_color(), BEST_COLOR) and best.get_zorder() > 2
     assert values(best.get_ydata())[:2] == [0.5, 0.52]
-    (others,) = ax.collections
-    assert isinstance(others, LineCollection)
-    assert len(others.get_segments()) == 2 and (others.get_alpha() or 1.0) < 0.5
+    colors = {matplotlib.colors.to_hex(line.get_color()) for line in lines.values()}
+    assert len(colors) == 3  # one color per trial
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[0] == "trial 1 (best)" and set(legend) == set(lines)
     assert "trial 1" in ax.get_title(loc="left")
     assert ax.get_ylabel() == "accuracy" and ax.get_xlabel() == "step"
-    no_best = study_curves_figure(curves, metric="accuracy", best=None).axes[0]
-    (all_faint,) = no_best.collections
-    assert isinstance(all_faint, LineCollection)
-    assert not no_best.get_lines() and len(all_faint.get_segments()) == 3
+
+
+def test_a_legend_of_many_trials_names_the_best_and_counts_the_rest() -> None:
+    curves = {n: series(5, 1.0 - n / 100) for n in range(30)}
+    ax = study_curves_figure(curves, metric="loss", best=29).axes[0]
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts[0] == "trial 29 (best)" and texts[-1] == "+19 more" and len(texts) == 12
+
+
+def test_trials_with_one_final_value_are_points_by_trial_on_a_sensible_axis() -> None:
+    curves = {n: [Scalar(step=0, wall_time=0.0, value=0.8 + n / 100)] for n in range(5)}
+    ax = study_curves_figure(curves, metric="accuracy", best=4).axes[0]
+    plain, best = ax.collections
+    assert np.allclose(plain.get_offsets(), [[0, 0.8], [1, 0.81], [2, 0.82], [3, 0.83]])
+    assert np.allclose(best.get_offsets(), [[4, 0.84]]) and not best.get_clip_on()
+    assert ax.get_xlabel() == "trial" and "trial 4" in ax.get_title(loc="left")
+    low, high = ax.get_ylim()
+    assert low < 0.8 and high > 0.84 and high - low < 0.1
+    one = {0: [Scalar(step=0, wall_time=0.0, value=0.5)]}
+    low, high = study_curves_figure(one, metric="accuracy", best=0).axes[0].get_ylim()
+    assert low < 0.5 < high and 0.01 < high - low < 0.1
 
 
 def test_scatter_has_a_log_axis_for_a_loguniform_param_and_categories_for_strings() -> None:
@@ -162,6 +181,10 @@ def test_scatter_has_a_log_axis_for_a_loguniform_param_and_categories_for_string
     assert param_scatter_figure(narrow, metric="accuracy", best=None).axes[0].get_xscale() == (
         "linear"
     )
+    searched_on_a_log_scale = param_scatter_figure(
+        narrow, metric="accuracy", best=None, log_params={"lr"}
+    )
+    assert searched_on_a_log_scale.axes[0].get_xscale() == "log"
 
 
 def test_scatter_plots_scored_trials_with_the_best_highlighted() -> None:
@@ -169,7 +192,7 @@ def test_scatter_plots_scored_trials_with_the_best_highlighted() -> None:
     plain, best = fig.axes[0].collections
     assert len(values(plain.get_offsets())) == 2  # trial 3 has no value yet
     assert values(best.get_offsets()) == [[3e-3, 0.93]]
-    assert same_color(best.get_facecolor()[0], BEST_COLOR)
+    assert same_color(best.get_facecolor()[0], BEST_COLOR) and not best.get_clip_on()
     assert fig.axes[0].get_ylabel() == "accuracy"
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import os
+import posixpath
 import shutil
 import time
 from typing import Any
@@ -32,7 +34,7 @@ from .labels import (
     CANCELLED_ANNOTATION,
     SPEC_ANNOTATION,
 )
-from .manifests.serving import model_storage_uri
+from .manifests.serving import model_storage_uri, parse_pvc_uri
 from .names import job_name
 from .outputs import JobOutputs
 from .status import cluster_event, pod_events
@@ -130,6 +132,40 @@ class KubernetesBackend(Submission, JobOutputs):
             job_dir = job.spec.job_dir if job.spec else None
         uri = model_storage_uri(spec.model, shared=self.shared, job_dir=job_dir)
         return self._deployments.deploy(spec, uri)
+
+    def data_location(self, path: str) -> str:
+        """Pods reach URIs and the shared volume (mounted at the same path), nothing else."""
+        if "://" in path:
+            return path
+        norm = posixpath.normpath(os.path.abspath(path))
+        root = self.shared.mount_path.rstrip("/") if self.shared else None
+        if root is None or not (norm == root or norm.startswith(root + "/")):
+            where = (
+                f"under {root}" if root else "on shared storage (c.KubernetesBackend.shared_claim)"
+            )
+            raise InvalidSpec(
+                f"{path} is a path the cluster's pods cannot reach: put it {where} or give a "
+                "URI (gs://, s3://, ...)"
+            )
+        return norm
+
+    def model_location(self, model: str) -> str:
+        """A job's pods read models on the shared volume (mounted at the same path in each) or
+        at a URI fsspec opens; a claim they do not mount is refused."""
+        job_dir = None
+        if model.startswith("job:"):
+            job = self._known(model[len("job:") :].partition("/")[0])
+            job_dir = job.spec.job_dir if job.spec else None
+        uri = model_storage_uri(model, shared=self.shared, job_dir=job_dir)
+        if not uri.startswith("pvc://"):
+            return uri
+        location = parse_pvc_uri(uri)
+        if self.shared is None or location.claim != self.shared.claim:
+            raise InvalidSpec(
+                f"model {model!r} is on the claim {location.claim!r}, which jobs do not mount "
+                "(they mount c.KubernetesBackend.shared_claim)"
+            )
+        return f"{self.shared.mount_path.rstrip('/')}/{location.sub_path}".rstrip("/")
 
     def deployments(self) -> builtins.list[DeploymentInfo]:
         return self._deployments.all()

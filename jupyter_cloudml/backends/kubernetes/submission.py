@@ -52,6 +52,12 @@ class Submission(ClusterConnection):
                 "a maximum wait (maxWaitTime) is not honoured on Kubernetes yet: the Job waits "
                 "for its quota as long as it takes; remove it, or run on the local backend"
             )
+        if spec.notify is not None:
+            raise InvalidSpec(
+                "--notify is not honoured for single jobs on Kubernetes yet: they end in the "
+                "cluster, where nothing of this product watches them (a study's driver does "
+                "notify); remove it, or run on the local backend"
+            )
         is_study = is_study_driver(spec.labels)
         if is_study and self.shared is None:
             raise InvalidSpec(

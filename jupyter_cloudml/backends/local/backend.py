@@ -45,6 +45,7 @@ from .disk import refused_when_full
 from .job_record import record_job
 from .job_secrets import forget_secrets
 from .keeper import ensure_keeper, has_work
+from .notifications import notify_end
 from .processes import private_dir, process_alive
 from .scheduler import (
     Settings,
@@ -344,6 +345,9 @@ class LocalBackend(Backend):
             )
         return path
 
+    def model_location(self, model: str) -> str:
+        return model if "://" in model else self.model_path(model)
+
     def deploy(self, spec: DeploySpec) -> DeploymentInfo:
         info = self.endpoints.deploy(spec, self.model_path(spec.model))
         ensure_keeper(self.settings)  # it brings the endpoint back if it dies
@@ -402,6 +406,9 @@ class LocalBackend(Backend):
                 forget_secrets(self.settings.job_folder(job_id))
         if status is JobStatus.QUEUED:
             dispatch(self.store, self.settings)  # its claim is free for the jobs behind it
+            spec = row_to_info(row).spec
+            if spec is not None and spec.notify:  # no supervisor will; one try: cancel is quick
+                notify_end(self.store, job_id, spec.notify, attempts=1)
         else:
             self._stop_supervisor(job_id)
         return self.get(job_id)

@@ -31,6 +31,7 @@ from ..common.launch import google_job_env, replica_command, replica_env
 from .disk import full_disk_reason, hold_reserve, is_disk_full, release_reserve
 from .job_secrets import forget_secrets, load_secrets
 from .logfiles import LineWriter
+from .notifications import notify_end
 from .processes import free_ports
 from .scheduler import Settings, dispatch
 from .store import JobStore
@@ -484,6 +485,8 @@ class Supervisor:
                 **replicas,
             )
         forget_secrets(self.folder)
+        if self.spec.notify:
+            notify_end(self.store, self.job_id, self.spec.notify)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,7 +27,7 @@ import psutil
 
 from ...exceptions import BackendUnavailable, InvalidSpec, NotFound
 from ...models import TensorBoardInfo
-from ..common.tensorboards import tensorboard_id
+from ..common.tensorboards import INDEX_PATHS, relative_assets, tensorboard_id
 from .processes import (
     PRIVATE_UMASK,
     file_lock,
@@ -156,7 +156,8 @@ def _info(record: Mapping[str, Any], reused: bool) -> TensorBoardInfo:
 
 
 class _IdleClock:
-    """WSGI middleware that notes the time of the last request."""
+    """WSGI middleware that notes the time of the last request, and serves TensorBoard's page
+    with its assets addressed from the page (`relative_assets`: behind the proxy)."""
 
     def __init__(self, app: Callable[..., Any]) -> None:
         self.app = app
@@ -164,7 +165,19 @@ class _IdleClock:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         self.last = time.monotonic()
-        return self.app(environ, start_response)
+        if environ.get("PATH_INFO") not in INDEX_PATHS:
+            return self.app(environ, start_response)
+        environ["HTTP_ACCEPT_ENCODING"] = "identity"  # the page is rewritten as text
+        answer: list[Any] = []
+
+        def keep(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answer[:] = [status, [h for h in headers if h[0].lower() != "content-length"]]
+            return lambda data: None
+
+        body = relative_assets(b"".join(self.app(environ, keep)))
+        status, headers = answer
+        start_response(status, [*headers, ("Content-Length", str(len(body)))])
+        return [body]
 
 
 def serve(argv: Sequence[str] | None = None) -> None:

@@ -5,7 +5,7 @@ import { Widget } from '@lumino/widgets';
 import { errorMessage } from '../polling';
 import { TensorBoard } from '../tokens';
 import { cloudIcon } from '../icons';
-import { serverPageUrl } from '../urls';
+import { tensorBoardPageUrl } from '../urls';
 
 /** A main-area panel showing a TensorBoard in an iframe, with a Stop button. */
 export class TensorBoardPanel extends MainAreaWidget<IFrame> {
@@ -19,7 +19,7 @@ export class TensorBoardPanel extends MainAreaWidget<IFrame> {
     this.title.caption = `TensorBoard ${tensorboard.id} over ${tensorboard.jobs.join(', ')}`;
     this.title.icon = cloudIcon;
     this.title.closable = true;
-    const src = serverPageUrl(tensorboard.url);
+    const src = tensorBoardPageUrl(tensorboard.url);
     if (src) {
       content.url = src;
     } else {

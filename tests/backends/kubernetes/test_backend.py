@@ -17,6 +17,7 @@ import json
 import re
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from cloudml_testkit import GPU_PRODUCT, wait_for
@@ -32,7 +33,13 @@ from k8s_testkit import (
 
 from jupyter_cloudml.backends.kubernetes import KubernetesBackend, rbac
 from jupyter_cloudml.client import Client
-from jupyter_cloudml.exceptions import BackendUnavailable, Conflict, NotFound, QuotaExceeded
+from jupyter_cloudml.exceptions import (
+    BackendUnavailable,
+    Conflict,
+    InvalidSpec,
+    NotFound,
+    QuotaExceeded,
+)
 from jupyter_cloudml.hub.tenant import NOTEBOOK_ACCOUNT
 from jupyter_cloudml.models import (
     Framework,
@@ -475,6 +482,12 @@ def test_no_missing_shared_storage_for_studies(tenant):
         backend.close()
 
 
+def test_notify_on_a_single_job_is_refused_not_dropped(backend, kube, tenant):
+    with pytest.raises(InvalidSpec, match="--notify is not honoured for single jobs"):
+        backend.submit(spec("print(1)", notify="https://chat.example.com/hooks/1"))
+    assert not kube.objects("jobs", tenant.namespace, labelSelector="cloudml.io/job")
+
+
 STUDY_TRAINER = """
 import jupyter_cloudml
 p = jupyter_cloudml.params(x=0.0)
@@ -513,6 +526,11 @@ def test_study_driver_runs_in_the_cluster_as_its_own_account_and_starts_its_tria
     assert not refusals(kube, driver)
     assert json.loads(backend.read_output(study.id, "study.json"))["best"] is not None
     assert time.time() - info.created < 180
+    # its TensorBoard runs, one per trial named by its parameters, on the shared claim
+    board = Path(tenant.shared) / "jobs" / study.id / "job_dir"
+    runs = {p.parent.name for p in board.glob("*/events.out.tfevents.*")}
+    assert runs == {f"x={t.params['x']:.4g}" for t in info.trials}, sorted(board.rglob("*"))
+    assert list(board.glob("events.out.tfevents.*"))  # the study's HParams configuration
 
 
 def test_tensorboard_is_a_deployment_over_the_jobs_event_files(backend, kube, tenant):

@@ -14,7 +14,7 @@ from jupyter_cloudml.backends.local import LocalBackend
 from jupyter_cloudml.cli import main
 from jupyter_cloudml.client import Client
 from jupyter_cloudml.exceptions import Conflict, NotFound
-from jupyter_cloudml.models import JobQuery, ParamSpec, ParamType, TensorBoardInfo, TuningSpec
+from jupyter_cloudml.models import ParamSpec, ParamType, TensorBoardInfo, TuningSpec
 from jupyter_cloudml.views.tensorboards import MIME_TYPE, notebook_bundle, proxy_path
 
 REPORT = "import jupyter_cloudml\njupyter_cloudml.report(step=1, acc=0.75)\n"
@@ -71,14 +71,56 @@ def test_start_reuse_read_and_stop(client, make_spec):
         client.stop_tensorboard(board.id)
 
 
-def test_a_study_stands_for_its_trials(client, make_spec):
-    code = "import jupyter_cloudml\np = jupyter_cloudml.params(x=0.0)\n" + REPORT
-    tuning = TuningSpec((ParamSpec("x", ParamType.DOUBLE, 0.0, 1.0),), "acc", max_trials=2)
-    study = client.submit_study(make_spec(code, name="st"), tuning)
+def post_json(url, body):
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_a_study_shows_each_trial_by_its_parameters_and_in_the_hparams_dashboard(client, make_spec):
+    code = (
+        "import jupyter_cloudml\np = jupyter_cloudml.params(x=0.0, opt='sgd')\n"
+        "for step in range(3):\n    jupyter_cloudml.report(step=step, acc=p['x'] * step, n=step)\n"
+    )
+    params = (
+        ParamSpec("x", ParamType.DOUBLE, 0.0, 1.0),
+        ParamSpec("opt", ParamType.CATEGORICAL, values=("sgd", "adam")),
+    )
+    study = client.submit_study(make_spec(code, name="st"), TuningSpec(params, "acc", max_trials=3))
     client.wait(study.id, timeout=120, poll=0.1)
-    trials = {j.id for j in client.list(JobQuery(labels={"cloudml.io/study": study.id})).jobs}
-    assert len(trials) == 2
-    assert set(client.tensorboard([study.id]).jobs) == trials
+    trials = client.get_study(study.id).trials
+    board = client.tensorboard([study.id])
+    assert board.jobs == (study.id,)
+    names = {f"{study.id}/x={t.params['x']:.4g},opt={t.params['opt']}" for t in trials}
+    runs = set(get_json(board.url + "data/runs"))
+    assert names <= runs, runs
+    tags = get_json(board.url + "data/plugin/scalars/tags")
+    assert all(set(tags[name]) == {"acc", "n"} for name in names)  # every tag, not only the metric
+    hparams = board.url + "data/plugin/hparams/"
+    experiment = post_json(hparams + "experiment", {"experimentName": ""})
+    assert {h["name"] for h in experiment["hparamInfos"]} == {"x", "opt"}
+    assert [m["name"]["tag"] for m in experiment["metricInfos"]] == ["acc"]
+    groups = post_json(
+        hparams + "session_groups",
+        {
+            "experimentName": "",
+            "startIndex": 0,
+            "sliceSize": 100,
+            "allowedStatuses": [
+                "STATUS_UNKNOWN",
+                "STATUS_SUCCESS",
+                "STATUS_FAILURE",
+                "STATUS_RUNNING",
+            ],
+        },
+    )
+    assert groups["totalSize"] == 3
+    by_x = {round(g["hparams"]["x"], 6): g for g in groups["sessionGroups"]}
+    for trial in trials:
+        (metric,) = by_x[round(trial.params["x"], 6)]["metricValues"]
+        assert metric["value"] == pytest.approx(trial.value)
 
 
 def test_a_study_without_trials_yet_is_a_conflict(client, make_spec, backend, monkeypatch):
@@ -146,7 +188,7 @@ def test_magic_shows_it_inline_through_the_server(shell, make_spec, monkeypatch)
         (bundle,) = shown
         frame = bundle[MIME_TYPE]
         assert frame["jobs"] == [job_id] and frame["url"].startswith("proxy/")
-        assert f'src="/user/alice/{frame["url"]}"' in bundle["text/html"]
+        assert f'src="/user/alice/{frame["url"]}#scalars"' in bundle["text/html"]
         assert "localhost" not in json.dumps(bundle) and "127.0.0.1" not in json.dumps(bundle)
     finally:
         for board in client.tensorboards():
@@ -158,5 +200,8 @@ def test_notebook_bundle_defaults_to_the_server_root():
 
     board = TensorBoardInfo("tb-1", ("a-1",), "http://127.0.0.1:6006/", 0.0, reused=True)
     bundle = notebook_bundle(board, height=400)
-    assert 'src="/proxy/6006/"' in bundle["text/html"] and 'height="400"' in bundle["text/html"]
+    assert (
+        'src="/proxy/6006/#scalars"' in bundle["text/html"]
+        and 'height="400"' in bundle["text/html"]
+    )
     assert "reused" in bundle["text/plain"]
