@@ -333,6 +333,16 @@ def _study_verb_parser(verb: str, prog: str) -> Parser:
     return parser
 
 
+#: The summaries and the option builder of each group whose verbs take `(verb, parser)`.
+_GROUP_OPTIONS: dict[str, tuple[dict[str, str], Any]] = {
+    "models": (MODEL_SUMMARIES, add_model_verb_options),
+    "predict": (PREDICT_SUMMARIES, add_predict_verb_options),
+    "hub": (HUB_SUMMARIES, add_hub_verb_options),
+    "templates": (TEMPLATE_SUMMARIES, add_template_verb_options),
+    "local": (LOCAL_SUMMARIES, add_local_verb_options),
+}
+
+
 @functools.cache
 def verb_parser(verb: str, prog: str) -> Parser:
     """The parser of one verb (`studies X` for study verbs), built once per program name."""
@@ -340,30 +350,11 @@ def verb_parser(verb: str, prog: str) -> Parser:
         return _train_parser(prog)
     if verb.startswith("studies "):
         return _study_verb_parser(verb.split(" ", 1)[1], prog)
-    if verb.startswith("models "):
-        sub = verb.split(" ", 1)[1]
-        parser = Parser(prog=prog, description=MODEL_SUMMARIES[sub])
-        add_model_verb_options(sub, parser)
-        return parser
-    if verb.startswith("predict "):
-        sub = verb.split(" ", 1)[1]
-        parser = Parser(prog=prog, description=PREDICT_SUMMARIES[sub])
-        add_predict_verb_options(sub, parser)
-        return parser
-    if verb.startswith("hub "):
-        sub = verb.split(" ", 1)[1]
-        parser = Parser(prog=prog, description=HUB_SUMMARIES[sub])
-        add_hub_verb_options(sub, parser)
-        return parser
-    if verb.startswith("templates "):
-        sub = verb.split(" ", 1)[1]
-        parser = Parser(prog=prog, description=TEMPLATE_SUMMARIES[sub])
-        add_template_verb_options(sub, parser)
-        return parser
-    if verb.startswith("local "):
-        sub = verb.split(" ", 1)[1]
-        parser = Parser(prog=prog, description=LOCAL_SUMMARIES[sub])
-        add_local_verb_options(sub, parser)
+    group, _, sub = verb.partition(" ")
+    if group in _GROUP_OPTIONS:
+        summaries, add_options = _GROUP_OPTIONS[group]
+        parser = Parser(prog=prog, description=summaries[sub])
+        add_options(sub, parser)
         return parser
     return _verb_parser(verb, prog)
 

@@ -243,6 +243,7 @@ class JobWatcher(Watcher[JobInfo]):
         self.view = view
         self.cursor = LogCursor()
         self.metrics = MetricsReader(client)
+        self.reported = False  # a template job's evaluation report is shown once
 
     def poll(self) -> JobInfo:
         """Fetch the job, then its new lines (a full drain once it is terminal) and scalars."""
@@ -257,7 +258,9 @@ class JobWatcher(Watcher[JobInfo]):
             self.view.update_metrics(update)
         if job.status.terminal:
             self.view.flush_metrics()
-            self.view.children += tuple(evaluation_widgets(self.client, job))  # templates
+            if not self.reported:
+                self.reported = True
+                self.view.children += tuple(evaluation_widgets(self.client, job))
         self.view.show_metrics_error(self.metrics.error)
         self.view.keep()
         return job

@@ -101,8 +101,10 @@ def test_tabular_classification_of_a_dataframe_with_categories_serves_strings(
     from jupyter_cloudml.widgets import job_widget
 
     view = job_widget(client, job.id)  # the live view of the ended job shows the report
-    assert "cloudml-evaluation" in view.children[-1].value
-    assert "data:image/png;base64," in view.children[-1].value
+    assert view.watcher is not None
+    view.watcher.settle()  # polled again (as after --wait): the report stays one
+    reports = [c for c in view.children if "cloudml-evaluation" in getattr(c, "value", "")]
+    assert len(reports) == 1 and "data:image/png;base64," in reports[0].value
     shell.run_line_magic(
         "cloudml_deploy", f"flowers --model job:{job.id}/model.joblib --framework sklearn"
     )
