@@ -310,6 +310,10 @@ class Client:
         values: dict[str, Any] = pickle.loads(self.backend.read_output(job_id, RETURNS_FILE))
         return values
 
+    def read_output(self, job_id: str, name: str) -> bytes:
+        """A file the job left in its outputs (e.g. a template's `evaluation.json`)."""
+        return self.backend.read_output(job_id, name)
+
     # --- batch prediction -----------------------------------------------------------------
 
     def submit_batch_prediction(self, spec: BatchPredictionSpec) -> JobInfo:

@@ -31,6 +31,12 @@ from .flag_types import (
 from .local_flags import LOCAL_SUMMARIES, LOCAL_VERBS, add_local_verb_options
 from .predict_flags import PREDICT_SUMMARIES, PREDICT_VERBS, add_predict_verb_options
 from .study_flags import STUDY_SUMMARIES, STUDY_VERBS, add_study_verb_options, add_tuning_options
+from .template_flags import (
+    TEMPLATE_SUMMARIES,
+    TEMPLATE_VERBS,
+    add_template_options,
+    add_template_verb_options,
+)
 
 #: Verbs that act on existing jobs; each is also accepted after `jobs` (`jobs describe ID`).
 JOB_VERBS = ("list", "describe", "logs", "metrics", "cancel", "delete", "wait", "fetch")
@@ -279,6 +285,7 @@ def _train_parser(prog: str) -> Parser:
     )
     add("--python", metavar="PATH", help="local interpreter (e.g. ~/envs/tf/bin/python)")
     add_tuning_options(parser)
+    add_template_options(parser)
     add_output_option(parser, yaml=True)
     return parser
 
@@ -326,6 +333,16 @@ def _study_verb_parser(verb: str, prog: str) -> Parser:
     return parser
 
 
+#: The summaries and the option builder of each group whose verbs take `(verb, parser)`.
+_GROUP_OPTIONS: dict[str, tuple[dict[str, str], Any]] = {
+    "models": (MODEL_SUMMARIES, add_model_verb_options),
+    "predict": (PREDICT_SUMMARIES, add_predict_verb_options),
+    "hub": (HUB_SUMMARIES, add_hub_verb_options),
+    "templates": (TEMPLATE_SUMMARIES, add_template_verb_options),
+    "local": (LOCAL_SUMMARIES, add_local_verb_options),
+}
+
+
 @functools.cache
 def verb_parser(verb: str, prog: str) -> Parser:
     """The parser of one verb (`studies X` for study verbs), built once per program name."""
@@ -333,25 +350,11 @@ def verb_parser(verb: str, prog: str) -> Parser:
         return _train_parser(prog)
     if verb.startswith("studies "):
         return _study_verb_parser(verb.split(" ", 1)[1], prog)
-    if verb.startswith("models "):
-        sub = verb.split(" ", 1)[1]
-        parser = Parser(prog=prog, description=MODEL_SUMMARIES[sub])
-        add_model_verb_options(sub, parser)
-        return parser
-    if verb.startswith("predict "):
-        sub = verb.split(" ", 1)[1]
-        parser = Parser(prog=prog, description=PREDICT_SUMMARIES[sub])
-        add_predict_verb_options(sub, parser)
-        return parser
-    if verb.startswith("hub "):
-        sub = verb.split(" ", 1)[1]
-        parser = Parser(prog=prog, description=HUB_SUMMARIES[sub])
-        add_hub_verb_options(sub, parser)
-        return parser
-    if verb.startswith("local "):
-        sub = verb.split(" ", 1)[1]
-        parser = Parser(prog=prog, description=LOCAL_SUMMARIES[sub])
-        add_local_verb_options(sub, parser)
+    group, _, sub = verb.partition(" ")
+    if group in _GROUP_OPTIONS:
+        summaries, add_options = _GROUP_OPTIONS[group]
+        parser = Parser(prog=prog, description=summaries[sub])
+        add_options(sub, parser)
         return parser
     return _verb_parser(verb, prog)
 
@@ -381,6 +384,9 @@ def command_help(prog: str = "cloudml") -> str:
         "",
         "the local backend on this machine ('local VERB'):",
         *(f"  {verb:<{width}}{LOCAL_SUMMARIES[verb]}" for verb in LOCAL_VERBS),
+        "",
+        "templates: train without model code ('templates VERB'; train --template NAME):",
+        *(f"  {verb:<{width}}{TEMPLATE_SUMMARIES[verb]}" for verb in TEMPLATE_VERBS),
         "",
         f"'{prog} jobs VERB ...' is the same as '{prog} VERB ...' (e.g. {prog} jobs logs JOB -f).",
         f"Run '{prog} COMMAND --help' for the options of a command.",
@@ -469,6 +475,7 @@ GROUPS = {
     "predict": (PREDICT_VERBS, "predict_verb"),
     "hub": (HUB_VERBS, "hub_verb"),
     "local": (LOCAL_VERBS, "local_verb"),
+    "templates": (TEMPLATE_VERBS, "template_verb"),
 }
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from ..commands.train_spec import build_job_query, build_train_spec, training_config
 from ..exceptions import InvalidSpec, MissingExtra, NotFound
-from ..models import JobInfo, JobQuery, JobStatus, TrainSpec, TuningSpec, to_dict
+from ..models import JobInfo, JobQuery, JobStatus, StudyInfo, TrainSpec, TuningSpec, to_dict
 from ..views.dry_run import format_dry_run, format_preview
 from ..views.jobs import (
     format_job,
@@ -177,6 +177,8 @@ def _train(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) ->
         )
         return 130
     _say(out, dumps(job_dict(final)) if as_json else format_outcome(final))
+    if not as_json:
+        say_evaluation(backend, final, out)
     return exit_code(final)
 
 
@@ -246,8 +248,19 @@ def _tune(
         _say(out, dumps(study_dict(study)))
     else:
         _say(out, format_study(study))
+        say_evaluation(client, study, out)
     ok = study.status is JobStatus.SUCCEEDED and study.best_trial is not None
     return 0 if ok else 1
+
+
+def say_evaluation(client: Client, job: JobInfo | StudyInfo, out: TextIO) -> None:
+    """A finished template job's evaluation report (a study's: its best trial's), as text."""
+    from ..views.templates import format_report
+    from .template_flags import evaluation_report
+
+    found = evaluation_report(client, job)
+    if found is not None:
+        _say(out, format_report(found[0]))
 
 
 def run(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) -> int:
@@ -264,6 +277,10 @@ def run(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) -> in
         return run_hub_command(ns, out)
     if ns.verb == "local":
         return run_local_command(ns, out)
+    if ns.verb == "templates":
+        from .template_flags import run_templates_command
+
+        return run_templates_command(ns, out)
     if ns.verb == "tensorboard":
         return run_tensorboard_command(client(), ns, out)
     if ns.verb == "predict":

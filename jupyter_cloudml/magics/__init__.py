@@ -18,7 +18,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 
 from ..exceptions import CloudMLError, InvalidSpec
-from ..models import JobInfo, JobStatus, TrainSpec, TuningSpec
+from ..models import JobInfo, JobStatus, StudyInfo, TrainSpec, TuningSpec
 from ..views.jobs import format_metrics, format_outcome, job_dict
 from ..views.studies import format_best_trial
 from ..views.text import dumps
@@ -71,8 +71,9 @@ def _parse(
 
 
 def help_without_a_body(lines: list[str]) -> list[str]:
-    """`%%cloudml_train --help` alone in a cell shows the help: IPython refuses a cell magic
-    with an empty body before the magic is called, so such a cell becomes the line magic."""
+    """`%%cloudml_train --help` (or `--template NAME ...`, which needs no code) alone in a cell
+    runs: IPython refuses a cell magic with an empty body before the magic is called, so such
+    a cell becomes the line magic."""
     if (
         not lines
         or not lines[0].startswith("%%cloudml_train")
@@ -80,7 +81,7 @@ def help_without_a_body(lines: list[str]) -> list[str]:
     ):
         return lines
     words = lines[0].split()
-    if "--help" not in words and "-h" not in words:
+    if not {"--help", "-h", "--template"} & set(words):
         return lines
     return [lines[0][1:].rstrip("\n") + "\n"]
 
@@ -238,6 +239,11 @@ class CloudMLMagics(Magics):
 
             with _usage_errors():
                 (run_hub_command if ns.verb == "hub" else run_local_command)(ns, sys.stdout)
+        elif ns.verb == "templates":
+            from ..commands.template_flags import run_templates_command
+
+            with _usage_errors():
+                run_templates_command(ns, sys.stdout)
         elif ns.verb == "models":
             self._models(ns)
         elif ns.verb == "predict":
@@ -303,7 +309,7 @@ class CloudMLMagics(Magics):
             print(f"interrupted: cancelled job {job.id}")
             return
         _settle(view)
-        self._finish(final)
+        self._finish(final)  # a template job's view shows its evaluation report as it ends
         if spec.returns:
             self._fetch(job.id)
 
@@ -329,6 +335,18 @@ class CloudMLMagics(Magics):
                 f"study {final.id} {final.status.value}: {final.reason or 'no successful trial'}"
             )
         print(format_best_trial(final, final.best_trial))
+        self._evaluation(final)
+
+    def _evaluation(self, study: StudyInfo) -> None:
+        """A template study's evaluation report (its best trial's), inline."""
+        from IPython.display import HTML, display
+
+        from ..commands.template_flags import evaluation_report
+        from ..views.templates import report_html
+
+        found = evaluation_report(self.client, study)
+        if found is not None:
+            display(HTML(report_html(*found)))
 
     def _metrics(self, job_id: str) -> None:
         """The job's curves as a plot, then the table of last values."""
