@@ -32,7 +32,7 @@ from .labels import (
     CANCELLED_ANNOTATION,
     SPEC_ANNOTATION,
 )
-from .manifests.serving import model_storage_uri
+from .manifests.serving import model_storage_uri, parse_pvc_uri
 from .names import job_name
 from .outputs import JobOutputs
 from .status import cluster_event, pod_events
@@ -129,7 +129,17 @@ class KubernetesBackend(Submission, JobOutputs):
             job = self._known(job_id)
             job_dir = job.spec.job_dir if job.spec else None
         uri = model_storage_uri(spec.model, shared=self.shared, job_dir=job_dir)
-        return self._deployments.deploy(spec, uri)
+        return self._deployments.deploy(spec, uri, self._local_model_path(uri))
+
+    def _local_model_path(self, uri: str) -> str | None:
+        """Where this host reads a model on the shared volume (None elsewhere), so that
+        redeploying compares its content."""
+        if self.shared is None or not uri.startswith("pvc://"):
+            return None
+        location = parse_pvc_uri(uri)
+        if location.claim != self.shared.claim:
+            return None
+        return f"{self.shared.mount_path.rstrip('/')}/{location.sub_path}".rstrip("/")
 
     def deployments(self) -> builtins.list[DeploymentInfo]:
         return self._deployments.all()

@@ -573,8 +573,18 @@ def test_plain_deployment_serves_through_its_service_with_versions_and_rollback(
     second = client.deploy(DeploySpec("iris", model, ModelFramework.SKLEARN, version="v2"))
     assert [(v.version, v.traffic) for v in second.versions] == [("v1", 0), ("v2", 100)]
     assert kube.get_object("services", "iris", ns)["spec"]["selector"]["cloudml.io/version"] == "v2"
-    with pytest.raises(Conflict, match="already has a version v2"):
-        client.deploy(DeploySpec("iris", model, ModelFramework.SKLEARN, version="v2"))
+    # Deploying again: the same model (the same bytes from another job too) is a no-op.
+    same = client.deploy(DeploySpec("iris", model, ModelFramework.SKLEARN, version="v2"))
+    assert same.outcome.startswith("iris v2 already serves this model")
+    rerun = backend.submit(spec(MODEL_JOB))
+    wait_status(backend, rerun.id, JobStatus.SUCCEEDED)
+    again = client.deploy(DeploySpec("iris", f"job:{rerun.id}", ModelFramework.SKLEARN))
+    assert again.outcome == (
+        "iris v2 already serves this model (same files, framework and options): nothing deployed"
+    )
+    assert [(v.version, v.traffic) for v in again.versions] == [("v1", 0), ("v2", 100)]
+    with pytest.raises(Conflict, match="iris v1 serves another model"):
+        client.deploy(DeploySpec("iris", model, ModelFramework.SKLEARN, version="v1"))
     back = client.rollback("iris")
     assert {v.version: v.traffic for v in back.versions} == {"v1": 100, "v2": 0}
     with pytest.raises(Unsupported, match="KServe"):
@@ -584,6 +594,11 @@ def test_plain_deployment_serves_through_its_service_with_versions_and_rollback(
     client.undeploy("iris", "v2")
     assert kube.get_object("deployments", "iris-v2", ns) is None
     assert [d.name for d in client.deployments()] == ["iris"]
+    # Another model (here: other options) with --replace: the next version, the others gone.
+    replaced = client.deploy(DeploySpec("iris", model, ModelFramework.SKLEARN, replace=True))
+    assert replaced.outcome == "iris v2 deployed, replacing v1"  # v2 was undeployed: free
+    assert [(v.version, v.traffic) for v in replaced.versions] == [("v2", 100)]
+    assert kube.get_object("deployments", "iris-v1", ns) is None
     client.undeploy("iris")
     wait_for(
         lambda: not kube.objects("deployments", ns) and not kube.get_object("services", "iris", ns),
