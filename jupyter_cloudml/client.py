@@ -181,8 +181,9 @@ class Client:
         from .tuning.study import trial_job_ids
 
         job_ids: builtins.list[str] = []
-        for job_id in dict.fromkeys(ids):
-            job = self.backend.get(job_id)
+        for ref in dict.fromkeys(ids):
+            job = self.find(ref, "any")
+            job_id = job.id
             if is_study(job):
                 trials = trial_job_ids(self.backend, job_id)
                 if not trials:
@@ -206,7 +207,7 @@ class Client:
         """Serve a model; `--model job:STUDY_ID[/path]` means the study's best trial."""
         if spec.model.startswith("job:"):
             ref, _, sub = spec.model[len("job:") :].partition("/")
-            job = self._job_by_id_or_name(ref)
+            job = self.find(ref, "any", succeeded=True)
             if is_study(job):
                 best = self.get_study(job.id).best_trial
                 if best is None or best.job_id is None:
@@ -216,16 +217,41 @@ class Client:
             spec = dataclasses.replace(spec, model=model)
         return self.backend.deploy(spec)
 
-    def _job_by_id_or_name(self, ref: str) -> JobInfo:
-        """The job with id `ref`, else the newest job that SUCCEEDED under the name `ref`."""
+    def find(self, ref: str, kind: str = "job", succeeded: bool = False) -> JobInfo:
+        """The job with id `ref`, else the newest one named `ref`: the one resolver of every
+        verb that takes a job or a study. `kind` is "job" (by name: not a study), "study"
+        or "any"; `succeeded` wants one that SUCCEEDED. Errors say what the name matched."""
         try:
-            return self.backend.get(ref)
+            found = self.backend.get(ref)
         except NotFound:
-            done = JobQuery(name=ref, status=(JobStatus.SUCCEEDED,), limit=100)
-            named = [job for job in self.backend.list(done).jobs if job.name == ref]
-            if not named:
-                raise NotFound(f"no job or study with id or name {ref!r} that SUCCEEDED") from None
-            return named[0]
+            pass
+        else:
+            if kind == "study" and not is_study(found):
+                raise NotFound(f"{ref} is a job, not a study (studies: `cloudml studies`)")
+            return found
+        query = JobQuery(name=ref, status=(JobStatus.SUCCEEDED,) if succeeded else (), limit=1000)
+        named = [job for job in self.backend.list(query).jobs if job.name == ref]
+        studies = [job for job in named if is_study(job)]
+        jobs = [job for job in named if not is_study(job)]
+        if kind == "any" and studies and jobs:
+            raise InvalidSpec(
+                f"{ref!r} names a job ({jobs[0].id}) and a study ({studies[0].id}): give the "
+                "id (see `cloudml jobs` and `cloudml studies`)"
+            )
+        wanted = {"job": jobs, "study": studies, "any": named}[kind]
+        if wanted:
+            return wanted[0]
+        done = " that SUCCEEDED" if succeeded else ""
+        if kind == "job" and studies:
+            raise NotFound(
+                f"{ref!r} is a study, not a job (see `cloudml studies describe {ref}`; "
+                "jobs: `cloudml jobs`)"
+            )
+        if kind == "study" and jobs:
+            raise NotFound(f"{ref!r} is a job, not a study (studies: `cloudml studies`)")
+        what = {"job": "job", "study": "study", "any": "job or study"}[kind]
+        listing = "`cloudml studies`" if kind == "study" else "`cloudml jobs`"
+        raise NotFound(f"no {what} with id or name {ref!r}{done} (see {listing})")
 
     def deployments(self) -> builtins.list[DeploymentInfo]:
         return self.backend.deployments()

@@ -195,7 +195,8 @@ def test_usage_errors_exit_2_without_traceback(capsys: pytest.CaptureFixture[str
 
 def test_not_found_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "describe", "nope")
-    assert (code, out, err) == (1, "", "cloudml: error: no job 'nope'\n")
+    expected = "cloudml: error: no job with id or name 'nope' (see `cloudml jobs`)\n"
+    assert (code, out, err) == (1, "", expected)
 
 
 def test_list_describe_logs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -313,3 +314,51 @@ def test_local_wait_and_logs_of_a_submitted_job(
     assert cli(capsys, "delete", job_id)[0] == 0
     assert cli(capsys, "describe", job_id)[0] == 1
     assert time.monotonic() - start < 30
+
+
+def test_jobs_and_studies_go_by_id_or_name(
+    capsys: pytest.CaptureFixture[str], workdir: Path
+) -> None:
+    (workdir / "say.py").write_text(
+        "import jupyter_cloudml, sys\nprint('hello', sys.argv[1:])\n"
+        "jupyter_cloudml.report(step=1, loss=float(sys.argv[-1].split('=')[-1]))\n"
+    )
+    for run_number in ("1", "2"):
+        code, out, _ = cli(capsys, "train", "say.py", "--name", "greet", "--wait", "--", run_number)
+        assert code == 0, out
+    newest = Client().list(JobQuery(name="greet")).jobs[0].id
+    code, out, _ = cli(capsys, "jobs", "logs", "greet")
+    assert (code, out) == (0, "[worker-0] hello ['2']\n")  # the newest job of that name
+    expected = {
+        "describe": f"ID:        {newest}",
+        "wait": f"job {newest} SUCCEEDED",
+        "metrics": "loss",
+    }
+    for verb, text in expected.items():
+        code, out, _ = cli(capsys, verb, "greet")
+        assert code == 0 and text in out, (verb, out)
+    code, out, _ = cli(capsys, "cancel", "greet")
+    assert (code, out) == (0, f"job {newest} already SUCCEEDED\n")
+    code, out, err = cli(
+        capsys, "train", "say.py", "--name", "tune-say", "--param", "x=uniform(0,1)",
+        "--metric", "loss", "--goal", "minimize", "--trials", "2", "--wait",
+    )  # fmt: skip
+    assert code == 0, out + err
+    code, out, _ = cli(capsys, "studies", "best", "tune-say")
+    assert code == 0 and "best trial" in out
+    code, out, _ = cli(capsys, "studies", "describe", "tune-say")
+    assert code == 0 and "tune-say" in out
+    # Unknown and mismatched names say what they matched and what lists them.
+    code, _, err = cli(capsys, "logs", "nobody")
+    assert (code, err) == (
+        1,
+        "cloudml: error: no job with id or name 'nobody' (see `cloudml jobs`)\n",
+    )
+    code, _, err = cli(capsys, "logs", "tune-say")
+    assert code == 1 and "'tune-say' is a study, not a job" in err
+    code, _, err = cli(capsys, "studies", "best", "greet")
+    assert code == 1 and "'greet' is a job, not a study (studies: `cloudml studies`)" in err
+    code, out, _ = cli(capsys, "delete", "greet")
+    assert (code, out) == (0, f"deleted job {newest}\n")
+    code, out, _ = cli(capsys, "logs", "greet")
+    assert (code, out) == (0, "[worker-0] hello ['1']\n")  # the one left

@@ -201,7 +201,7 @@ def test_cli_bad_input_is_one_clear_line(tmp_path: Path) -> None:
     )
     missing = cloudml("jobs", "describe", "no-such-job")
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
-    assert "no job 'no-such-job'" in missing.stderr
+    assert "no job with id or name 'no-such-job' (see `cloudml jobs`)" in missing.stderr
     (tmp_path / "bad.py").write_text("x = (\n")
     syntax = cloudml("train", str(tmp_path / "bad.py"))
     assert syntax.returncode == 2 and "line 1" in syntax.stderr and "Traceback" not in syntax.stderr

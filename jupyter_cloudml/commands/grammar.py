@@ -113,7 +113,10 @@ SWITCH: dict[str, Any] = {"action": "store_true"}
 
 
 def _job_id(parser: argparse.ArgumentParser, many: bool = False) -> None:
-    hint = "job id as printed by train or list (e.g. mnist-3f9a1c)"
+    hint = (
+        "job id as printed by train or list, or its name: the newest job of that name "
+        "(e.g. mnist-3f9a1c or mnist)"
+    )
     parser.add_argument("job", metavar="JOB", nargs="+" if many else None, help=hint)
 
 
@@ -295,7 +298,9 @@ def _verb_parser(verb: str, prog: str) -> Parser:
         add("--limit", **COUNT, default=20, help="page size (e.g. --limit 50)")
         add("--offset", **COUNT, default=0, help="skip the newest N (e.g. --offset 20)")
     elif verb == "tensorboard":
-        hint = "jobs or studies whose event files to show (e.g. mnist-3f9a1c lr-study-0b12aa)"
+        hint = (
+            "jobs or studies, by id or name, whose event files to show (e.g. mnist-3f9a1c lr-study)"
+        )
         add("job", metavar="JOB_OR_STUDY", nargs="*", help=hint)
         add("--list", **SWITCH, help="list the TensorBoards that are running")
         add("--stop", metavar="ID", help="stop a TensorBoard (e.g. --stop tb-5d41402abc4b)")

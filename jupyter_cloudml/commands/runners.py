@@ -63,20 +63,22 @@ def run_job_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
             dumps(job_list_dict(page)) if as_json else format_job_table(page),
         )
     elif ns.verb == "describe":
-        job, events = client.get(ns.job), client.events(ns.job)
+        job = client.find(ns.job)
+        events = client.events(job.id)
         if as_json:
             _say(out, dumps({"job": job_dict(job), "events": to_dict(events)}))
         else:
             _say(out, format_job(job, events))
     elif ns.verb == "logs":
-        for line in client.logs(ns.job, replica=ns.replica, follow=ns.follow, tail=ns.tail):
+        job_id = client.find(ns.job).id
+        for line in client.logs(job_id, replica=ns.replica, follow=ns.follow, tail=ns.tail):
             _say(out, log_line_json(line) if as_json else format_log_line(line))
     elif ns.verb == "metrics":
-        scalars = client.metrics(ns.job).scalars
+        scalars = client.metrics(client.find(ns.job).id).scalars
         _say(out, dumps(to_dict(scalars)) if as_json else format_metrics(scalars))
     elif ns.verb == "cancel":
-        for job_id in ns.job:
-            job = client.cancel(job_id)
+        for ref in ns.job:
+            job = client.cancel(client.find(ref).id)
             if job.status is JobStatus.CANCELLED:
                 _say(out, f"cancelled job {job.id}")
             elif job.status.terminal:
@@ -84,11 +86,12 @@ def run_job_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
             else:
                 _say(out, f"cancelling job {job.id} ({job.status.value})")
     elif ns.verb == "delete":
-        for job_id in ns.job:
+        for ref in ns.job:
+            job_id = client.find(ref).id
             client.delete(job_id)
             _say(out, f"deleted job {job_id}")
     elif ns.verb == "wait":
-        job = client.wait(ns.job, timeout=ns.timeout)
+        job = client.wait(client.find(ns.job).id, timeout=ns.timeout)
         if as_json:
             _say(out, dumps(job_dict(job)))
         elif job.status.terminal:
@@ -110,11 +113,12 @@ def run_study_command(client: Client, ns: argparse.Namespace, out: TextIO) -> in
         text = dumps([study_dict(s) for s in studies]) if as_json else format_study_table(studies)
         _say(out, text)
         return 0
+    study_id = client.find(ns.study, "study").id
     if verb == "cancel":
-        study = client.cancel_study(ns.study)
+        study = client.cancel_study(study_id)
         _say(out, f"study {study.id} {study.status.value}")
         return 0
-    study = client.get_study(ns.study)
+    study = client.get_study(study_id)
     if verb == "describe":
         _say(out, dumps(study_dict(study)) if as_json else format_study(study))
     elif verb == "trials":

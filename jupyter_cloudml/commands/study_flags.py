@@ -128,7 +128,12 @@ def add_study_verb_options(verb: str, parser: argparse.ArgumentParser) -> None:
             help="page size (e.g. --limit 50)",
         )
     else:
-        add("study", metavar="STUDY", help="study id as printed by train or list")
+        add(
+            "study",
+            metavar="STUDY",
+            help="study id as printed by train or list, or its name: the newest study of that "
+            "name (e.g. gbr-diabetes)",
+        )
     if verb == "trials":
         add(
             "--sort",

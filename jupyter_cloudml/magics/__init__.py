@@ -38,8 +38,13 @@ def show_cloudml_error(
 
     IPython ignores the handler's return value where cells run, so it prints the line itself.
     """
-    print(f"{etype.__name__}: {value}", file=sys.stderr)
+    print(f"{etype.__name__}: {notebook_spelling(str(value))}", file=sys.stderr)
     return []
+
+
+def notebook_spelling(message: str) -> str:
+    """A message's commands as a notebook spells them: `cloudml jobs` -> `%cloudml jobs`."""
+    return message.replace("`cloudml ", "`%cloudml ")
 
 
 @contextmanager
@@ -48,7 +53,7 @@ def _usage_errors() -> Iterator[None]:
     try:
         yield
     except InvalidSpec as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(notebook_spelling(str(exc))) from None
 
 
 def _parse(
@@ -191,7 +196,8 @@ class CloudMLMagics(Magics):
             with _usage_errors():
                 run_study_command(self.client, ns, sys.stdout)
         elif ns.verb == "fetch":
-            self._fetch(ns.job)
+            with _usage_errors():
+                self._fetch(self.client.find(ns.job).id)
         elif ns.verb in ("hub", "local"):  # as in a terminal: manifests, the keeper's unit
             from ..commands.runners import run_hub_command, run_local_command
 
@@ -207,9 +213,9 @@ class CloudMLMagics(Magics):
             with _usage_errors():
                 run_tensorboard_command(self.client, ns, sys.stdout)
         elif ns.verb == "wait":
-            self._wait(ns.job, timeout=ns.timeout, output=ns.output)
+            self._wait(self.client.find(ns.job).id, timeout=ns.timeout, output=ns.output)
         elif ns.verb == "metrics" and ns.output == "text":
-            self._metrics(ns.job)
+            self._metrics(self.client.find(ns.job).id)
         else:
             try:
                 with _usage_errors():

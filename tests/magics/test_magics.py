@@ -103,7 +103,8 @@ def test_domain_errors_are_one_line(
     assert isinstance(result.error_in_exec, NotFound)
     captured = capsys.readouterr()
     text = captured.out + captured.err
-    assert "NotFound: no job 'nope-123456'" in text and "Traceback" not in text
+    assert "Traceback" not in text
+    assert "NotFound: no job with id or name 'nope-123456' (see `%cloudml jobs`)" in text
 
 
 def test_train_wait_return_loads_variables(
@@ -193,3 +194,34 @@ def test_line_magic_train_script(
     job_id = magics_of(shell).client.list().jobs[0].id
     shell.run_line_magic("cloudml", f"logs {job_id}")
     assert capsys.readouterr().out == "[worker-0] ['--x', '1']\n"
+
+
+def test_studies_and_jobs_by_name_in_a_notebook(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = """
+    %%cloudml_train --name gbr-small --param x=uniform(0,1) --metric loss --trials 2 --wait
+    import jupyter_cloudml
+    jupyter_cloudml.report(step=1, loss=jupyter_cloudml.params()["x"])
+    """
+    result = run(shell, source)
+    assert result.success, result.error_in_exec
+    client = magics_of(shell).client
+    study_id = client.list_studies()[0].id
+    capsys.readouterr()
+    shell.run_line_magic("cloudml", "studies best gbr-small")
+    assert f" of study {study_id}: loss " in capsys.readouterr().out
+    boards_before = len(client.tensorboards())
+    result = run(shell, "%cloudml tensorboard gbr-small")
+    assert result.success, result.error_in_exec
+    (board,) = client.tensorboards()[boards_before:]
+    client.stop_tensorboard(board.id)
+    shell.run_line_magic("cloudml", "wait gbr-small-t0")  # a trial, by its name
+    assert "SUCCEEDED" in capsys.readouterr().out
+    result = run(shell, "%cloudml logs gbr-small")
+    assert isinstance(result.error_in_exec, NotFound)
+    captured = capsys.readouterr()
+    assert (
+        "NotFound: 'gbr-small' is a study, not a job (see `%cloudml studies describe "
+        "gbr-small`; jobs: `%cloudml jobs`)"
+    ) in captured.out + captured.err
