@@ -136,7 +136,28 @@ def test_job_table_is_aligned_with_a_footer() -> None:
     assert lines[1].split() == row
     assert lines[2].split()[:3] == ["a-1", "mnist", "QUEUED"] and lines[2].endswith("-")
     assert lines[0].index("STATUS") == lines[1].index("SUCCEEDED") == lines[2].index("QUEUED")
-    assert lines[-1] == "2 of 7 jobs"
+    assert lines[-1] == "2 of 7 jobs (the rest: `cloudml jobs --offset 2`, or all: `--limit 7`)"
+
+
+def test_tables_fit_100_columns_and_long_reasons_end_in_dots() -> None:
+    reason = "worker-0 exited with 1: " + "Traceback line " * 20
+    long_name = "a-long-experiment-name-for-the-resnet-50"  # 40: the longest
+    text = format_job_table(JobPage((job(reason=reason),), total=23), now=NOW, offset=22)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) == 100, text
+    assert lines[1] == (
+        "mnist-3f9a1c  mnist  SUCCEEDED (worker-0 exited with 1: Traceb...  2m 05s  1m 05s   "
+        "chief:1 worker:2"
+    )
+    assert lines[-1] == "1 of 23 jobs"  # the last page
+    longest = job(f"{long_name}-3f9a1c", JobStatus.FAILED, name=long_name, reason=reason)
+    text = format_job_table(JobPage((job(), longest), total=23), now=NOW)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 100, text
+    assert lines[2].split()[0] == f"{long_name}-3f9a1c"  # ids are never cut
+    assert lines[2].split()[2].startswith("FAILED")
+    assert lines[-1] == "2 of 23 jobs (the rest: `cloudml jobs --offset 2`, or all: `--limit 23`)"
+    assert reason in format_job(job(reason=reason), [])  # describe has the full text
 
 
 def test_describe_shows_replicas_with_exit_codes_and_events() -> None:
@@ -337,6 +358,11 @@ def test_jobs_and_studies_go_by_id_or_name(
     for verb, text in expected.items():
         code, out, _ = cli(capsys, verb, "greet")
         assert code == 0 and text in out, (verb, out)
+    code, out, _ = cli(capsys, "jobs", "--name", "greet", "--limit", "1")
+    assert out.splitlines()[-1] == (
+        "1 of 2 jobs (the rest: `cloudml jobs --name greet --limit 1 --offset 1`, or all: "
+        "`--limit 2`)"
+    )
     code, out, _ = cli(capsys, "cancel", "greet")
     assert (code, out) == (0, f"job {newest} already SUCCEEDED\n")
     code, out, err = cli(

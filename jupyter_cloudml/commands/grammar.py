@@ -429,7 +429,14 @@ def parse_verb(verb: str, argv: Sequence[str], prog: str) -> argparse.Namespace:
 
 
 def parse_command(argv: Sequence[str], prog: str = "cloudml") -> argparse.Namespace:
-    """Parse `VERB ...` or `jobs [VERB] ...` (`jobs` alone lists) into a namespace with `verb`."""
+    """Parse `VERB ...` or `jobs [VERB] ...` (`jobs` alone lists) into a namespace with `verb`
+    and `program` (`prog`: how the hints a command prints spell it, e.g. `%cloudml jobs`)."""
+    ns = _parse_command(argv, prog)
+    ns.program = prog
+    return ns
+
+
+def _parse_command(argv: Sequence[str], prog: str) -> argparse.Namespace:
     tokens = list(argv)
     if not tokens or tokens[0] in HELP_FLAGS or tokens[0] == "help":
         raise HelpRequested(command_help(prog))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
@@ -58,10 +59,11 @@ def run_job_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
     as_json = getattr(ns, "output", "text") == "json"
     if ns.verb == "list":
         page = client.list(build_job_query(ns))
-        _say(
-            out,
-            dumps(job_list_dict(page)) if as_json else format_job_table(page),
-        )
+        if as_json:
+            _say(out, dumps(job_list_dict(page)))
+        else:
+            command = f"{_program(ns)} jobs{_list_filters(ns)}"
+            _say(out, format_job_table(page, offset=ns.offset, command=command))
     elif ns.verb == "describe":
         job = client.find(ns.job)
         events = client.events(job.id)
@@ -104,14 +106,32 @@ def run_job_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _program(ns: argparse.Namespace) -> str:
+    """How the command was spelled: `cloudml`, or `%cloudml` in a notebook."""
+    return str(getattr(ns, "program", PROG))
+
+
+def _list_filters(ns: argparse.Namespace) -> str:
+    """The filters of a `jobs list` as flags, for the hint that shows the next page."""
+    statuses = [s.value for group in ns.status for s in group]
+    flags = [f" --status {' '.join(dict.fromkeys(statuses))}"] if statuses else []
+    flags += [f" --name {shlex.quote(ns.name)}"] if ns.name else []
+    flags += [f" --label {k}={shlex.quote(v)}" for k, v in ns.label]
+    flags += [f" --limit {ns.limit}"] if ns.limit != 20 else []
+    return "".join(flags)
+
+
 def run_study_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
     """Run a parsed `studies VERB` command; returns the exit code."""
     as_json = getattr(ns, "output", "text") == "json"
     verb = ns.study_verb
     if verb == "list":
-        studies = client.list_studies(JobQuery(limit=ns.limit))
-        text = dumps([study_dict(s) for s in studies]) if as_json else format_study_table(studies)
-        _say(out, text)
+        studies, total = client.page_studies(JobQuery(limit=ns.limit, offset=ns.offset))
+        if as_json:
+            _say(out, dumps([study_dict(s) for s in studies]))
+        else:
+            command = f"{_program(ns)} studies"
+            _say(out, format_study_table(studies, None, total, ns.offset, command))
         return 0
     study_id = client.find(ns.study, "study").id
     if verb == "cancel":

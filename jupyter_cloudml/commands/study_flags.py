@@ -127,6 +127,13 @@ def add_study_verb_options(verb: str, parser: argparse.ArgumentParser) -> None:
             metavar="N",
             help="page size (e.g. --limit 50)",
         )
+        add(
+            "--offset",
+            type=whole_number,
+            default=0,
+            metavar="N",
+            help="skip the newest N (e.g. --offset 20)",
+        )
     else:
         add(
             "study",

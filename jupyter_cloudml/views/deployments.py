@@ -32,7 +32,8 @@ def format_deployment_table(deployments: Sequence[DeploymentInfo]) -> str:
         )
         for d in deployments
     ]
-    return format_table(("NAME", "STATUS", "TRAFFIC", "REPLICAS", "ENDPOINT"), rows)
+    headers = ("NAME", "STATUS", "TRAFFIC", "REPLICAS", "ENDPOINT")
+    return format_table(headers, rows, cut={"TRAFFIC": 12, "REPLICAS": 12})
 
 
 def curl_snippet(info: DeploymentInfo, example: str = "[[1.0, 2.0]]") -> str:

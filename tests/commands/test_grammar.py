@@ -72,6 +72,7 @@ def test_jobs_alone_lists_and_jobs_verb_equals_verb() -> None:
         vars(a)
         == vars(b)
         == {"verb": "describe", "job": "j1", "output": "text", "trainer_args": ()}
+        | {"program": "cloudml"}
     )
 
 

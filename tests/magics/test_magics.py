@@ -216,6 +216,10 @@ def test_studies_and_jobs_by_name_in_a_notebook(
     assert result.success, result.error_in_exec
     (board,) = client.tensorboards()[boards_before:]
     client.stop_tensorboard(board.id)
+    shell.run_line_magic("cloudml", "jobs --limit 1")
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "1 of 3 jobs (the rest: `%cloudml jobs --limit 1 --offset 1`, or all: `--limit 3`)"
+    )
     shell.run_line_magic("cloudml", "wait gbr-small-t0")  # a trial, by its name
     assert "SUCCEEDED" in capsys.readouterr().out
     result = run(shell, "%cloudml logs gbr-small")

@@ -192,6 +192,8 @@ def test_distributed_tensorflow_job_gets_tf_config_and_its_ps_is_stopped(backend
         return not [p for p in pods if p["status"].get("phase") == "Running"]
 
     wait_for(ps_stopped, timeout=30)
+    states = {r.name: r.status.value for r in backend.get(job.id).replicas}
+    assert states == {"worker-0": "SUCCEEDED", "worker-1": "SUCCEEDED", "ps-0": "STOPPED"}
     service = kube.get_object("services", job.id, tenant.namespace)
     assert service is not None and service["spec"]["clusterIP"] == "None"
 
@@ -343,6 +345,7 @@ def test_cancel_stops_pods_and_delete_needs_a_finished_job(backend, kube, tenant
         timeout=30,
     )
     assert backend.cancel(job.id).status is JobStatus.CANCELLED  # again: a no-op
+    assert [r.status.value for r in backend.get(job.id).replicas] == ["CANCELLED"]
     backend.delete(job.id)
 
 
