@@ -318,6 +318,11 @@ class Client:
         values: dict[str, Any] = pickle.loads(self.backend.read_output(job_id, RETURNS_FILE))
         return values
 
+    def missing_returns(self, job_id: str, values: dict[str, Any]) -> builtins.list[str]:
+        """The `--return` names of a job that its cell never defined (absent from `values`)."""
+        spec = self.backend.get(job_id).spec
+        return [name for name in (spec.returns if spec else ()) if name not in values]
+
     def install_service(self) -> ServiceInfo:
         """Keep the backend's work going across reboots with nobody using the product (the
         local backend: a systemd user unit running its home's keeper)."""

@@ -19,7 +19,7 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 
 from ..exceptions import CloudMLError, InvalidSpec
 from ..models import JobInfo, JobStatus, TrainSpec, TuningSpec
-from ..views.jobs import format_metrics, format_outcome, job_dict
+from ..views.jobs import format_fetched, format_metrics, format_outcome, job_dict
 from ..views.studies import format_best_trial
 from ..views.text import dumps
 
@@ -343,7 +343,7 @@ class CloudMLMagics(Magics):
     def _fetch(self, job_id: str) -> None:
         values = self.client.fetch(job_id)
         self._user_ns.update(values)
-        print(f"loaded {_names(values)} from job {job_id}")
+        print(format_fetched(job_id, values, self.client.missing_returns(job_id, values)))
 
 
 def _names(names: Any) -> str:

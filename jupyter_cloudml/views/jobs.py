@@ -226,3 +226,12 @@ def job_list_dict(page: JobPage) -> dict[str, Any]:
 def log_line_json(line: LogLine) -> str:
     """One log line as a compact JSON object (one per output line: JSON Lines)."""
     return json.dumps(to_dict(line))
+
+
+def format_fetched(job_id: str, values: Mapping[str, Any], missing: Sequence[str]) -> str:
+    """What `fetch` loaded, and the `--return` names the cell never defined."""
+    loaded = f"loaded {', '.join(values)}" if values else "loaded nothing"
+    text = f"{loaded} from job {job_id}"
+    if missing:
+        text += f"; the cell defined no {', '.join(missing)} (--return)"
+    return text

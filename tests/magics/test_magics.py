@@ -55,7 +55,7 @@ def test_bad_flag_is_a_usage_error_and_submits_nothing(
     assert "UsageError: --workers must be at least 1, got 0" in err
     result = run(shell, "%%cloudml_train\nprint(1\n")
     assert isinstance(result.error_in_exec, UsageError)
-    assert "line 1" in capsys.readouterr().err
+    assert "line 2: 'print(1'" in capsys.readouterr().err  # the editor's line: after the magic
     with pytest.raises(UsageError, match="cannot split"):
         shell.run_line_magic("cloudml", "logs 'unclosed")
     assert submitted(shell) == 0
@@ -229,3 +229,30 @@ def test_studies_and_jobs_by_name_in_a_notebook(
         "NotFound: 'gbr-small' is a study, not a job (see `%cloudml studies describe "
         "gbr-small`; jobs: `%cloudml jobs`)"
     ) in captured.out + captured.err
+
+
+def test_tracebacks_count_lines_as_the_editor_and_a_missing_return_is_named(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run(shell, "%%cloudml_train --wait --name broken\nx = 1\n\nraise ValueError('on 4')\n")
+    assert isinstance(result.error_in_exec, JobFailed)
+    client = magics_of(shell).client
+    logs = "\n".join(line.text for line in client.logs(client.find("broken").id))
+    assert '_cloudml_cell.py", line 4, in <module>' in logs  # the editor's line 4
+    assert "raise ValueError('on 4')" in logs
+    capsys.readouterr()
+    shell.user_ns.pop("z", None)  # the shell is shared: another test's z
+    result = run(shell, "%%cloudml_train --wait --return y,z\ny = 42\n")
+    assert result.success, result.error_in_exec
+    assert shell.user_ns["y"] == 42 and "z" not in shell.user_ns
+    out = capsys.readouterr().out
+    assert "SUCCEEDED" in out
+    assert "loaded y from job cell-" in out and "; the cell defined no z (--return)" in out
+    job_id = client.find("cell").id
+    assert "the cell defined no variable named 'z'" in "\n".join(
+        line.text for line in client.logs(job_id)
+    )
+    shell.run_line_magic("cloudml", "fetch cell")  # later, by name: the same report
+    assert (
+        capsys.readouterr().out == f"loaded y from job {job_id}; the cell defined no z (--return)\n"
+    )
