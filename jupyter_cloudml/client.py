@@ -29,6 +29,7 @@ from .models import (
     LogLine,
     MetricsUpdate,
     Preview,
+    QuotaInfo,
     ServiceInfo,
     StudyInfo,
     TensorBoardInfo,
@@ -322,6 +323,10 @@ class Client:
         """The `--return` names of a job that its cell never defined (absent from `values`)."""
         spec = self.backend.get(job_id).spec
         return [name for name in (spec.returns if spec else ()) if name not in values]
+
+    def quota(self) -> QuotaInfo:
+        """What this user may use and uses now, and the jobs running and queued."""
+        return self.backend.quota()
 
     def install_service(self) -> ServiceInfo:
         """Keep the backend's work going across reboots with nobody using the product (the

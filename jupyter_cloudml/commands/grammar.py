@@ -35,7 +35,7 @@ from .study_flags import STUDY_SUMMARIES, STUDY_VERBS, add_study_verb_options, a
 JOB_VERBS = ("list", "describe", "logs", "metrics", "cancel", "delete", "wait", "fetch")
 
 
-VERBS = ("train", *JOB_VERBS, "tensorboard")
+VERBS = ("train", *JOB_VERBS, "tensorboard", "quota")
 
 
 SUMMARIES = {
@@ -49,10 +49,11 @@ SUMMARIES = {
     "wait": "block until a job ends; fails unless it SUCCEEDED",
     "fetch": "load the variables a job named with --return into the notebook",
     "tensorboard": "open TensorBoard over jobs or studies (--list the running ones, --stop ID)",
+    "quota": "what you may use and use now (CPU/GPU slots or the namespace's quotas), jobs queued",
 }
 
 
-READ_VERBS = ("list", "describe", "logs", "metrics", "wait", "tensorboard")
+READ_VERBS = ("list", "describe", "logs", "metrics", "wait", "tensorboard", "quota")
 
 
 HELP_FLAGS = ("-h", "--help")
@@ -304,7 +305,7 @@ def _verb_parser(verb: str, prog: str) -> Parser:
         add("job", metavar="JOB_OR_STUDY", nargs="*", help=hint)
         add("--list", **SWITCH, help="list the TensorBoards that are running")
         add("--stop", metavar="ID", help="stop a TensorBoard (e.g. --stop tb-5d41402abc4b)")
-    else:
+    elif verb != "quota":
         _job_id(parser, many=verb in ("cancel", "delete"))
     if verb == "logs":
         add("-f", "--follow", **SWITCH, help="keep printing until the job ends")

@@ -26,6 +26,7 @@ from ..views.jobs import (
     job_list_dict,
     log_line_json,
 )
+from ..views.quota import format_quota
 from ..views.studies import (
     format_best_trial,
     format_study,
@@ -92,6 +93,9 @@ def run_job_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
             job_id = client.find(ref).id
             client.delete(job_id)
             _say(out, f"deleted job {job_id}")
+    elif ns.verb == "quota":
+        quota = client.quota()
+        _say(out, dumps(quota) if as_json else format_quota(quota))
     elif ns.verb == "wait":
         job = client.wait(client.find(ns.job).id, timeout=ns.timeout)
         if as_json:

@@ -50,6 +50,7 @@ from .kinds import (
     narrow_query,
 )
 from .preview import Preview
+from .quota import QuotaInfo, QuotaItem
 from .service import ServiceInfo
 from .serving import (
     DeploymentInfo,
@@ -108,6 +109,8 @@ __all__ = [
     "ParamSpec",
     "ParamType",
     "Preview",
+    "QuotaInfo",
+    "QuotaItem",
     "ReplicaInfo",
     "ReplicaStatus",
     "Replicas",

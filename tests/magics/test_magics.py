@@ -256,3 +256,30 @@ def test_tracebacks_count_lines_as_the_editor_and_a_missing_return_is_named(
     assert (
         capsys.readouterr().out == f"loaded y from job {job_id}; the cell defined no z (--return)\n"
     )
+
+
+def test_quota_shows_slots_in_use_and_queued_work(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str], isolated_home: Path, make_spec
+) -> None:
+    from jupyter_cloudml.backends.local import LocalBackend
+
+    client = Client(backend=LocalBackend(home=str(isolated_home), cpu_slots=1.0, gpu_ids=[]))
+    magics_of(shell).client = client
+    holds = client.submit(make_spec("import time\ntime.sleep(60)", name="holds"))
+    waits = client.submit(make_spec("pass", name="waits"))
+    deadline = time.monotonic() + 30
+    while client.get(holds.id).status is not JobStatus.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.1)
+    capsys.readouterr()
+    shell.run_line_magic("cloudml", "quota")
+    out = capsys.readouterr().out
+    assert out.splitlines()[:4] == [
+        f"local scheduler of {isolated_home}:",
+        "RESOURCE   USED  HARD",
+        "cpu slots  1     1",
+        "gpus       0     0",
+    ]
+    assert "jobs: 1 running, 1 queued" in out
+    assert f"queued: {waits.id} (waiting for 1 CPU slot(s): 0 of 1 free)" in out
+    client.cancel(holds.id)
+    client.wait(waits.id, timeout=60)

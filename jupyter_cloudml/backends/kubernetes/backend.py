@@ -25,8 +25,10 @@ from ...models import (
     JobPage,
     JobQuery,
     JobStatus,
+    QuotaInfo,
     TensorBoardInfo,
 )
+from .api import ApiError
 from .deployments import ClusterDeployments
 from .labels import (
     CANCELLED_ANNOTATION,
@@ -35,6 +37,7 @@ from .labels import (
 from .manifests.serving import model_storage_uri, parse_pvc_uri
 from .names import job_name
 from .outputs import JobOutputs
+from .quota import quota_info
 from .status import cluster_event, pod_events
 from .submission import Submission
 from .tensorboards import ClusterTensorBoards
@@ -121,6 +124,18 @@ class KubernetesBackend(Submission, JobOutputs):
         if self._serving is None:
             self._serving = ClusterDeployments(self.api, self.serving_image)
         return self._serving
+
+    def quota(self) -> QuotaInfo:
+        try:
+            quotas = self.api.get(self.api.path("resourcequotas")).get("items") or []
+        except ApiError as exc:
+            if exc.status != 403:
+                raise
+            quotas = None
+        queued = JobQuery(status=(JobStatus.QUEUED,), limit=1)
+        active = (JobStatus.STARTING, JobStatus.RUNNING, JobStatus.RETRYING)
+        running = self.list(JobQuery(status=active, limit=1)).total
+        return quota_info(self.api.namespace, quotas, running, self.list(queued).total)
 
     def deploy(self, spec: DeploySpec) -> DeploymentInfo:
         job_dir = None

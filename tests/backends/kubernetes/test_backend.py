@@ -426,6 +426,26 @@ def test_namespace_quota_refusals_reach_the_user_with_the_numbers(backend, kube,
     kube.request("DELETE", f"/api/v1/namespaces/{tenant.namespace}/resourcequotas/job-count")
 
 
+@pytest.mark.controlplane
+def test_quota_reads_the_namespaces_resource_quotas_used_and_hard(backend, kube, tenant):
+    from jupyter_cloudml.models import QuotaItem
+
+    ns = tenant.namespace
+    assert (
+        backend.quota().note == f"no ResourceQuota in {ns}: only the cluster's capacity limits jobs"
+    )
+    apply_quota(kube, ns, "team", {"pods": "5", "count/jobs.batch": "4"})
+    job = backend.submit(spec("import time\ntime.sleep(600)"))
+    wait_status(backend, job.id, JobStatus.RUNNING)
+    wait_for(lambda: QuotaItem("pods", "1", "5", "team") in backend.quota().items, timeout=60)
+    quota = backend.quota()
+    assert quota.scope == f"namespace {ns}" and (quota.running, quota.queued) == (1, 0)
+    assert QuotaItem("count/jobs.batch", "1", "4", "team") in quota.items
+    assert quota.note == ""
+    backend.cancel(job.id)
+    kube.request("DELETE", f"/api/v1/namespaces/{ns}/resourcequotas/team")
+
+
 def test_jobs_that_can_never_fit_a_gpu_quota_are_refused_naming_it(backend, kube, tenant):
     apply_quota(kube, tenant.namespace, "gpu-quota", {"requests.nvidia.com/gpu": "1"})
     with pytest.raises(QuotaExceeded, match="gpu-quota"):  # can never fit: refused up front
