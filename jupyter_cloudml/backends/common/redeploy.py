@@ -69,13 +69,11 @@ class DeployPlan:
     message: str = ""
 
 
-def plan_deploy(
-    spec: DeploySpec, current: DeploymentInfo | None, fingerprint: str, replace: bool = False
-) -> DeployPlan:
+def plan_deploy(spec: DeploySpec, current: DeploymentInfo | None, fingerprint: str) -> DeployPlan:
     """The plan for deploying `spec` (fingerprint `fingerprint`) over `current` (None: no such
     deployment yet). No `--version`: the same model as the version serving most traffic is a
-    no-op, another model the next `vN`; `replace` then removes the older versions."""
-    name = spec.name
+    no-op, another model the next `vN`; `spec.replace` then removes the older versions."""
+    name, replace = spec.name, spec.replace
     if replace and spec.traffic:
         raise InvalidSpec("--replace sends all traffic to the new version: leave out --traffic")
     if current is None or not current.versions:
@@ -85,7 +83,7 @@ def plan_deploy(
     if spec.version is not None and spec.version in versions:
         mine = versions[spec.version]
         if mine.fingerprint == fingerprint:
-            return _unchanged(name, spec.version)
+            return _unchanged(spec, spec.version)
         if replace:
             raise Conflict(
                 f"{name} {spec.version} serves another model; --replace deploys it as the next "
@@ -96,7 +94,7 @@ def plan_deploy(
             f"the next version, or add --replace to replace {name}'s versions"
         )
     if spec.version is None and serving.fingerprint == fingerprint:
-        return _unchanged(name, serving.version)
+        return _unchanged(spec, serving.version)
     version = spec.version or next_version(versions)
     if replace:
         old = tuple(versions)
@@ -114,7 +112,14 @@ def plan_deploy(
     )
 
 
-def _unchanged(name: str, version: str) -> DeployPlan:
+def _unchanged(spec: DeploySpec, version: str) -> DeployPlan:
+    name = spec.name
+    if spec.traffic:
+        split = ",".join(f"{v}={p}" for v, p in spec.traffic.items())
+        raise Conflict(
+            f"{name} {version} already serves this model: to change the split, run "
+            f"`cloudml models update {name} --traffic {split}`"
+        )
     return DeployPlan(
         version,
         unchanged=True,

@@ -86,7 +86,7 @@ class ClusterDeployments:
             current: DeploymentInfo | None = self.get(spec.name)
         except NotFound:
             current = None
-        plan = plan_deploy(spec, current, digest, spec.replace)
+        plan = plan_deploy(spec, current, digest)
         if plan.unchanged:
             assert current is not None
             return dataclasses.replace(current, outcome=plan.message)

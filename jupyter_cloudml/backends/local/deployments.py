@@ -79,8 +79,12 @@ class LocalDeployments:
             desired = self._desired(spec.name)
             current = None
             if desired is not None:
+                if spec.port is not None and spec.port != desired["port"]:
+                    raise Conflict(
+                        f"{spec.name} is served on port {desired['port']}, not {spec.port}"
+                    )
                 current = _info(desired, self._status(spec.name), self._running(spec.name))
-            plan = plan_deploy(spec, current, digest, spec.replace)
+            plan = plan_deploy(spec, current, digest)
             if plan.unchanged:
                 return dataclasses.replace(self.get(spec.name), outcome=plan.message)
             spec = dataclasses.replace(spec, version=plan.version)
@@ -100,8 +104,6 @@ class LocalDeployments:
                     "versions": {},
                     "traffic": {},
                 }
-            elif spec.port is not None and spec.port != desired["port"]:
-                raise Conflict(f"{spec.name} is served on port {desired['port']}, not {spec.port}")
             desired["versions"][version] = {
                 "model": model,
                 "framework": spec.framework.value,
