@@ -26,6 +26,7 @@ from ..models import (
     LogLine,
     MetricsUpdate,
     Preview,
+    QuotaInfo,
     ServiceInfo,
     TensorBoardInfo,
     TrainSpec,
@@ -188,6 +189,11 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
     def service_status(self) -> ServiceInfo:
         """Whether the service is installed, what its manager says of it, whether it runs."""
         raise self._no_service()
+
+    def quota(self) -> QuotaInfo:
+        """What this user may use and uses now (the local scheduler's slots, a namespace's
+        ResourceQuotas), and the jobs running and queued."""
+        raise Unsupported(f"the {type(self).__name__} reports no quota")
 
     def _no_service(self) -> Unsupported:
         return Unsupported(

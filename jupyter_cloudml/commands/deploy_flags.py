@@ -83,7 +83,17 @@ def add_model_verb_options(verb: str, parser: argparse.ArgumentParser) -> None:
             help="custom: a class with load() and predict(instances) in the model folder "
             "(e.g. --predictor predictor:Model)",
         )
-        add("--version", default="v1", help="version name (default v1; e.g. --version v2)")
+        add(
+            "--version",
+            help="version name (default: v1, then the next vN when the model differs from the "
+            "one served; the same model again deploys nothing) (e.g. --version v2)",
+        )
+        add(
+            "--replace",
+            action="store_true",
+            help="a different model becomes the next version, takes all traffic and the older "
+            "versions are removed (e.g. --replace)",
+        )
         add(
             "--replicas",
             type=whole_number,
@@ -169,5 +179,6 @@ def build_deploy_spec(ns: argparse.Namespace) -> DeploySpec:
         predictor=ns.predictor,
         traffic=ns.traffic or {},
         port=ns.port,
+        replace=ns.replace,
         **extra,
     )

@@ -42,7 +42,7 @@ from .template_flags import (
 JOB_VERBS = ("list", "describe", "logs", "metrics", "cancel", "delete", "wait", "fetch")
 
 
-VERBS = ("train", *JOB_VERBS, "tensorboard")
+VERBS = ("train", *JOB_VERBS, "tensorboard", "quota")
 
 
 SUMMARIES = {
@@ -56,10 +56,11 @@ SUMMARIES = {
     "wait": "block until a job ends; fails unless it SUCCEEDED",
     "fetch": "load the variables a job named with --return into the notebook",
     "tensorboard": "open TensorBoard over jobs or studies (--list the running ones, --stop ID)",
+    "quota": "what you may use and use now (CPU/GPU slots or the namespace's quotas), jobs queued",
 }
 
 
-READ_VERBS = ("list", "describe", "logs", "metrics", "wait", "tensorboard")
+READ_VERBS = ("list", "describe", "logs", "metrics", "wait", "tensorboard", "quota")
 
 
 HELP_FLAGS = ("-h", "--help")
@@ -120,7 +121,10 @@ SWITCH: dict[str, Any] = {"action": "store_true"}
 
 
 def _job_id(parser: argparse.ArgumentParser, many: bool = False) -> None:
-    hint = "job id as printed by train or list (e.g. mnist-3f9a1c)"
+    hint = (
+        "job id as printed by train or list, or its name: the newest job of that name "
+        "(e.g. mnist-3f9a1c or mnist)"
+    )
     parser.add_argument("job", metavar="JOB", nargs="+" if many else None, help=hint)
 
 
@@ -309,11 +313,13 @@ def _verb_parser(verb: str, prog: str) -> Parser:
         add("--limit", **COUNT, default=20, help="page size (e.g. --limit 50)")
         add("--offset", **COUNT, default=0, help="skip the newest N (e.g. --offset 20)")
     elif verb == "tensorboard":
-        hint = "jobs or studies whose event files to show (e.g. mnist-3f9a1c lr-study-0b12aa)"
+        hint = (
+            "jobs or studies, by id or name, whose event files to show (e.g. mnist-3f9a1c lr-study)"
+        )
         add("job", metavar="JOB_OR_STUDY", nargs="*", help=hint)
         add("--list", **SWITCH, help="list the TensorBoards that are running")
         add("--stop", metavar="ID", help="stop a TensorBoard (e.g. --stop tb-5d41402abc4b)")
-    else:
+    elif verb != "quota":
         _job_id(parser, many=verb in ("cancel", "delete"))
     if verb == "logs":
         add("-f", "--follow", **SWITCH, help="keep printing until the job ends")
@@ -445,7 +451,14 @@ def parse_verb(verb: str, argv: Sequence[str], prog: str) -> argparse.Namespace:
 
 
 def parse_command(argv: Sequence[str], prog: str = "cloudml") -> argparse.Namespace:
-    """Parse `VERB ...` or `jobs [VERB] ...` (`jobs` alone lists) into a namespace with `verb`."""
+    """Parse `VERB ...` or `jobs [VERB] ...` (`jobs` alone lists) into a namespace with `verb`
+    and `program` (`prog`: how the hints a command prints spell it, e.g. `%cloudml jobs`)."""
+    ns = _parse_command(argv, prog)
+    ns.program = prog
+    return ns
+
+
+def _parse_command(argv: Sequence[str], prog: str) -> argparse.Namespace:
     tokens = list(argv)
     if not tokens or tokens[0] in HELP_FLAGS or tokens[0] == "help":
         raise HelpRequested(command_help(prog))

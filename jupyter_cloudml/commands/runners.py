@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
@@ -25,6 +26,7 @@ from ..views.jobs import (
     job_list_dict,
     log_line_json,
 )
+from ..views.quota import format_quota
 from ..views.studies import (
     format_best_trial,
     format_study,
@@ -58,25 +60,28 @@ def run_job_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
     as_json = getattr(ns, "output", "text") == "json"
     if ns.verb == "list":
         page = client.list(build_job_query(ns))
-        _say(
-            out,
-            dumps(job_list_dict(page)) if as_json else format_job_table(page),
-        )
+        if as_json:
+            _say(out, dumps(job_list_dict(page)))
+        else:
+            command = f"{_program(ns)} jobs{_list_filters(ns)}"
+            _say(out, format_job_table(page, offset=ns.offset, command=command))
     elif ns.verb == "describe":
-        job, events = client.get(ns.job), client.events(ns.job)
+        job = client.find(ns.job)
+        events = client.events(job.id)
         if as_json:
             _say(out, dumps({"job": job_dict(job), "events": to_dict(events)}))
         else:
             _say(out, format_job(job, events))
     elif ns.verb == "logs":
-        for line in client.logs(ns.job, replica=ns.replica, follow=ns.follow, tail=ns.tail):
+        job_id = client.find(ns.job).id
+        for line in client.logs(job_id, replica=ns.replica, follow=ns.follow, tail=ns.tail):
             _say(out, log_line_json(line) if as_json else format_log_line(line))
     elif ns.verb == "metrics":
-        scalars = client.metrics(ns.job).scalars
+        scalars = client.metrics(client.find(ns.job).id).scalars
         _say(out, dumps(to_dict(scalars)) if as_json else format_metrics(scalars))
     elif ns.verb == "cancel":
-        for job_id in ns.job:
-            job = client.cancel(job_id)
+        for ref in ns.job:
+            job = client.cancel(client.find(ref).id)
             if job.status is JobStatus.CANCELLED:
                 _say(out, f"cancelled job {job.id}")
             elif job.status.terminal:
@@ -84,11 +89,15 @@ def run_job_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
             else:
                 _say(out, f"cancelling job {job.id} ({job.status.value})")
     elif ns.verb == "delete":
-        for job_id in ns.job:
+        for ref in ns.job:
+            job_id = client.find(ref).id
             client.delete(job_id)
             _say(out, f"deleted job {job_id}")
+    elif ns.verb == "quota":
+        quota = client.quota()
+        _say(out, dumps(quota) if as_json else format_quota(quota))
     elif ns.verb == "wait":
-        job = client.wait(ns.job, timeout=ns.timeout)
+        job = client.wait(client.find(ns.job).id, timeout=ns.timeout)
         if as_json:
             _say(out, dumps(job_dict(job)))
         elif job.status.terminal:
@@ -101,20 +110,39 @@ def run_job_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _program(ns: argparse.Namespace) -> str:
+    """How the command was spelled: `cloudml`, or `%cloudml` in a notebook."""
+    return str(getattr(ns, "program", PROG))
+
+
+def _list_filters(ns: argparse.Namespace) -> str:
+    """The filters of a `jobs list` as flags, for the hint that shows the next page."""
+    statuses = [s.value for group in ns.status for s in group]
+    flags = [f" --status {' '.join(dict.fromkeys(statuses))}"] if statuses else []
+    flags += [f" --name {shlex.quote(ns.name)}"] if ns.name else []
+    flags += [f" --label {k}={shlex.quote(v)}" for k, v in ns.label]
+    flags += [f" --limit {ns.limit}"] if ns.limit != 20 else []
+    return "".join(flags)
+
+
 def run_study_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
     """Run a parsed `studies VERB` command; returns the exit code."""
     as_json = getattr(ns, "output", "text") == "json"
     verb = ns.study_verb
     if verb == "list":
-        studies = client.list_studies(JobQuery(limit=ns.limit))
-        text = dumps([study_dict(s) for s in studies]) if as_json else format_study_table(studies)
-        _say(out, text)
+        studies, total = client.page_studies(JobQuery(limit=ns.limit, offset=ns.offset))
+        if as_json:
+            _say(out, dumps([study_dict(s) for s in studies]))
+        else:
+            command = f"{_program(ns)} studies"
+            _say(out, format_study_table(studies, None, total, ns.offset, command))
         return 0
+    study_id = client.find(ns.study, "study").id
     if verb == "cancel":
-        study = client.cancel_study(ns.study)
+        study = client.cancel_study(study_id)
         _say(out, f"study {study.id} {study.status.value}")
         return 0
-    study = client.get_study(ns.study)
+    study = client.get_study(study_id)
     if verb == "describe":
         _say(out, dumps(study_dict(study)) if as_json else format_study(study))
     elif verb == "trials":

@@ -121,8 +121,20 @@ def add_study_verb_options(verb: str, parser: argparse.ArgumentParser) -> None:
             metavar="N",
             help="page size (e.g. --limit 50)",
         )
+        add(
+            "--offset",
+            type=whole_number,
+            default=0,
+            metavar="N",
+            help="skip the newest N (e.g. --offset 20)",
+        )
     else:
-        add("study", metavar="STUDY", help="study id as printed by train or list")
+        add(
+            "study",
+            metavar="STUDY",
+            help="study id as printed by train or list, or its name: the newest study of that "
+            "name (e.g. gbr-diabetes)",
+        )
     if verb == "trials":
         add(
             "--sort",

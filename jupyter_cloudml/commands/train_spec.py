@@ -313,6 +313,7 @@ def _package(
         name = os.path.splitext(os.path.basename(path))[0]
     elif cell is not None and has_cell:
         source, code_dir, name = cell, source_dir, "cell"
+        common["magic"] = True
     else:
         where = "write code in the cell or " if cell is not None else ""
         raise InvalidSpec(

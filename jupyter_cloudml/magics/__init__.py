@@ -19,7 +19,7 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 
 from ..exceptions import CloudMLError, InvalidSpec
 from ..models import JobInfo, JobStatus, StudyInfo, TrainSpec, TuningSpec
-from ..views.jobs import format_metrics, format_outcome, job_dict
+from ..views.jobs import format_fetched, format_metrics, format_outcome, job_dict
 from ..views.studies import format_best_trial
 from ..views.text import dumps
 
@@ -39,8 +39,13 @@ def show_cloudml_error(
 
     IPython ignores the handler's return value where cells run, so it prints the line itself.
     """
-    print(f"{etype.__name__}: {value}", file=sys.stderr)
+    print(f"{etype.__name__}: {notebook_spelling(str(value))}", file=sys.stderr)
     return []
+
+
+def notebook_spelling(message: str) -> str:
+    """A message's commands as a notebook spells them: `cloudml jobs` -> `%cloudml jobs`."""
+    return message.replace("`cloudml ", "`%cloudml ")
 
 
 @contextmanager
@@ -49,7 +54,7 @@ def _usage_errors() -> Iterator[None]:
     try:
         yield
     except InvalidSpec as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(notebook_spelling(str(exc))) from None
 
 
 def _parse(
@@ -233,7 +238,8 @@ class CloudMLMagics(Magics):
             with _usage_errors():
                 run_study_command(self.client, ns, sys.stdout)
         elif ns.verb == "fetch":
-            self._fetch(ns.job)
+            with _usage_errors():
+                self._fetch(self.client.find(ns.job).id)
         elif ns.verb in ("hub", "local"):  # as in a terminal: manifests, the keeper's unit
             from ..commands.runners import run_hub_command, run_local_command
 
@@ -256,9 +262,9 @@ class CloudMLMagics(Magics):
             with _usage_errors():
                 run_tensorboard_command(self.client, ns, sys.stdout)
         elif ns.verb == "wait":
-            self._wait(ns.job, timeout=ns.timeout, output=ns.output)
+            self._wait(self.client.find(ns.job).id, timeout=ns.timeout, output=ns.output)
         elif ns.verb == "metrics" and ns.output == "text":
-            self._metrics(ns.job)
+            self._metrics(self.client.find(ns.job).id)
         else:
             try:
                 with _usage_errors():
@@ -399,7 +405,7 @@ class CloudMLMagics(Magics):
     def _fetch(self, job_id: str) -> None:
         values = self.client.fetch(job_id)
         self._user_ns.update(values)
-        print(f"loaded {_names(values)} from job {job_id}")
+        print(format_fetched(job_id, values, self.client.missing_returns(job_id, values)))
 
 
 def _settle(view: JobView | StudyView) -> None:

@@ -51,6 +51,7 @@ from .kinds import (
     narrow_query,
 )
 from .preview import Preview
+from .quota import QuotaInfo, QuotaItem
 from .service import ServiceInfo
 from .serving import (
     DeploymentInfo,
@@ -114,6 +115,8 @@ __all__ = [
     "ParamSpec",
     "ParamType",
     "Preview",
+    "QuotaInfo",
+    "QuotaItem",
     "ReplicaInfo",
     "ReplicaStatus",
     "Replicas",

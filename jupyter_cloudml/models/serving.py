@@ -88,22 +88,26 @@ class DeploySpec:
     `model` is a file or folder path, or `job:JOB_ID[/sub/path]` for what a job left in its
     output folder (resolved to a path by `Client.deploy`). `traffic` splits the requests that
     name no version; left empty, a first version gets everything and a new version of a live
-    deployment takes over once its replicas are ready.
+    deployment takes over once its replicas are ready. Without a `version`, a model the
+    deployment serves already is not deployed again and another becomes the next `vN`
+    (`backends.common.redeploy`); `replace` then removes the older versions.
     """
 
     name: str
     model: str
     framework: ModelFramework
-    version: str = "v1"
+    version: str | None = None
     replicas: int = 1
     predictor: str | None = None
     traffic: Mapping[str, int] = dataclasses.field(default_factory=dict)
     resources: Resources = Resources(cpu=0.5)  # noqa: RUF009 - frozen, so sharing it is safe
     port: int | None = None
+    replace: bool = False
 
     def __post_init__(self) -> None:
         check_name(self.name, "deployment name")
-        check_version(self.version)
+        if self.version is not None:
+            check_version(self.version)
         object.__setattr__(self, "framework", ModelFramework(self.framework))
         if not self.model:
             raise InvalidSpec("give the model to serve: --model PATH or --model job:JOB_ID")
@@ -121,12 +125,19 @@ class DeploySpec:
                     f"--predictor {self.predictor!r}: give MODULE:CLASS with --framework custom"
                 )
         check_traffic(self.traffic)
+        if self.traffic and self.version is None:
+            raise InvalidSpec("--traffic needs --version: the new version it gives a share")
         if self.traffic and self.version not in self.traffic:
             raise InvalidSpec(
                 f"the traffic split names no share for the new version {self.version}"
             )
         if self.port is not None and not 1 <= self.port <= 65535:
             raise InvalidSpec(f"--port must be 1..65535, got {self.port}")
+
+    @property
+    def target_version(self) -> str:
+        """The version this spec creates: `version`, else v1 (until a backend picks the next)."""
+        return self.version or "v1"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +160,8 @@ class VersionInfo:
     traffic: int
     replicas: tuple[ServingReplicaInfo, ...] = ()
     predictor: str | None = None
+    #: What makes two deploys identical (`backends.common.redeploy.fingerprint`); "" if unknown.
+    fingerprint: str = ""
 
     @property
     def ready(self) -> int:
@@ -157,7 +170,8 @@ class VersionInfo:
 
 @dataclasses.dataclass(frozen=True)
 class DeploymentInfo:
-    """What the backend reports of a deployment; `url` is the endpoint's base URL."""
+    """What the backend reports of a deployment; `url` is the endpoint's base URL. `outcome`,
+    from a deploy only, says what it did (e.g. `iris v1 already serves this model ...`)."""
 
     name: str
     status: DeploymentStatus
@@ -165,3 +179,4 @@ class DeploymentInfo:
     versions: tuple[VersionInfo, ...] = ()
     reason: str = ""
     created: float = 0.0
+    outcome: str = ""

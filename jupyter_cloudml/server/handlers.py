@@ -192,6 +192,12 @@ class CapabilitiesHandler(CloudMLHandler):
         self.reply({**to_dict(caps), "studies": True})
 
 
+class QuotaHandler(CloudMLHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        self.reply(to_dict(await self.client_call("quota")))
+
+
 class JobsHandler(CloudMLHandler):
     @web.authenticated
     async def get(self) -> None:
@@ -371,6 +377,7 @@ def _route(path: str) -> str:
 
 HANDLERS: list[tuple[str, type[CloudMLHandler]]] = [
     (_route("/capabilities"), CapabilitiesHandler),
+    (_route("/quota"), QuotaHandler),
     (_route("/jobs"), JobsHandler),
     (_route("/jobs/{job}"), JobHandler),
     (_route("/jobs/{job}/cancel"), JobCancelHandler),

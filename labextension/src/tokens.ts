@@ -30,7 +30,8 @@ export function isActive(status: string): boolean {
 }
 
 /** Status of one replica (process or pod) of a job. */
-export type ReplicaStatus = 'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'STOPPED';
+export type ReplicaStatus =
+  'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'STOPPED' | 'CANCELLED';
 
 /** Status of one trial of a tuning study. */
 export type TrialStatus = 'RUNNING' | 'SUCCEEDED' | 'PRUNED' | 'FAILED' | 'CANCELLED';

@@ -46,7 +46,24 @@ def test_deploy_flags_become_a_spec() -> None:
         (["i", "--model", "m", "--framework", "sklearn", "--traffic", "v1=90"], "add up to 100"),
         (["i", "--model", "m", "--framework", "sklearn", "--traffic", "v1"], "VERSION=PERCENT"),
         (["i", "--model", "m", "--framework", "sklearn", "--traffic", "v1=x"], "whole number"),
-        (["i", "--model", "m", "--framework", "sklearn", "--traffic", "v0=100"], "no share"),
+        (
+            [
+                "i",
+                "--model",
+                "m",
+                "--framework",
+                "sklearn",
+                "--version",
+                "v2",
+                "--traffic",
+                "v0=100",
+            ],
+            "no share",
+        ),
+        (
+            ["i", "--model", "m", "--framework", "sklearn", "--traffic", "v0=100"],
+            "--traffic needs --version",
+        ),
         (["i", "--model", "m", "--framework", "custom"], "needs --predictor"),
         (
             ["i", "--model", "m", "--framework", "sklearn", "--predictor", "a:B"],

@@ -113,6 +113,22 @@ async def test_capabilities(api):
     assert caps["deployments"] is True and caps["studies"] is True
 
 
+async def test_quota_of_the_local_backend(api, client, make_spec):
+    job = run(client, make_spec, "import time\ntime.sleep(30)", name="holds")
+    for _ in range(200):
+        if client.get(job.id).status.value == "RUNNING":
+            break
+        await asyncio.sleep(0.05)
+    status, quota = await api("GET", "/quota")
+    assert status == 200
+    assert quota["scope"].startswith("local scheduler of ") and quota["running"] == 1
+    slots = client.backend.settings.cpu_slots
+    assert quota["items"][0] == {
+        "resource": "cpu slots", "used": "1", "hard": f"{slots:g}", "limit": ""
+    }  # fmt: skip
+    client.cancel(job.id)
+
+
 async def test_list_filters_and_pages(api, client, make_spec):
     ids = [
         run(client, make_spec, "pass", name=f"job{i}", labels={"team": f"t{i % 2}"}).id

@@ -7,6 +7,7 @@ A cluster of its own: with the CRD served, every backend deploys through KServe.
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -87,6 +88,11 @@ def test_kserve_inference_service_with_canary_split_and_rollback(kserve_backend,
         client.scale("churn", "v1", 2)
     rolled = client.rollback("churn")
     assert {v.version: v.traffic for v in rolled.versions} == {"v1": 100, "v2": 0}
+    same = client.deploy(DeploySpec("churn", model, ModelFramework.XGBOOST))  # as a rerun does
+    assert same.outcome.startswith("churn v1 already serves this model")
+    notes = cluster.get_object("inferenceservices", "churn", ns)["metadata"]["annotations"]
+    records = json.loads(notes["cloudml.io/versions"])
+    assert [len(r["fingerprint"]) for r in records] == [32, 32]  # what reruns compare
     monkeypatch.setattr(serving, "STORAGE_SCHEMES", (*STORAGE_SCHEMES, "fail"))
     with pytest.raises(InvalidSpec, match="ModelLoadFailed"):
         client.deploy(DeploySpec("broken", "fail://no/model", ModelFramework.SKLEARN))

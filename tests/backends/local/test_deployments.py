@@ -241,12 +241,50 @@ def test_a_model_that_does_not_load_fails_the_deploy_with_the_reason(client, tmp
         client.get_deployment("broken")
 
 
+def test_redeploying_is_a_no_op_for_the_same_model_and_the_next_version_for_another(
+    client, trained, make_spec
+):
+    job_id, _ = trained
+    first = client.deploy(DeploySpec("re", f"job:{job_id}/model.joblib", "sklearn"))
+    assert first.outcome == "re v1 deployed"
+    # The same cell trained again: another job, the same bytes: nothing is deployed.
+    rerun = client.submit(make_spec(TRAIN, name="train-clf"))
+    assert client.wait(rerun.id, timeout=120, poll=0.1).status.value == "SUCCEEDED"
+    same = client.deploy(DeploySpec("re", "job:train-clf/model.joblib", "sklearn"))
+    assert same.outcome == (
+        "re v1 already serves this model (same files, framework and options): nothing deployed"
+    )
+    assert [(v.version, v.traffic) for v in same.versions] == [("v1", 100)]
+    assert same.versions[0].model.startswith(str(client.backend.settings.job_folder(job_id)))
+    # Other options are another deploy, so is another model.
+    more = client.deploy(DeploySpec("re", f"job:{job_id}/model.joblib", "sklearn", replicas=2))
+    assert (
+        more.outcome == "re v2 deployed (its model differs from v1's); v1 kept (--replace removes)"
+    )
+    other = client.submit(make_spec(TRAIN.replace("default_rng(0)", "default_rng(1)"), name="o"))
+    assert client.wait(other.id, timeout=120, poll=0.1).status.value == "SUCCEEDED"
+    with pytest.raises(Conflict, match="re v1 serves another model: leave out --version"):
+        client.deploy(DeploySpec("re", "job:o/model.joblib", "sklearn", version="v1"))
+    third = client.deploy(DeploySpec("re", "job:o/model.joblib", "sklearn"))
+    assert third.outcome.startswith("re v3 deployed (its model differs from v2's); v1, v2 kept")
+    assert [(v.version, v.traffic) for v in third.versions] == [("v1", 0), ("v2", 0), ("v3", 100)]
+    replaced = client.deploy(
+        DeploySpec("re", f"job:{job_id}/model.joblib", "sklearn", replace=True)
+    )
+    assert replaced.outcome == "re v4 deployed, replacing v1, v2, v3"
+    assert [(v.version, v.traffic) for v in replaced.versions] == [("v4", 100)]
+    status, answer, _ = post(f"{replaced.url}/v1/models/re:predict", {"instances": ROWS})
+    assert status == 200, answer
+    with pytest.raises(InvalidSpec, match="--replace sends all traffic"):
+        client.deploy(DeploySpec("re", "job:o", "sklearn", "v5", traffic={"v5": 100}, replace=True))
+    with pytest.raises(InvalidSpec, match="--traffic needs --version"):
+        DeploySpec("re", "job:o", "sklearn", traffic={"v5": 100})
+
+
 def test_clashes_port_in_use_and_records_after_restart(client, trained, isolated_home):
     job_id, _ = trained
     model = f"job:{job_id}/model.joblib"
     info = client.deploy(DeploySpec("keep", model, "sklearn"))
-    with pytest.raises(Conflict, match="already serves version v1"):
-        client.deploy(DeploySpec("keep", model, "sklearn"))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
