@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, TextIO
 
 from ..commands.train_spec import build_job_query, build_train_spec, training_config
 from ..exceptions import InvalidSpec, MissingExtra, NotFound
-from ..models import JobInfo, JobQuery, JobStatus, StudyInfo, TrainSpec, TuningSpec, to_dict
+from ..models import (
+    DeploymentInfo,
+    JobInfo,
+    JobQuery,
+    JobStatus,
+    StudyInfo,
+    TrainSpec,
+    TuningSpec,
+    to_dict,
+)
 from ..views.dry_run import format_dry_run, format_preview
 from ..views.jobs import (
     format_job,
@@ -352,7 +361,6 @@ def run_deploy_dry_run(ns: argparse.Namespace, client: Callable[[], Client], out
 def run_models_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
     """`models list|describe|deploy|predict|update|rollback|scale|undeploy`."""
     from ..views.deployments import deployment_dict, format_deployment, format_deployment_table
-    from .deploy_flags import build_deploy_spec
 
     verb = ns.model_verb
     as_json = getattr(ns, "output", "text") == "json"
@@ -373,20 +381,32 @@ def run_models_command(client: Client, ns: argparse.Namespace, out: TextIO) -> i
         predictions = client.predict(ns.name, ns.data, version=ns.version)
         _say(out, json.dumps(predictions) if as_json else "\n".join(map(str, predictions)))
         return 0
-    if verb == "deploy":
-        if _deploy_dry_run(ns):
-            return run_deploy_dry_run(ns, lambda: client, out)
-        info = client.deploy(build_deploy_spec(ns))
-    elif verb == "update":
-        info = client.set_traffic(ns.name, ns.traffic)
-    elif verb == "rollback":
-        info = client.rollback(ns.name)
-    elif verb == "scale":
-        info = client.scale(ns.name, ns.version, ns.replicas)
-    else:
-        info = client.get_deployment(ns.name)
+    if verb == "deploy" and _deploy_dry_run(ns):
+        return run_deploy_dry_run(ns, lambda: client, out)
+    info = change_deployment(client, ns)
     _say(out, dumps(deployment_dict(info)) if as_json else format_deployment(info))
     return 0
+
+
+#: The `models` verbs that answer with the deployment as it is then (`change_deployment`).
+DEPLOYMENT_VERBS = ("deploy", "update", "rollback", "scale", "describe")
+
+
+def change_deployment(client: Client, ns: argparse.Namespace) -> DeploymentInfo:
+    """Run `models deploy|update|rollback|scale|describe`; the deployment as it is then (its
+    `outcome` says what a deploy did)."""
+    from .deploy_flags import build_deploy_spec
+
+    verb = ns.model_verb
+    if verb == "deploy":
+        return client.deploy(build_deploy_spec(ns))
+    if verb == "update":
+        return client.set_traffic(ns.name, ns.traffic)
+    if verb == "rollback":
+        return client.rollback(ns.name)
+    if verb == "scale":
+        return client.scale(ns.name, ns.version, ns.replicas)
+    return client.get_deployment(ns.name)
 
 
 def run_tensorboard_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:

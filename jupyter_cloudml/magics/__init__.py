@@ -163,7 +163,12 @@ class CloudMLMagics(Magics):
             self._models(ns)
 
     def _models(self, ns: argparse.Namespace) -> None:
-        from ..commands.runners import run_deploy_dry_run, run_models_command
+        from ..commands.runners import (
+            DEPLOYMENT_VERBS,
+            change_deployment,
+            run_deploy_dry_run,
+            run_models_command,
+        )
 
         with _usage_errors():
             if ns.model_verb == "deploy" and ns.dry_run:
@@ -171,11 +176,14 @@ class CloudMLMagics(Magics):
                 return
             if ns.model_verb == "deploy":
                 self._client_for(ns)  # refuses --backend
-            run_models_command(self.client, ns, sys.stdout)
-        if ns.model_verb in ("deploy", "describe", "update", "rollback") and ns.output == "text":
-            from ..widgets import deployment_widget
+            if ns.model_verb not in DEPLOYMENT_VERBS or ns.output != "text":
+                run_models_command(self.client, ns, sys.stdout)
+                return
+            info = change_deployment(self.client, ns)
+        from ..widgets import deployment_widget
 
-            deployment_widget(self.client, ns.name).show()
+        # one output: the live view, headed by what was done (a deploy's outcome)
+        deployment_widget(self.client, info.name, outcome=info.outcome).show()
 
     @line_magic
     def cloudml_predict(self, line: str) -> None:
