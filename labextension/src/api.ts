@@ -19,6 +19,7 @@ import type {
   LogQuery,
   LogStreamOptions,
   MetricsUpdate,
+  Quota,
   Study,
   StudyPage,
   StudyQuery,
@@ -154,6 +155,11 @@ async function requestNothing(url: string, init: RequestInit): Promise<void> {
 /** What the configured backend offers. */
 export function getCapabilities(): Promise<Capabilities> {
   return requestJson(apiUrl(['capabilities']));
+}
+
+/** What this user may use and uses now. */
+export function getQuota(): Promise<Quota> {
+  return requestJson(apiUrl(['quota']));
 }
 
 /** One page of jobs, newest first. */
@@ -423,6 +429,7 @@ export function stopTensorBoard(id: string): Promise<void> {
 /** This module as the interface models take. */
 export const cloudmlApi: ICloudMLApi = {
   getCapabilities,
+  getQuota,
   listJobs,
   getJob,
   cancelJob,

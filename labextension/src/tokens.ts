@@ -293,8 +293,27 @@ export interface LogQuery {
  * Every call the UI makes to the server. `api.ts` implements it; models take one so that
  * tests can hand them a fake.
  */
+/** One resource of a quota: in use and allowed (`hard` null: no limit), as the backend counts. */
+export interface QuotaItem {
+  resource: string;
+  used: string;
+  hard: string | null;
+  limit: string;
+}
+
+/** What this user may use and uses now (`GET quota`). */
+export interface Quota {
+  scope: string;
+  items: QuotaItem[];
+  running: number;
+  queued: number;
+  note: string;
+}
+
 export interface ICloudMLApi {
   getCapabilities(): Promise<Capabilities>;
+  /** What this user may use and uses now. */
+  getQuota(): Promise<Quota>;
   listJobs(query?: JobQuery): Promise<JobPage>;
   getJob(jobId: string): Promise<JobDetail>;
   cancelJob(jobId: string): Promise<Job>;

@@ -587,3 +587,22 @@ def test_a_job_that_ends_while_a_notebook_is_open_raises_a_notification(page, la
     toast.locator(".jp-toast-button", has_text="Open job").click()
     page.locator(f"#cloudml-job-{ok}").wait_for(state="visible", timeout=10_000)
     assert lab.client.get(bad).status is JobStatus.FAILED
+
+
+def test_the_sidebar_header_shows_the_quota_in_use(page, lab: Lab):
+    open_lab(page, lab)
+    open_sidebar(page)
+    quota = page.locator("#cloudml-sidebar .jp-cloudml-quota")
+    quota.wait_for(timeout=30_000)
+    assert "cpu slots" in quota.inner_text() and "/" in quota.inner_text()
+    job_id = submit(lab, "import time\ntime.sleep(60)\n", "quota-holder")
+    try:
+        page.wait_for_function(
+            "() => { const q = document.querySelector('#cloudml-sidebar .jp-cloudml-quota');"
+            " return q && /cpu slots [1-9]/.test(q.textContent)"
+            " && /[1-9] running/.test(q.textContent); }",
+            timeout=30_000,
+        )
+        assert "local scheduler" in (quota.get_attribute("title") or "")
+    finally:
+        lab.client.cancel(job_id)

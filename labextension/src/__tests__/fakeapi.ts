@@ -7,6 +7,7 @@ export function fakeApi(): FakeApi {
   const reject = () => jest.fn(() => Promise.reject(new Error('not scripted')));
   return {
     getCapabilities: reject(),
+    getQuota: reject(),
     listJobs: reject(),
     getJob: reject(),
     cancelJob: reject(),
