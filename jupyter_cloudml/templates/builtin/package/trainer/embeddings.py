@@ -78,5 +78,6 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         if self._model is None:
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
+            # device None: a GPU when the job (or the model server) was given one, else the CPU.
+            self._model = SentenceTransformer(self.model_path, device=None, local_files_only=True)
         return self._model
