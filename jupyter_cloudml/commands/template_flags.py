@@ -152,7 +152,10 @@ def template_tuning(ns: argparse.Namespace, source_dir: str | Path) -> TuningSpe
     template = resolve_template(ns, source_dir)
     fixed, spaces = _split_params(template, ns.param, tune=True)
     space = {p.name: p.space for p in template.params if p.space is not None}
-    space = {name: s for name, s in space.items() if name not in fixed} | spaces
+    _check_unused(template, fixed | spaces)
+    unused = _unused_space(template, fixed)
+    space = {name: s for name, s in space.items() if name not in fixed and name not in unused}
+    space |= spaces
     if not space:
         raise InvalidSpec(f"--tune: template {template.name} has no parameter left to tune")
     fields: dict[str, Any] = {
@@ -189,8 +192,10 @@ def template_code(
     template = resolve_template(ns, source_dir)
     fixed, spaces = _split_params(template, ns.param, tune=ns.tune)
     tuned = {p.name for p in template.params if p.space is not None} | set(spaces)
-    tuned = tuned - set(fixed) if ns.tune else set()
+    tuned = tuned - set(fixed) - set(_unused_space(template, fixed)) if ns.tune else set()
+    _check_unused(template, fixed | spaces)
     values = {p.name: fixed.get(p.name, p.default) for p in template.params if p.name not in tuned}
+    _local_model_path(values, source_dir)
     target = _target(template, ns.target)
     if not ns.data:
         raise InvalidSpec(f"--template {template.name} needs --data ({template.inputs['data']})")
@@ -223,6 +228,44 @@ def template_code(
 
 
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+
+#: text-classification's parameters of its TF-IDF features (unused on embeddings).
+_TFIDF_PARAMS = ("max_ngram", "min_df", "max_features", "sublinear_tf")
+
+
+def _check_unused(template: Template, fixed: Mapping[str, Any]) -> None:
+    """Refuse a --param text-classification's chosen features would not use."""
+    if template.name != "text-classification":
+        return
+    if fixed.get("features") == "tfidf" and "embedding_model" in fixed:
+        raise InvalidSpec(
+            f"--param embedding_model={fixed['embedding_model']}: not used with features=tfidf "
+            "(drop it, or use features=auto or embeddings)"
+        )
+    unused = [name for name in _TFIDF_PARAMS if name in fixed]
+    if fixed.get("features") == "embeddings" and unused:
+        raise InvalidSpec(
+            f"--param {unused[0]}: a TF-IDF parameter, not used with features=embeddings "
+            "(drop it, or use features=auto or tfidf)"
+        )
+
+
+def _local_model_path(values: dict[str, Any], source_dir: str | Path) -> None:
+    """An `embedding_model` folder relative to the notebook's (or command's) folder, made
+    absolute so the job finds it where it runs."""
+    model = values.get("embedding_model")
+    if isinstance(model, str) and not os.path.isabs(model):
+        path = os.path.join(source_dir, os.path.expanduser(model))
+        if os.path.isdir(path):
+            values["embedding_model"] = os.path.abspath(path)
+
+
+def _unused_space(template: Template, fixed: Mapping[str, Any]) -> tuple[str, ...]:
+    """The parameters a study leaves alone since the chosen features do not use them."""
+    if template.name == "text-classification" and fixed.get("features") == "embeddings":
+        return _TFIDF_PARAMS
+    return ()
 
 
 def _notebook_frame(

@@ -147,8 +147,10 @@ def test_text_classification_from_the_command_line(tmp_path: Path) -> None:
     result = cloudml(
         "train", "--template", "text-classification", "--data", "texts.csv", "--target", "topic",
         "--job-dir", str(tmp_path / "out"), "--wait", cwd=tmp_path,
+        env={"HF_HOME": str(tmp_path / "hf")},  # features=auto: TF-IDF (no embedding model)
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "features=auto: TF-IDF, since" in result.stdout
     assert "evaluation (classification, 16 held-out rows" in result.stdout
     assert "accuracy   1.0000" in result.stdout
     from jupyter_cloudml.serving.loaders import load_model

@@ -43,13 +43,21 @@ def run(main: Any) -> None:
         fail(str(exc))
 
 
-def save_model(model: Any, job_dir: str) -> str:
-    """The fitted model, as the sklearn loader of `%cloudml_deploy` reads it."""
-    import joblib
-
+def save_model(model: Any, job_dir: str, by_value: Any = None) -> str:
+    """The fitted model, as the sklearn loader of `%cloudml_deploy` reads it; the classes of
+    module `by_value` pickled by value, so the model server needs this package no more."""
     os.makedirs(job_dir, exist_ok=True)
     path = os.path.join(job_dir, MODEL_FILE)
-    joblib.dump(model, path)
+    if by_value is None:
+        import joblib
+
+        joblib.dump(model, path)
+        return path
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(by_value)
+    with open(path, "wb") as handle:
+        cloudpickle.dump(model, handle)
     return path
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import sys
 import warnings
 from typing import Any
 
@@ -141,22 +142,9 @@ def main() -> None:
     names = [classes[i] for i in y_test], [classes[i] for i in predicted]
     report, figure = common.classification_report(*names)
     report.update(model="cnn", n_train=len(x_train), classes=classes, device=device)
-    save_model(model, args.job_dir)
+    common.save_model(model, args.job_dir, by_value=sys.modules[__name__])
     value = report["metrics"]["accuracy"]
     common.write_report(args.job_dir, report, figure, "accuracy", value, step=args.epochs)
-
-
-def save_model(model: ImageClassifier, job_dir: str) -> None:
-    """Pickled with its class by value, so the model server needs this package no more."""
-    import os
-    import sys
-
-    import cloudpickle
-
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    os.makedirs(job_dir, exist_ok=True)
-    with open(os.path.join(job_dir, common.MODEL_FILE), "wb") as handle:
-        cloudpickle.dump(model, handle)
 
 
 if __name__ == "__main__":

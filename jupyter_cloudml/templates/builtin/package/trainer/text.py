@@ -1,6 +1,6 @@
 """text-classification: a table with a text column and a class column in, a scikit-learn
-pipeline out (TF-IDF of word n-grams, then a linear model) that takes raw rows
-({"text": "..."}, the class as it was in the data).
+pipeline out (TF-IDF of word n-grams or sentence embeddings, then a linear model) that takes raw
+rows ({"text": "..."}, the class as it was in the data).
 
     python -m trainer.text --data reviews.csv --target label --text_column text
 """
@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from jupyter_cloudml.templates.data import check_column, check_table, read_table
-from trainer import common
+from trainer import common, embeddings
+
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def parser() -> Any:
@@ -22,16 +24,23 @@ def parser() -> Any:
     p.add_argument("--min_df", type=int, default=1)
     p.add_argument("--max_features", type=int, default=50000)
     p.add_argument("--sublinear_tf", choices=("true", "false"), default="true")
+    p.add_argument("--features", choices=("auto", "tfidf", "embeddings"), default="auto")
+    p.add_argument("--embedding_model", default=DEFAULT_EMBEDDING_MODEL)
     return p
 
 
-def pipeline(args: Any) -> Any:
-    """The text column's TF-IDF, then logistic regression: one object that takes raw rows."""
+def pipeline(args: Any, embedding_folder: str | None = None) -> Any:
+    """The text column's TF-IDF (or its sentence embeddings, from the model in
+    `embedding_folder`), then logistic regression: one object that takes raw rows."""
     from sklearn.compose import ColumnTransformer
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
+    model = LogisticRegression(C=args.C, max_iter=2000, random_state=args.seed)
+    if embedding_folder is not None:
+        embed = embeddings.SentenceEmbedder(embedding_folder, args.text_column)
+        return Pipeline([("encode", embed), ("model", model)])
     tfidf = TfidfVectorizer(
         ngram_range=(1, args.max_ngram),
         min_df=args.min_df,
@@ -39,7 +48,6 @@ def pipeline(args: Any) -> Any:
         sublinear_tf=args.sublinear_tf == "true",
     )
     encode = ColumnTransformer([("tfidf", tfidf, args.text_column)])
-    model = LogisticRegression(C=args.C, max_iter=2000, random_state=args.seed)
     return Pipeline([("encode", encode), ("model", model)])
 
 
@@ -49,6 +57,8 @@ def main() -> None:
     args = parser().parse_args()
     if not args.target:
         raise common.InvalidSpec("--target: name the class column")
+    folder, features = embeddings.choose(args.features, args.embedding_model)
+    print(features, flush=True)
     frame = read_table(args.data)
     check_table(frame, args.target, "classification", args.data)
     check_column(frame, args.text_column, "--param text_column", args.data)
@@ -59,10 +69,12 @@ def main() -> None:
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=args.test_size, random_state=args.seed, stratify=stratify
     )
-    model = pipeline(args).fit(x_train, y_train)
+    model = pipeline(args, folder).fit(x_train, y_train)
     report, figure = common.classification_report(list(y_test), list(model.predict(x_test)))
-    report.update(model="tfidf+logistic", n_train=len(x_train), columns=[args.text_column])
-    common.save_model(model, args.job_dir)
+    kind = "tfidf" if folder is None else "embeddings"
+    report.update(model=f"{kind}+logistic", features=features, n_train=len(x_train))
+    report.update(columns=[args.text_column])
+    common.save_model(model, args.job_dir, by_value=None if folder is None else embeddings)
     common.write_report(args.job_dir, report, figure, "accuracy", report["metrics"]["accuracy"])
 
 
