@@ -315,11 +315,21 @@ def test_the_magics_deploy_list_predict_and_undeploy(
     magics.client = Client(
         backend=LocalBackend(home=os.environ["CLOUDML_HOME"], serving_python=serving_python)
     )
+    shown: list[dict] = []
+    publish = shell.display_pub.publish
+    monkeypatch.setattr(
+        shell.display_pub,
+        "publish",
+        lambda data, *a, **kw: shown.append(data) or publish(data, *a, **kw),
+    )
     shell.run_line_magic(
         "cloudml_deploy", f"nb --model job:{job_id}/model.joblib --framework sklearn --replicas 2"
     )
-    out = capsys.readouterr().out
-    assert "nb: READY" in out and "/v1/models/nb:predict" in out and "curl -s" in out
+    first = shown[0]  # one output (updated in place), not a text block and a widget
+    assert first["text/plain"] == "deployment nb: READY"
+    assert capsys.readouterr().out.splitlines() == ["deployment nb: READY"]  # no text block
+    copy = first["text/html"]
+    assert "nb v1 deployed" in copy and "/v1/models/nb:predict" in copy and "curl -s" in copy
     shell.run_line_magic("cloudml", f"models predict nb '{json.dumps(ROWS)}' --output json")
     assert json.loads(capsys.readouterr().out) == model.predict(ROWS).tolist()
     shell.run_line_magic("cloudml", "models list")
