@@ -45,6 +45,9 @@ from .models import (
 if TYPE_CHECKING:
     import pandas
 
+#: The protocols `Client.predict` speaks to an endpoint.
+PROTOCOLS = ("http", "grpc")
+
 
 class Client:
     """Submit and inspect jobs on the configured backend."""
@@ -264,15 +267,27 @@ class Client:
         version: str | None = None,
         timeout: float = 60.0,
         retry_seconds: float = 30.0,
+        protocol: str = "http",
     ) -> builtins.list[Any]:
         """Predictions of a deployment for `instances` (a list of rows, or an array), through
-        its endpoint and the KServe v1 protocol, as any HTTP client would call it; asked
-        again for `retry_seconds` while the endpoint does not answer (it is coming back)."""
+        its endpoint, as any client would call it: `protocol="http"` (KServe v1) or `"grpc"`
+        (the Open Inference Protocol's ModelInfer); asked again for `retry_seconds` while the
+        endpoint does not answer (it is coming back)."""
         from .serving.client import post_predict
 
-        url = self.backend.get_deployment(name).url
-        return post_predict(
-            url, name, instances, version=version, timeout=timeout, retry_seconds=retry_seconds
+        if protocol not in PROTOCOLS:
+            raise InvalidSpec(f"protocol {protocol!r}: give one of {', '.join(PROTOCOLS)}")
+        info = self.backend.get_deployment(name)
+        if protocol == "http":
+            return post_predict(
+                info.url, name, instances, version, timeout=timeout, retry_seconds=retry_seconds
+            )
+        from .serving.grpc_client import grpc_predict
+
+        if info.grpc_url is None:
+            raise Unsupported(f"{name} has no gRPC address (deployed before gRPC: deploy it again)")
+        return grpc_predict(
+            info.grpc_url, name, instances, version, timeout=timeout, retry_seconds=retry_seconds
         )
 
     def model_metadata(

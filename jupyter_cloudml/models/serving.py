@@ -149,7 +149,8 @@ class VersionInfo:
 
 @dataclasses.dataclass(frozen=True)
 class DeploymentInfo:
-    """What the backend reports of a deployment; `url` is the endpoint's base URL."""
+    """What the backend reports of a deployment; `url` is the endpoint's base URL, `grpc_url`
+    its Open Inference Protocol gRPC address (`host:port`; None where it has none)."""
 
     name: str
     status: DeploymentStatus
@@ -157,3 +158,4 @@ class DeploymentInfo:
     versions: tuple[VersionInfo, ...] = ()
     reason: str = ""
     created: float = 0.0
+    grpc_url: str | None = None
