@@ -53,13 +53,17 @@ def replica_command(
     host: str = "127.0.0.1",
     predictor: str | None = None,
     grpc_port: int | None = None,
+    grpc_host: str | None = None,
 ) -> list[str]:
-    """The argv that starts a replica under `python` (the serving interpreter)."""
+    """The argv that starts a replica under `python` (the serving interpreter); gRPC listens
+    on `grpc_host`, by default `host`."""
     argv = [python, "-m", "jupyter_cloudml.serving.replica", "--name", name]
     argv += ["--version", version, "--framework", framework, "--model", model]
     argv += ["--port", str(port), "--host", host]
     if grpc_port is not None:
         argv += ["--grpc-port", str(grpc_port)]
+    if grpc_host is not None:
+        argv += ["--grpc-host", grpc_host]
     if predictor:
         argv += ["--predictor", predictor]
     return argv
@@ -80,6 +84,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", required=True, type=int)
     parser.add_argument("--grpc-port", type=int, help="also serve the protocol over gRPC here")
     parser.add_argument("--host", default="127.0.0.1", help="the only address listened on")
+    parser.add_argument("--grpc-host", help="the address gRPC listens on (default: --host)")
     return parser.parse_args(argv)
 
 
@@ -94,20 +99,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
         print(LOAD_ERROR_PREFIX + _one_line(reason), file=sys.stderr)
         return LOAD_ERROR_EXIT
-    for port in (args.port, args.grpc_port):
+    grpc_host = args.grpc_host or args.host
+    for host, port in ((args.host, args.port), (grpc_host, args.grpc_port)):
         try:
             if port is not None:
-                _check_can_listen(args.host, port)
+                _check_can_listen(host, port)
         except OSError as exc:
             reason = exc.strerror or str(exc)
-            print(f"{LISTEN_ERROR_PREFIX}{args.host}:{port}: {reason}", file=sys.stderr)
+            print(f"{LISTEN_ERROR_PREFIX}{host}:{port}: {reason}", file=sys.stderr)
             return LISTEN_ERROR_EXIT
     try:
         import kserve  # noqa: F401
     except ImportError as exc:
         print(f"{NO_KSERVE_PREFIX}{sys.executable} cannot import kserve ({exc})", file=sys.stderr)
         return NO_KSERVE_EXIT
-    serve(args.name, args.version, loaded, host=args.host, port=args.port, grpc_port=args.grpc_port)
+    grpc = (grpc_host, args.grpc_port) if args.grpc_port is not None else None
+    serve(args.name, args.version, loaded, host=args.host, port=args.port, grpc=grpc)
     return 0
 
 
@@ -153,10 +160,10 @@ def serve(
     *,
     host: str,
     port: int,
-    grpc_port: int | None = None,
+    grpc: tuple[str, int] | None = None,
 ) -> None:
     """Serve `loaded` as model `name` version `version` on host:port (and over gRPC on
-    host:grpc_port) until stopped."""
+    `grpc`, a host and port) until stopped."""
     import kserve
     from fastapi.exceptions import RequestValidationError
     from kserve.model_server import app
@@ -165,7 +172,7 @@ def serve(
     app.add_middleware(_VersionedPaths, name=name, version=version)
     server = _replica_server_class()(
         host=host,
-        grpc_at=grpc_port,
+        grpc_at=grpc,
         version=version,
         http_port=port,
         enable_grpc=False,  # kserve's own binds [::]: ReplicaServer starts one on `host`
@@ -231,7 +238,9 @@ def _replica_server_class() -> Any:
     class ReplicaServer(kserve.ModelServer):
         """kserve's ModelServer listening on one host instead of its hard-coded 0.0.0.0."""
 
-        def __init__(self, host: str, grpc_at: int | None, version: str, **kwargs: Any) -> None:
+        def __init__(
+            self, host: str, grpc_at: tuple[str, int] | None, version: str, **kwargs: Any
+        ) -> None:
             super().__init__(**kwargs)
             self.host, self.grpc_at, self.version = host, grpc_at, version
             self.dataplane = ReplicaDataPlane(model_registry=self.registered_models)
@@ -246,13 +255,14 @@ def _replica_server_class() -> Any:
             if self.grpc_at is not None:
                 from .grpc_server import ReplicaGRPCServer
 
+                grpc_host, grpc_port = self.grpc_at
                 self._grpc_server = ReplicaGRPCServer(
-                    self.grpc_at,
+                    grpc_port,
                     self.dataplane,
                     self.model_repository_extension,
                     kwargs={},
                     grace_period=self.grace_period,
-                    host=self.host,
+                    host=grpc_host,
                     version=self.version,
                 )
                 self.servers.append(self._grpc_server.start(self.max_threads))
