@@ -1,6 +1,6 @@
 """KServe's own clients against an endpoint, run under the serving interpreter (where kserve is):
 
-    python kserve_clients.py grpc HOST:PORT NAME ROWS_JSON N
+    python kserve_clients.py grpc HOST:PORT NAME ROWS_JSON N [VERSION]
     python kserve_clients.py rest URL NAME ROWS_JSON
     python kserve_clients.py grpc-load HOST:PORT NAME ROWS_JSON SECONDS
 
@@ -33,7 +33,9 @@ def status(error: grpc.RpcError) -> list:
     return [error.code().name, error.details()]
 
 
-async def grpc_checks(address: str, name: str, rows: list, n: int) -> dict:
+async def grpc_checks(address: str, name: str, rows: list, n: int, pin: str) -> dict:
+    """Health, `n` unversioned calls (the versions that answered), one pinned to `pin`,
+    refusals of bad tensors, names and versions, metadata both ways."""
     client = InferenceGRPCClient(address, timeout=30)
     seen: dict = {
         "server_live": await client.is_server_live(),
@@ -47,7 +49,7 @@ async def grpc_checks(address: str, name: str, rows: list, n: int) -> dict:
         seen["predictions"] = answer.outputs[0].as_numpy().tolist()
     seen["versions"] = dict(versions)
     pinned = await client.infer(
-        InferRequest(model_name=name, infer_inputs=[tensor(rows)], model_version="v2")
+        InferRequest(model_name=name, infer_inputs=[tensor(rows)], model_version=pin)
     )
     seen["pinned_version"] = pinned.model_version
     await client.close()
@@ -82,7 +84,7 @@ async def grpc_checks(address: str, name: str, rows: list, n: int) -> dict:
         request, metadata=[("x-request-id", "req-42"), ("traceparent", "00-ab-cd-01")], timeout=30
     )
     seen["initial_metadata"] = dict(call.initial_metadata())
-    metadata = stub.ModelMetadata(pb.ModelMetadataRequest(name=name, version="v2"), timeout=30)
+    metadata = stub.ModelMetadata(pb.ModelMetadataRequest(name=name, version=pin), timeout=30)
     seen["metadata"] = {"name": metadata.name, "versions": list(metadata.versions)}
     channel.close()
     return seen
@@ -130,7 +132,8 @@ async def grpc_load(address: str, name: str, rows: list, seconds: float) -> dict
 def main() -> None:
     mode, target, name, rows = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
     if mode == "grpc":
-        seen = asyncio.run(grpc_checks(target, name, rows, int(sys.argv[5])))
+        pin = sys.argv[6] if len(sys.argv) > 6 else "v2"
+        seen = asyncio.run(grpc_checks(target, name, rows, int(sys.argv[5]), pin))
     elif mode == "rest":
         seen = asyncio.run(rest_checks(target, name, rows))
     else:
