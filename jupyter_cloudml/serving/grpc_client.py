@@ -41,19 +41,14 @@ _READERS = {
 
 
 def infer_request(name: str, data: Any, version: str | None = None) -> Any:
-    """A `ModelInferRequest` holding the rows of `data` as one tensor `input-0`."""
-    rows = as_instances(data)
-    try:
-        array = np.asarray(rows)
-    except ValueError as e:
-        raise InvalidSpec(f"the rows are not a tensor (rows of different lengths?): {e}") from e
+    """A `ModelInferRequest` holding the rows of `data` as one tensor `input-0` (an array
+    keeps its dtype; lists of floats are FP64, of ints INT64, of strings BYTES)."""
+    array = _as_array(data)
     if array.size == 0:
         raise InvalidSpec("give at least one row to predict")
     request = messages.ModelInferRequest(model_name=name, model_version=version or "")
     tensor = request.inputs.add(name="input-0", shape=list(array.shape))
     if array.dtype.kind in "USO":
-        if not all(isinstance(v, str | bytes) for v in array.flat):
-            raise InvalidSpec("rows mix strings with other values: send numbers or strings")
         tensor.datatype = "BYTES"
         values = [v.encode() if isinstance(v, str) else v for v in array.flat]
         tensor.contents.bytes_contents.extend(values)
@@ -64,6 +59,25 @@ def infer_request(name: str, data: Any, version: str | None = None) -> Any:
     tensor.datatype, field = _DATATYPES[key]
     getattr(tensor.contents, field).extend(array.ravel().tolist())
     return request
+
+
+def _as_array(data: Any) -> Any:
+    values = getattr(data, "values", data)  # a DataFrame's array
+    if hasattr(values, "dtype"):
+        array = np.asarray(values)
+    else:
+        rows = as_instances(data)
+        try:
+            array = np.asarray(rows)
+        except ValueError as e:
+            raise InvalidSpec(f"the rows are not a tensor (rows of different lengths?): {e}") from e
+        if array.dtype.kind == "U":  # NumPy turns [["a", 1]] into strings: refuse it
+            originals = np.asarray(rows, dtype=object)
+            if not all(isinstance(v, str) for v in originals.flat):
+                raise InvalidSpec("rows mix strings with other values: send numbers or strings")
+    if array.dtype.kind == "O" and not all(isinstance(v, str | bytes) for v in array.flat):
+        raise InvalidSpec("rows mix strings with other values: send numbers or strings")
+    return array
 
 
 def predictions(response: Any) -> list[Any]:
