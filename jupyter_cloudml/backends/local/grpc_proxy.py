@@ -47,21 +47,19 @@ class GrpcProxy(grpc.GenericRpcHandler):
         self.request_seconds = request_seconds
         self.channels: dict[int, aio.Channel] = {}
         self.closing: set[asyncio.Future[None]] = set()
+        own: dict[str, Handler] = {"ServerLive": self.server_live, "ServerReady": self.server_ready}
+        forwarded = {name: self.forwarder(name) for name in ("ServerMetadata", *MODEL_CALLS)}
+        self.handlers = {
+            name: grpc.unary_unary_rpc_method_handler(handler)
+            for name, handler in {**own, **forwarded}.items()
+        }
 
     def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         prefix = f"/{messages.SERVICE}/"
         method = str(details.method)
         if not method.startswith(prefix):
             return None  # UNIMPLEMENTED
-        call = method[len(prefix) :]
-        handlers: dict[str, Handler] = {
-            "ServerLive": self.server_live,
-            "ServerReady": self.server_ready,
-            "ServerMetadata": self.forwarder(call),
-            **{name: self.forwarder(name) for name in MODEL_CALLS},
-        }
-        handler = handlers.get(call)
-        return None if handler is None else grpc.unary_unary_rpc_method_handler(handler)
+        return self.handlers.get(method[len(prefix) :])
 
     async def server_live(self, _request: bytes, _context: aio.ServicerContext) -> bytes:
         return bytes(messages.ServerLiveResponse(live=True).SerializeToString())
@@ -110,6 +108,9 @@ class GrpcProxy(grpc.GenericRpcHandler):
             except aio.AioRpcError as e:
                 if e.code() is grpc.StatusCode.UNAVAILABLE:
                     continue  # the replica went away: try another one
+                left = context.time_remaining()
+                if e.code() is grpc.StatusCode.DEADLINE_EXCEEDED and (left is None or left > 0):
+                    continue  # it took longer than REQUEST_SECONDS, the client waits still
                 context.set_trailing_metadata(_passed_on(e.trailing_metadata() or ()))
                 await context.abort(e.code(), e.details() or "")
             except asyncio.TimeoutError:
