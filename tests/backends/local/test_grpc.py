@@ -5,6 +5,7 @@ replicas killed while a gRPC client streams requests, binary tensors over REST."
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -18,6 +19,8 @@ from cloudml_testkit import wait_for
 
 from jupyter_cloudml.backends.local import LocalBackend
 from jupyter_cloudml.client import Client
+from jupyter_cloudml.commands.grammar import parse_command
+from jupyter_cloudml.commands.runners import run
 from jupyter_cloudml.exceptions import InvalidSpec, NotFound
 from jupyter_cloudml.models import DeploySpec, ModelFramework
 from jupyter_cloudml.views.deployments import format_deployment
@@ -136,6 +139,11 @@ def test_kserve_clients_over_grpc_and_rest_through_versions_and_a_split(
         client.predict("iris", ROWS, version="v9", protocol="grpc")
     with pytest.raises(InvalidSpec, match="protocol 'soap': give one of http, grpc"):
         client.predict("iris", ROWS, protocol="soap")
+    # The CLI: `cloudml models predict NAME ROWS --protocol grpc`.
+    out = io.StringIO()
+    argv = ["models", "predict", "iris", json.dumps(ROWS), "--protocol", "grpc", "-o", "json"]
+    assert run(parse_command(argv), lambda: client, out) == 0
+    assert json.loads(out.getvalue()) == expected
     assert f"gRPC (Open Inference Protocol):  {info.grpc_url}  " in format_deployment(info)
     assert f"<br>gRPC: <code>{info.grpc_url}</code>" in render_endpoint(info)
 
