@@ -109,6 +109,16 @@ async def rest_checks(url: str, name: str, rows: list) -> dict:
     answer = await v2.infer(url, request, name, headers=sent, response_headers=headers)
     seen["v2_binary"] = answer.outputs[0].as_numpy().tolist()
     seen["v2_binary_headers"] = {k.lower(): v for k, v in headers.items()}
+    # Binary both ways: the answer's JSON length comes back in Inference-Header-Content-Length.
+    headers = {}
+    request = InferRequest(
+        model_name=name,
+        infer_inputs=[tensor(rows, binary=True)],
+        parameters={"binary_data_output": True},
+    )
+    answer = await v2.infer(url, request, name, response_headers=headers)
+    seen["v2_binary_out"] = answer.outputs[0].as_numpy().tolist()
+    seen["v2_binary_out_headers"] = {k.lower(): v for k, v in headers.items()}
     await v2.close()
     return seen
 

@@ -371,6 +371,9 @@ def _replica_model_class() -> Any:
                 model_name=self.name,
                 model_version=self.version,
                 infer_outputs=[output],
+                # the binary tensor extension: raw bytes when the request asks for them
+                use_binary_outputs=request.use_binary_outputs,
+                requested_outputs=request.request_outputs,
             )
 
     return ReplicaModel

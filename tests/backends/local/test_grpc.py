@@ -126,6 +126,8 @@ def test_kserve_clients_over_grpc_and_rest_through_versions_and_a_split(
     assert rest_seen["v2_binary"] == expected
     assert rest_seen["v2_binary_headers"]["x-request-id"] == "req-7"
     assert rest_seen["v2_binary_headers"]["x-model-version"] in ("v1", "v2")
+    assert rest_seen["v2_binary_out"] == expected
+    assert int(rest_seen["v2_binary_out_headers"]["inference-header-content-length"]) > 0
 
     # Our own client, both protocols.
     assert client.predict("iris", ROWS) == client.predict("iris", ROWS, protocol="grpc")
