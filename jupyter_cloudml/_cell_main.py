@@ -21,6 +21,9 @@ CELL_FILE = "_cloudml_cell.py"
 EXPORTS_FILE = "_cloudml_exports.pkl"
 META_FILE = "_cloudml_meta.json"
 RETURNS_FILE = "returns.pkl"
+#: The first line of a cell file that came from ``%%cloudml_train``: it stands for the magic's
+#: line, so that the cell's line N is line N of the file, as the notebook's editor numbers it.
+MAGIC_LINE = "# %%cloudml_train (the magic's line: line numbers here are the notebook cell's)\n"
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CELL_PATH = os.path.join(HERE, CELL_FILE)
@@ -98,16 +101,19 @@ def cell_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
 
 
 def save_returns(namespace: dict[str, Any], names: list[str]) -> int:
-    """On the primary replica, write the requested variables to returns.pkl; 1 if one is missing."""
+    """On the primary replica, write the requested variables to returns.pkl. A name the cell
+    never defined is said in the log and left out (fetching names it too); the job succeeds."""
     out_dir = os.environ.get("CLOUDML_OUTPUT_DIR")
     if not names or os.environ.get("CLOUDML_PRIMARY") != "1" or not out_dir:
         return 0
-    missing = [name for name in names if name not in namespace]
-    for name in missing:
-        print(f"--return {name!r}: the cell defined no variable named {name!r}", file=sys.stderr)
-    if missing:
-        return 1
-    values = {name: namespace[name] for name in names}
+    for name in names:
+        if name not in namespace:
+            print(
+                f"--return {name!r}: the cell defined no variable named {name!r}; the other "
+                "values are returned",
+                file=sys.stderr,
+            )
+    values = {name: namespace[name] for name in names if name in namespace}
     try:
         data = dumps(values)
     except Exception as exc:

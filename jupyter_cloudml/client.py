@@ -33,6 +33,7 @@ from .models import (
     MetricsUpdate,
     ModelFramework,
     Preview,
+    QuotaInfo,
     ServiceInfo,
     StudyInfo,
     TensorBoardInfo,
@@ -44,9 +45,6 @@ from .models import (
 
 if TYPE_CHECKING:
     import pandas
-
-#: The protocols `Client.predict` speaks to an endpoint.
-PROTOCOLS = ("http", "grpc")
 
 
 class Client:
@@ -166,6 +164,14 @@ class Client:
             self.backend.delete(job_id)
         self.backend.delete(study_id)
 
+    def trial_template(self, study_id: str) -> tuple[TrainSpec, str | None]:
+        """What every trial of a study runs, and the notebook cell in it (None for a package)."""
+        from .packaging import read_cell
+        from .tuning.study import trial_template
+
+        template = trial_template(self.backend, self.get_study(study_id).id)
+        return template, read_cell(template.package.archive)
+
     def cancel_study(self, study_id: str) -> StudyInfo:
         """Stop the driver and every trial still running."""
         self.get_study(study_id)  # NotFound for a job that is no study
@@ -189,11 +195,11 @@ class Client:
         from .tuning.study import trial_job_ids
 
         job_ids: builtins.list[str] = []
-        for job_id in dict.fromkeys(ids):
-            job = self.backend.get(job_id)
-            if is_study(job) and not trial_job_ids(self.backend, job_id):
-                raise Conflict(f"study {job_id} has started no trial yet; try again soon")
-            job_ids.append(job_id)
+        for ref in dict.fromkeys(ids):
+            job = self.find(ref, "any")
+            if is_study(job) and not trial_job_ids(self.backend, job.id):
+                raise Conflict(f"study {job.id} has started no trial yet; try again soon")
+            job_ids.append(job.id)
         if not job_ids:
             raise InvalidSpec("name at least one job or study for TensorBoard")
         return self.backend.tensorboard(job_ids)
@@ -217,7 +223,7 @@ class Client:
         if not model.startswith("job:"):
             return model
         ref, _, sub = model[len("job:") :].partition("/")
-        job = self._job_by_id_or_name(ref)
+        job = self.find(ref, "any", succeeded=True)
         if is_study(job):
             best = self.get_study(job.id).best_trial
             if best is None or best.job_id is None:
@@ -225,16 +231,41 @@ class Client:
             job = self.backend.get(best.job_id)
         return f"job:{job.id}" + (f"/{sub}" if sub else "")
 
-    def _job_by_id_or_name(self, ref: str) -> JobInfo:
-        """The job with id `ref`, else the newest job that SUCCEEDED under the name `ref`."""
+    def find(self, ref: str, kind: str = "job", succeeded: bool = False) -> JobInfo:
+        """The job with id `ref`, else the newest one named `ref`: the one resolver of every
+        verb that takes a job or a study. `kind` is "job" (by name: not a study), "study"
+        or "any"; `succeeded` wants one that SUCCEEDED. Errors say what the name matched."""
         try:
-            return self.backend.get(ref)
+            found = self.backend.get(ref)
         except NotFound:
-            done = JobQuery(name=ref, status=(JobStatus.SUCCEEDED,), limit=100)
-            named = [job for job in self.backend.list(done).jobs if job.name == ref]
-            if not named:
-                raise NotFound(f"no job or study with id or name {ref!r} that SUCCEEDED") from None
-            return named[0]
+            pass
+        else:
+            if kind == "study" and not is_study(found):
+                raise NotFound(f"{ref} is a job, not a study (studies: `cloudml studies`)")
+            return found
+        query = JobQuery(name=ref, status=(JobStatus.SUCCEEDED,) if succeeded else (), limit=1000)
+        named = [job for job in self.backend.list(query).jobs if job.name == ref]
+        studies = [job for job in named if is_study(job)]
+        jobs = [job for job in named if not is_study(job)]
+        if kind == "any" and studies and jobs:
+            raise InvalidSpec(
+                f"{ref!r} names a job ({jobs[0].id}) and a study ({studies[0].id}): give the "
+                "id (see `cloudml jobs` and `cloudml studies`)"
+            )
+        wanted = {"job": jobs, "study": studies, "any": named}[kind]
+        if wanted:
+            return wanted[0]
+        done = " that SUCCEEDED" if succeeded else ""
+        if kind == "job" and studies:
+            raise NotFound(
+                f"{ref!r} is a study, not a job (see `cloudml studies describe {ref}`; "
+                "jobs: `cloudml jobs`)"
+            )
+        if kind == "study" and jobs:
+            raise NotFound(f"{ref!r} is a job, not a study (studies: `cloudml studies`)")
+        what = {"job": "job", "study": "study", "any": "job or study"}[kind]
+        listing = "`cloudml studies`" if kind == "study" else "`cloudml jobs`"
+        raise NotFound(f"no {what} with id or name {ref!r}{done} (see {listing})")
 
     def deployments(self) -> builtins.list[DeploymentInfo]:
         return self.backend.deployments()
@@ -260,6 +291,10 @@ class Client:
     def undeploy(self, name: str, version: str | None = None) -> None:
         self.backend.undeploy(name, version)
 
+    def scale(self, name: str, version: str, replicas: int) -> DeploymentInfo:
+        """Serve `version` of deployment `name` with `replicas` replicas (1..16)."""
+        return self.backend.scale(name, version, replicas)
+
     def predict(
         self,
         name: str,
@@ -273,22 +308,10 @@ class Client:
         its endpoint, as any client would call it: `protocol="http"` (KServe v1) or `"grpc"`
         (the Open Inference Protocol's ModelInfer); asked again for `retry_seconds` while the
         endpoint does not answer (it is coming back)."""
-        from .serving.client import post_predict
+        from .serving.predict import predict_at
 
-        if protocol not in PROTOCOLS:
-            raise InvalidSpec(f"protocol {protocol!r}: give one of {', '.join(PROTOCOLS)}")
         info = self.backend.get_deployment(name)
-        if protocol == "http":
-            return post_predict(
-                info.url, name, instances, version, timeout=timeout, retry_seconds=retry_seconds
-            )
-        from .serving.grpc_client import grpc_predict
-
-        if info.grpc_url is None:
-            raise Unsupported(f"{name} has no gRPC address (deployed before gRPC: deploy it again)")
-        return grpc_predict(
-            info.grpc_url, name, instances, version, timeout=timeout, retry_seconds=retry_seconds
-        )
+        return predict_at(info, instances, version, protocol, timeout, retry_seconds)
 
     def model_metadata(
         self, name: str, version: str | None = None, timeout: float = 60.0
@@ -312,6 +335,10 @@ class Client:
             )
         values: dict[str, Any] = pickle.loads(self.backend.read_output(job_id, RETURNS_FILE))
         return values
+
+    def read_output(self, job_id: str, name: str) -> bytes:
+        """A file the job left in its outputs (e.g. a template's `evaluation.json`)."""
+        return self.backend.read_output(job_id, name)
 
     # --- batch prediction -----------------------------------------------------------------
 
@@ -375,6 +402,15 @@ class Client:
         if "://" not in path and not os.path.isdir(path):
             path = batch_config(self.backend.get(job_or_path))["output_path"]
         return read_results(path, errors=errors)
+
+    def missing_returns(self, job_id: str, values: dict[str, Any]) -> builtins.list[str]:
+        """The `--return` names of a job that its cell never defined (absent from `values`)."""
+        spec = self.backend.get(job_id).spec
+        return [name for name in (spec.returns if spec else ()) if name not in values]
+
+    def quota(self) -> QuotaInfo:
+        """What this user may use and uses now, and the jobs running and queued."""
+        return self.backend.quota()
 
     def install_service(self) -> ServiceInfo:
         """Keep the backend's work going across reboots with nobody using the product (the

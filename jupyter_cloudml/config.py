@@ -12,7 +12,7 @@ from importlib import import_module
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
-from traitlets import Dict, Unicode
+from traitlets import Dict, List, Unicode
 from traitlets.config import Config, Configurable
 from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
 
@@ -48,6 +48,15 @@ class CloudML(Configurable):
         that give a `runtimeVersion` (`--config config.yaml`); a version without an image runs
         on the backend's own and the dry run says so.
         Example: c.CloudML.runtime_images = {"2.11": "tensorflow/tensorflow:2.11.0"}""",
+    )
+
+    template_path = List(
+        Unicode(),
+        config=True,
+        help="""Folders of user templates, after those of $CLOUDML_TEMPLATE_PATH: each is a
+        template folder (a `template.yaml` beside its trainer) or holds template folders.
+        `cloudml templates list` shows them beside the built-in ones.
+        Example: c.CloudML.template_path = ["~/team-templates"]""",
     )
 
     def backend_name(self, override: str | None = None) -> str:

@@ -136,7 +136,28 @@ def test_job_table_is_aligned_with_a_footer() -> None:
     assert lines[1].split() == row
     assert lines[2].split()[:3] == ["a-1", "mnist", "QUEUED"] and lines[2].endswith("-")
     assert lines[0].index("STATUS") == lines[1].index("SUCCEEDED") == lines[2].index("QUEUED")
-    assert lines[-1] == "2 of 7 jobs"
+    assert lines[-1] == "2 of 7 jobs (the rest: `cloudml jobs --offset 2`, or all: `--limit 7`)"
+
+
+def test_tables_fit_100_columns_and_long_reasons_end_in_dots() -> None:
+    reason = "worker-0 exited with 1: " + "Traceback line " * 20
+    long_name = "a-long-experiment-name-for-the-resnet-50"  # 40: the longest
+    text = format_job_table(JobPage((job(reason=reason),), total=23), now=NOW, offset=22)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) == 100, text
+    assert lines[1] == (
+        "mnist-3f9a1c  mnist  SUCCEEDED (worker-0 exited with 1: Traceb...  2m 05s  1m 05s   "
+        "chief:1 worker:2"
+    )
+    assert lines[-1] == "1 of 23 jobs"  # the last page
+    longest = job(f"{long_name}-3f9a1c", JobStatus.FAILED, name=long_name, reason=reason)
+    text = format_job_table(JobPage((job(), longest), total=23), now=NOW)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 100, text
+    assert lines[2].split()[0] == f"{long_name}-3f9a1c"  # ids are never cut
+    assert lines[2].split()[2].startswith("FAILED")
+    assert lines[-1] == "2 of 23 jobs (the rest: `cloudml jobs --offset 2`, or all: `--limit 23`)"
+    assert reason in format_job(job(reason=reason), [])  # describe has the full text
 
 
 def test_describe_shows_replicas_with_exit_codes_and_events() -> None:
@@ -195,7 +216,8 @@ def test_usage_errors_exit_2_without_traceback(capsys: pytest.CaptureFixture[str
 
 def test_not_found_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "describe", "nope")
-    assert (code, out, err) == (1, "", "cloudml: error: no job 'nope'\n")
+    expected = "cloudml: error: no job with id or name 'nope' (see `cloudml jobs`)\n"
+    assert (code, out, err) == (1, "", expected)
 
 
 def test_list_describe_logs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -313,3 +335,56 @@ def test_local_wait_and_logs_of_a_submitted_job(
     assert cli(capsys, "delete", job_id)[0] == 0
     assert cli(capsys, "describe", job_id)[0] == 1
     assert time.monotonic() - start < 30
+
+
+def test_jobs_and_studies_go_by_id_or_name(
+    capsys: pytest.CaptureFixture[str], workdir: Path
+) -> None:
+    (workdir / "say.py").write_text(
+        "import jupyter_cloudml, sys\nprint('hello', sys.argv[1:])\n"
+        "jupyter_cloudml.report(step=1, loss=float(sys.argv[-1].split('=')[-1]))\n"
+    )
+    for run_number in ("1", "2"):
+        code, out, _ = cli(capsys, "train", "say.py", "--name", "greet", "--wait", "--", run_number)
+        assert code == 0, out
+    newest = Client().list(JobQuery(name="greet")).jobs[0].id
+    code, out, _ = cli(capsys, "jobs", "logs", "greet")
+    assert (code, out) == (0, "[worker-0] hello ['2']\n")  # the newest job of that name
+    expected = {
+        "describe": f"ID:        {newest}",
+        "wait": f"job {newest} SUCCEEDED",
+        "metrics": "loss",
+    }
+    for verb, text in expected.items():
+        code, out, _ = cli(capsys, verb, "greet")
+        assert code == 0 and text in out, (verb, out)
+    code, out, _ = cli(capsys, "jobs", "--name", "greet", "--limit", "1")
+    assert out.splitlines()[-1] == (
+        "1 of 2 jobs (the rest: `cloudml jobs --name greet --limit 1 --offset 1`, or all: "
+        "`--limit 2`)"
+    )
+    code, out, _ = cli(capsys, "cancel", "greet")
+    assert (code, out) == (0, f"job {newest} already SUCCEEDED\n")
+    code, out, err = cli(
+        capsys, "train", "say.py", "--name", "tune-say", "--param", "x=uniform(0,1)",
+        "--metric", "loss", "--goal", "minimize", "--trials", "2", "--wait",
+    )  # fmt: skip
+    assert code == 0, out + err
+    code, out, _ = cli(capsys, "studies", "best", "tune-say")
+    assert code == 0 and "best trial" in out
+    code, out, _ = cli(capsys, "studies", "describe", "tune-say")
+    assert code == 0 and "tune-say" in out
+    # Unknown and mismatched names say what they matched and what lists them.
+    code, _, err = cli(capsys, "logs", "nobody")
+    assert (code, err) == (
+        1,
+        "cloudml: error: no job with id or name 'nobody' (see `cloudml jobs`)\n",
+    )
+    code, _, err = cli(capsys, "logs", "tune-say")
+    assert code == 1 and "'tune-say' is a study, not a job" in err
+    code, _, err = cli(capsys, "studies", "best", "greet")
+    assert code == 1 and "'greet' is a job, not a study (studies: `cloudml studies`)" in err
+    code, out, _ = cli(capsys, "delete", "greet")
+    assert (code, out) == (0, f"deleted job {newest}\n")
+    code, out, _ = cli(capsys, "logs", "greet")
+    assert (code, out) == (0, "[worker-0] hello ['1']\n")  # the one left

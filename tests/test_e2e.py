@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -39,17 +41,31 @@ def run_cell(client, code: str) -> str:
     return "".join(out)
 
 
-def test_demo_notebook_runs_top_to_bottom(
-    tmp_path: Path, serving_python: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("CLOUDML_SERVING_PYTHON", serving_python)
+def run_demo(folder: Path) -> nbformat.NotebookNode:
+    """examples/demo.ipynb run top to bottom in a fresh kernel (an error fails the test)."""
     notebook = nbformat.read(ROOT / "examples" / "demo.ipynb", as_version=4)
     NotebookClient(
         notebook,
         timeout=300,
         kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
+        resources={"metadata": {"path": str(folder)}},
     ).execute()
+    return notebook
+
+
+def deploy_output(notebook: nbformat.NotebookNode) -> str:
+    """The deploy cell's one output, as its saved copy reads (tags left out)."""
+    cell = next(c for c in notebook.cells if c.source.startswith("%cloudml_deploy iris"))
+    (shown,) = cell.outputs  # one output: the view, headed by what the deploy did
+    text = re.sub(r"<[^>]+>", " ", shown["data"]["text/html"])
+    return re.sub(r"\s+", " ", html.unescape(text)).strip()
+
+
+def test_demo_notebook_runs_top_to_bottom_and_again(
+    tmp_path: Path, serving_python: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOUDML_SERVING_PYTHON", serving_python)
+    notebook = run_demo(tmp_path)
     outputs = {
         i: "".join(o.get("text", "") for o in cell.get("outputs", []))
         for i, cell in enumerate(notebook.cells)
@@ -73,10 +89,20 @@ def test_demo_notebook_runs_top_to_bottom(
     cloudml("tensorboard", "--stop", boards[0]["id"])
     predict_cell = next(c for c in notebook.cells if c.source.startswith("jupyter_cloudml.predict"))
     assert predict_cell.outputs[0]["data"]["text/plain"] == "[0, 2]"  # setosa, virginica
-    assert "iris: READY" in text and "v1: 100% of traffic" in text
+    deployed = deploy_output(notebook)
+    assert "iris READY" in deployed and "v1 100%" in deployed, deployed
     listing = cloudml("jobs", "list", "--output", "json")
     names = {job["name"] for job in json.loads(listing.stdout)["jobs"]}
     assert {"linear-regression", "tf-cluster", "ddp"} <= names
+    assert deployed.startswith("iris v1 deployed "), deployed
+    # "Restart kernel and run all": the same notebook again, over the same jobs and endpoint.
+    again = run_demo(tmp_path)
+    redeployed = deploy_output(again)
+    assert redeployed.startswith(
+        ("iris v1 already serves this model", "iris v2 deployed (its model differs from v1's)")
+    ), redeployed
+    predict_cell = next(c for c in again.cells if c.source.startswith("jupyter_cloudml.predict"))
+    assert predict_cell.outputs[0]["data"]["text/plain"] == "[0, 2]"
 
 
 def test_job_survives_kernel_restart_and_is_listed_by_a_fresh_cli(tmp_path: Path) -> None:
@@ -181,7 +207,7 @@ def test_cli_bad_input_is_one_clear_line(tmp_path: Path) -> None:
     )
     missing = cloudml("jobs", "describe", "no-such-job")
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
-    assert "no job 'no-such-job'" in missing.stderr
+    assert "no job with id or name 'no-such-job' (see `cloudml jobs`)" in missing.stderr
     (tmp_path / "bad.py").write_text("x = (\n")
     syntax = cloudml("train", str(tmp_path / "bad.py"))
     assert syntax.returncode == 2 and "line 1" in syntax.stderr and "Traceback" not in syntax.stderr

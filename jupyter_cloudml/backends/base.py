@@ -26,6 +26,7 @@ from ..models import (
     LogLine,
     MetricsUpdate,
     Preview,
+    QuotaInfo,
     ServiceInfo,
     TensorBoardInfo,
     TrainSpec,
@@ -171,6 +172,10 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
         """Remove a deployment, or one of its versions (which must get no traffic)."""
         raise Unsupported(f"the {type(self).__name__} does not serve models")
 
+    def scale(self, name: str, version: str, replicas: int) -> DeploymentInfo:
+        """Serve one version with `replicas` replicas; returns once they are ready."""
+        raise Unsupported(f"the {type(self).__name__} does not serve models")
+
     def install_service(self) -> ServiceInfo:
         """Have this host's service manager keep the backend's work going with nobody using the
         product, across reboots (the local backend: a systemd user unit running the home's
@@ -184,6 +189,11 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
     def service_status(self) -> ServiceInfo:
         """Whether the service is installed, what its manager says of it, whether it runs."""
         raise self._no_service()
+
+    def quota(self) -> QuotaInfo:
+        """What this user may use and uses now (the local scheduler's slots, a namespace's
+        ResourceQuotas), and the jobs running and queued."""
+        raise Unsupported(f"the {type(self).__name__} reports no quota")
 
     def _no_service(self) -> Unsupported:
         return Unsupported(

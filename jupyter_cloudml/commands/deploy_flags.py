@@ -12,7 +12,7 @@ from typing import Any
 from ..models import DeploySpec, ModelFramework, Resources
 from .flag_types import add_output_option, finite_number, whole_number
 
-MODEL_VERBS = ("list", "describe", "deploy", "predict", "update", "rollback", "undeploy")
+MODEL_VERBS = ("list", "describe", "deploy", "predict", "update", "rollback", "scale", "undeploy")
 MODEL_SUMMARIES = {
     "list": "list deployments: status, versions, traffic, endpoint ('models' alone does the same)",
     "describe": "show a deployment: versions, replicas and their health, curl and Python snippets",
@@ -20,6 +20,7 @@ MODEL_SUMMARIES = {
     "predict": "send instances (JSON rows) to a deployment and print its predictions",
     "update": "split traffic between versions (e.g. --traffic v1=90,v2=10)",
     "rollback": "send all traffic back to the version deployed before the current one",
+    "scale": "serve one version with N replicas (e.g. --version v1 --replicas 3)",
     "undeploy": "remove a deployment, or one version of it (--version V)",
 }
 NAME_HINT = "deployment name, a DNS label (e.g. iris)"
@@ -82,7 +83,17 @@ def add_model_verb_options(verb: str, parser: argparse.ArgumentParser) -> None:
             help="custom: a class with load() and predict(instances) in the model folder "
             "(e.g. --predictor predictor:Model)",
         )
-        add("--version", default="v1", help="version name (default v1; e.g. --version v2)")
+        add(
+            "--version",
+            help="version name (default: v1, then the next vN when the model differs from the "
+            "one served; the same model again deploys nothing) (e.g. --version v2)",
+        )
+        add(
+            "--replace",
+            action="store_true",
+            help="a different model becomes the next version, takes all traffic and the older "
+            "versions are removed (e.g. --replace)",
+        )
         add(
             "--replicas",
             type=whole_number,
@@ -145,9 +156,18 @@ def add_model_verb_options(verb: str, parser: argparse.ArgumentParser) -> None:
             metavar="V=P,...",
             help="new split (e.g. --traffic v1=90,v2=10)",
         )
+    if verb == "scale":
+        add("--version", required=True, help="the version to scale (e.g. --version v1)")
+        add(
+            "--replicas",
+            type=whole_number,
+            required=True,
+            metavar="N",
+            help="serving processes for it, 1..16 (e.g. --replicas 3)",
+        )
     if verb == "undeploy":
         add("--version", help="remove only this version (it must get no traffic)")
-    if verb in ("list", "describe", "deploy", "predict", "update", "rollback"):
+    if verb in ("list", "describe", "deploy", "predict", "update", "rollback", "scale"):
         add_output_option(parser, yaml=verb == "deploy")
 
 
@@ -165,5 +185,6 @@ def build_deploy_spec(ns: argparse.Namespace) -> DeploySpec:
         predictor=ns.predictor,
         traffic=ns.traffic or {},
         port=ns.port,
+        replace=ns.replace,
         **extra,
     )

@@ -31,12 +31,18 @@ from .flag_types import (
 from .local_flags import LOCAL_SUMMARIES, LOCAL_VERBS, add_local_verb_options
 from .predict_flags import PREDICT_SUMMARIES, PREDICT_VERBS, add_predict_verb_options
 from .study_flags import STUDY_SUMMARIES, STUDY_VERBS, add_study_verb_options, add_tuning_options
+from .template_flags import (
+    TEMPLATE_SUMMARIES,
+    TEMPLATE_VERBS,
+    add_template_options,
+    add_template_verb_options,
+)
 
 #: Verbs that act on existing jobs; each is also accepted after `jobs` (`jobs describe ID`).
 JOB_VERBS = ("list", "describe", "logs", "metrics", "cancel", "delete", "wait", "fetch")
 
 
-VERBS = ("train", *JOB_VERBS, "tensorboard")
+VERBS = ("train", *JOB_VERBS, "tensorboard", "quota")
 
 
 SUMMARIES = {
@@ -50,10 +56,11 @@ SUMMARIES = {
     "wait": "block until a job ends; fails unless it SUCCEEDED",
     "fetch": "load the variables a job named with --return into the notebook",
     "tensorboard": "open TensorBoard over jobs or studies (--list the running ones, --stop ID)",
+    "quota": "what you may use and use now (CPU/GPU slots or the namespace's quotas), jobs queued",
 }
 
 
-READ_VERBS = ("list", "describe", "logs", "metrics", "wait", "tensorboard")
+READ_VERBS = ("list", "describe", "logs", "metrics", "wait", "tensorboard", "quota")
 
 
 HELP_FLAGS = ("-h", "--help")
@@ -114,7 +121,10 @@ SWITCH: dict[str, Any] = {"action": "store_true"}
 
 
 def _job_id(parser: argparse.ArgumentParser, many: bool = False) -> None:
-    hint = "job id as printed by train or list (e.g. mnist-3f9a1c)"
+    hint = (
+        "job id as printed by train or list, or its name: the newest job of that name "
+        "(e.g. mnist-3f9a1c or mnist)"
+    )
     parser.add_argument("job", metavar="JOB", nargs="+" if many else None, help=hint)
 
 
@@ -279,6 +289,7 @@ def _train_parser(prog: str) -> Parser:
     )
     add("--python", metavar="PATH", help="local interpreter (e.g. ~/envs/tf/bin/python)")
     add_tuning_options(parser)
+    add_template_options(parser)
     add_output_option(parser, yaml=True)
     return parser
 
@@ -302,11 +313,13 @@ def _verb_parser(verb: str, prog: str) -> Parser:
         add("--limit", **COUNT, default=20, help="page size (e.g. --limit 50)")
         add("--offset", **COUNT, default=0, help="skip the newest N (e.g. --offset 20)")
     elif verb == "tensorboard":
-        hint = "jobs or studies whose event files to show (e.g. mnist-3f9a1c lr-study-0b12aa)"
+        hint = (
+            "jobs or studies, by id or name, whose event files to show (e.g. mnist-3f9a1c lr-study)"
+        )
         add("job", metavar="JOB_OR_STUDY", nargs="*", help=hint)
         add("--list", **SWITCH, help="list the TensorBoards that are running")
         add("--stop", metavar="ID", help="stop a TensorBoard (e.g. --stop tb-5d41402abc4b)")
-    else:
+    elif verb != "quota":
         _job_id(parser, many=verb in ("cancel", "delete"))
     if verb == "logs":
         add("-f", "--follow", **SWITCH, help="keep printing until the job ends")
@@ -326,6 +339,16 @@ def _study_verb_parser(verb: str, prog: str) -> Parser:
     return parser
 
 
+#: The summaries and the option builder of each group whose verbs take `(verb, parser)`.
+_GROUP_OPTIONS: dict[str, tuple[dict[str, str], Any]] = {
+    "models": (MODEL_SUMMARIES, add_model_verb_options),
+    "predict": (PREDICT_SUMMARIES, add_predict_verb_options),
+    "hub": (HUB_SUMMARIES, add_hub_verb_options),
+    "templates": (TEMPLATE_SUMMARIES, add_template_verb_options),
+    "local": (LOCAL_SUMMARIES, add_local_verb_options),
+}
+
+
 @functools.cache
 def verb_parser(verb: str, prog: str) -> Parser:
     """The parser of one verb (`studies X` for study verbs), built once per program name."""
@@ -333,25 +356,11 @@ def verb_parser(verb: str, prog: str) -> Parser:
         return _train_parser(prog)
     if verb.startswith("studies "):
         return _study_verb_parser(verb.split(" ", 1)[1], prog)
-    if verb.startswith("models "):
-        sub = verb.split(" ", 1)[1]
-        parser = Parser(prog=prog, description=MODEL_SUMMARIES[sub])
-        add_model_verb_options(sub, parser)
-        return parser
-    if verb.startswith("predict "):
-        sub = verb.split(" ", 1)[1]
-        parser = Parser(prog=prog, description=PREDICT_SUMMARIES[sub])
-        add_predict_verb_options(sub, parser)
-        return parser
-    if verb.startswith("hub "):
-        sub = verb.split(" ", 1)[1]
-        parser = Parser(prog=prog, description=HUB_SUMMARIES[sub])
-        add_hub_verb_options(sub, parser)
-        return parser
-    if verb.startswith("local "):
-        sub = verb.split(" ", 1)[1]
-        parser = Parser(prog=prog, description=LOCAL_SUMMARIES[sub])
-        add_local_verb_options(sub, parser)
+    group, _, sub = verb.partition(" ")
+    if group in _GROUP_OPTIONS:
+        summaries, add_options = _GROUP_OPTIONS[group]
+        parser = Parser(prog=prog, description=summaries[sub])
+        add_options(sub, parser)
         return parser
     return _verb_parser(verb, prog)
 
@@ -381,6 +390,9 @@ def command_help(prog: str = "cloudml") -> str:
         "",
         "the local backend on this machine ('local VERB'):",
         *(f"  {verb:<{width}}{LOCAL_SUMMARIES[verb]}" for verb in LOCAL_VERBS),
+        "",
+        "templates: train without model code ('templates VERB'; train --template NAME):",
+        *(f"  {verb:<{width}}{TEMPLATE_SUMMARIES[verb]}" for verb in TEMPLATE_VERBS),
         "",
         f"'{prog} jobs VERB ...' is the same as '{prog} VERB ...' (e.g. {prog} jobs logs JOB -f).",
         f"Run '{prog} COMMAND --help' for the options of a command.",
@@ -439,7 +451,14 @@ def parse_verb(verb: str, argv: Sequence[str], prog: str) -> argparse.Namespace:
 
 
 def parse_command(argv: Sequence[str], prog: str = "cloudml") -> argparse.Namespace:
-    """Parse `VERB ...` or `jobs [VERB] ...` (`jobs` alone lists) into a namespace with `verb`."""
+    """Parse `VERB ...` or `jobs [VERB] ...` (`jobs` alone lists) into a namespace with `verb`
+    and `program` (`prog`: how the hints a command prints spell it, e.g. `%cloudml jobs`)."""
+    ns = _parse_command(argv, prog)
+    ns.program = prog
+    return ns
+
+
+def _parse_command(argv: Sequence[str], prog: str) -> argparse.Namespace:
     tokens = list(argv)
     if not tokens or tokens[0] in HELP_FLAGS or tokens[0] == "help":
         raise HelpRequested(command_help(prog))
@@ -469,6 +488,7 @@ GROUPS = {
     "predict": (PREDICT_VERBS, "predict_verb"),
     "hub": (HUB_VERBS, "hub_verb"),
     "local": (LOCAL_VERBS, "local_verb"),
+    "templates": (TEMPLATE_VERBS, "template_verb"),
 }
 
 

@@ -7,13 +7,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from ..commands.train_spec import build_job_query, build_train_spec, training_config
 from ..exceptions import InvalidSpec, MissingExtra, NotFound
-from ..models import JobInfo, JobQuery, JobStatus, TrainSpec, TuningSpec, to_dict
+from ..models import (
+    DeploymentInfo,
+    JobInfo,
+    JobQuery,
+    JobStatus,
+    StudyInfo,
+    TrainSpec,
+    TuningSpec,
+    to_dict,
+)
 from ..views.dry_run import format_dry_run, format_preview
 from ..views.jobs import (
     format_job,
@@ -25,6 +35,7 @@ from ..views.jobs import (
     job_list_dict,
     log_line_json,
 )
+from ..views.quota import format_quota
 from ..views.studies import (
     format_best_trial,
     format_study,
@@ -58,25 +69,28 @@ def run_job_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
     as_json = getattr(ns, "output", "text") == "json"
     if ns.verb == "list":
         page = client.list(build_job_query(ns))
-        _say(
-            out,
-            dumps(job_list_dict(page)) if as_json else format_job_table(page),
-        )
+        if as_json:
+            _say(out, dumps(job_list_dict(page)))
+        else:
+            command = f"{_program(ns)} jobs{_list_filters(ns)}"
+            _say(out, format_job_table(page, offset=ns.offset, command=command))
     elif ns.verb == "describe":
-        job, events = client.get(ns.job), client.events(ns.job)
+        job = client.find(ns.job)
+        events = client.events(job.id)
         if as_json:
             _say(out, dumps({"job": job_dict(job), "events": to_dict(events)}))
         else:
             _say(out, format_job(job, events))
     elif ns.verb == "logs":
-        for line in client.logs(ns.job, replica=ns.replica, follow=ns.follow, tail=ns.tail):
+        job_id = client.find(ns.job).id
+        for line in client.logs(job_id, replica=ns.replica, follow=ns.follow, tail=ns.tail):
             _say(out, log_line_json(line) if as_json else format_log_line(line))
     elif ns.verb == "metrics":
-        scalars = client.metrics(ns.job).scalars
+        scalars = client.metrics(client.find(ns.job).id).scalars
         _say(out, dumps(to_dict(scalars)) if as_json else format_metrics(scalars))
     elif ns.verb == "cancel":
-        for job_id in ns.job:
-            job = client.cancel(job_id)
+        for ref in ns.job:
+            job = client.cancel(client.find(ref).id)
             if job.status is JobStatus.CANCELLED:
                 _say(out, f"cancelled job {job.id}")
             elif job.status.terminal:
@@ -84,11 +98,15 @@ def run_job_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
             else:
                 _say(out, f"cancelling job {job.id} ({job.status.value})")
     elif ns.verb == "delete":
-        for job_id in ns.job:
+        for ref in ns.job:
+            job_id = client.find(ref).id
             client.delete(job_id)
             _say(out, f"deleted job {job_id}")
+    elif ns.verb == "quota":
+        quota = client.quota()
+        _say(out, dumps(quota) if as_json else format_quota(quota))
     elif ns.verb == "wait":
-        job = client.wait(ns.job, timeout=ns.timeout)
+        job = client.wait(client.find(ns.job).id, timeout=ns.timeout)
         if as_json:
             _say(out, dumps(job_dict(job)))
         elif job.status.terminal:
@@ -101,20 +119,39 @@ def run_job_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _program(ns: argparse.Namespace) -> str:
+    """How the command was spelled: `cloudml`, or `%cloudml` in a notebook."""
+    return str(getattr(ns, "program", PROG))
+
+
+def _list_filters(ns: argparse.Namespace) -> str:
+    """The filters of a `jobs list` as flags, for the hint that shows the next page."""
+    statuses = [s.value for group in ns.status for s in group]
+    flags = [f" --status {' '.join(dict.fromkeys(statuses))}"] if statuses else []
+    flags += [f" --name {shlex.quote(ns.name)}"] if ns.name else []
+    flags += [f" --label {k}={shlex.quote(v)}" for k, v in ns.label]
+    flags += [f" --limit {ns.limit}"] if ns.limit != 20 else []
+    return "".join(flags)
+
+
 def run_study_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
     """Run a parsed `studies VERB` command; returns the exit code."""
     as_json = getattr(ns, "output", "text") == "json"
     verb = ns.study_verb
     if verb == "list":
-        studies = client.list_studies(JobQuery(limit=ns.limit))
-        text = dumps([study_dict(s) for s in studies]) if as_json else format_study_table(studies)
-        _say(out, text)
+        studies, total = client.page_studies(JobQuery(limit=ns.limit, offset=ns.offset))
+        if as_json:
+            _say(out, dumps([study_dict(s) for s in studies]))
+        else:
+            command = f"{_program(ns)} studies"
+            _say(out, format_study_table(studies, None, total, ns.offset, command))
         return 0
+    study_id = client.find(ns.study, "study").id
     if verb == "cancel":
-        study = client.cancel_study(ns.study)
+        study = client.cancel_study(study_id)
         _say(out, f"study {study.id} {study.status.value}")
         return 0
-    study = client.get_study(ns.study)
+    study = client.get_study(study_id)
     if verb == "describe":
         _say(out, dumps(study_dict(study)) if as_json else format_study(study))
     elif verb == "trials":
@@ -177,6 +214,8 @@ def _train(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) ->
         )
         return 130
     _say(out, dumps(job_dict(final)) if as_json else format_outcome(final))
+    if not as_json:
+        say_evaluation(backend, final, out)
     return exit_code(final)
 
 
@@ -246,8 +285,19 @@ def _tune(
         _say(out, dumps(study_dict(study)))
     else:
         _say(out, format_study(study))
+        say_evaluation(client, study, out)
     ok = study.status is JobStatus.SUCCEEDED and study.best_trial is not None
     return 0 if ok else 1
+
+
+def say_evaluation(client: Client, job: JobInfo | StudyInfo, out: TextIO) -> None:
+    """A finished template job's evaluation report (a study's: its best trial's), as text."""
+    from ..views.templates import format_report
+    from .template_flags import evaluation_report
+
+    found = evaluation_report(client, job)
+    if found is not None:
+        _say(out, format_report(found[0]))
 
 
 def run(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) -> int:
@@ -264,6 +314,10 @@ def run(ns: argparse.Namespace, client: Callable[[], Client], out: TextIO) -> in
         return run_hub_command(ns, out)
     if ns.verb == "local":
         return run_local_command(ns, out)
+    if ns.verb == "templates":
+        from .template_flags import run_templates_command
+
+        return run_templates_command(ns, out)
     if ns.verb == "tensorboard":
         return run_tensorboard_command(client(), ns, out)
     if ns.verb == "predict":
@@ -305,9 +359,8 @@ def run_deploy_dry_run(ns: argparse.Namespace, client: Callable[[], Client], out
 
 
 def run_models_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:
-    """`models list|describe|deploy|predict|update|rollback|undeploy`."""
+    """`models list|describe|deploy|predict|update|rollback|scale|undeploy`."""
     from ..views.deployments import deployment_dict, format_deployment, format_deployment_table
-    from .deploy_flags import build_deploy_spec
 
     verb = ns.model_verb
     as_json = getattr(ns, "output", "text") == "json"
@@ -328,18 +381,32 @@ def run_models_command(client: Client, ns: argparse.Namespace, out: TextIO) -> i
         predictions = client.predict(ns.name, ns.data, version=ns.version, protocol=ns.protocol)
         _say(out, json.dumps(predictions) if as_json else "\n".join(map(str, predictions)))
         return 0
-    if verb == "deploy":
-        if _deploy_dry_run(ns):
-            return run_deploy_dry_run(ns, lambda: client, out)
-        info = client.deploy(build_deploy_spec(ns))
-    elif verb == "update":
-        info = client.set_traffic(ns.name, ns.traffic)
-    elif verb == "rollback":
-        info = client.rollback(ns.name)
-    else:
-        info = client.get_deployment(ns.name)
+    if verb == "deploy" and _deploy_dry_run(ns):
+        return run_deploy_dry_run(ns, lambda: client, out)
+    info = change_deployment(client, ns)
     _say(out, dumps(deployment_dict(info)) if as_json else format_deployment(info))
     return 0
+
+
+#: The `models` verbs that answer with the deployment as it is then (`change_deployment`).
+DEPLOYMENT_VERBS = ("deploy", "update", "rollback", "scale", "describe")
+
+
+def change_deployment(client: Client, ns: argparse.Namespace) -> DeploymentInfo:
+    """Run `models deploy|update|rollback|scale|describe`; the deployment as it is then (its
+    `outcome` says what a deploy did)."""
+    from .deploy_flags import build_deploy_spec
+
+    verb = ns.model_verb
+    if verb == "deploy":
+        return client.deploy(build_deploy_spec(ns))
+    if verb == "update":
+        return client.set_traffic(ns.name, ns.traffic)
+    if verb == "rollback":
+        return client.rollback(ns.name)
+    if verb == "scale":
+        return client.scale(ns.name, ns.version, ns.replicas)
+    return client.get_deployment(ns.name)
 
 
 def run_tensorboard_command(client: Client, ns: argparse.Namespace, out: TextIO) -> int:

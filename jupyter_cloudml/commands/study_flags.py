@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import InvalidSpec
-from ..models import Algorithm, EarlyStopping, Goal, ParamSpec, TuningSpec
+from ..models import Algorithm, EarlyStopping, Goal, TuningSpec
 from .flag_types import add_output_option, whole_number
 
 STUDY_VERBS = ("list", "describe", "best", "trials", "cancel")
@@ -37,12 +37,6 @@ TUNING_FIELDS = {
 }
 
 
-def _param(text: str) -> ParamSpec:
-    from ..tuning.space import parse_param
-
-    return parse_param(text)
-
-
 def add_tuning_options(parser: argparse.ArgumentParser) -> None:
     """The `hyperparameter tuning` option group of `train`."""
     add = parser.add_argument_group(
@@ -52,12 +46,12 @@ def add_tuning_options(parser: argparse.ArgumentParser) -> None:
         "--param",
         action="append",
         default=[],
-        type=_param,
         metavar="NAME=SPACE",
         help="a hyperparameter, repeatable: uniform(a,b), loguniform(a,b), reverselog(a,b), "
         "int(a,b), logint(a,b), discrete(v1,v2,..), choice(a,b,..) "
         "(e.g. --param lr=loguniform(1e-4,1e-1)); trials get it as --lr=VALUE and "
-        "through jupyter_cloudml.params()",
+        "through jupyter_cloudml.params(); with --template, NAME=VALUE sets one of its "
+        "parameters",
     )
     add("--metric", help="the reported metric to optimise (e.g. --metric accuracy)")
     add(
@@ -127,8 +121,20 @@ def add_study_verb_options(verb: str, parser: argparse.ArgumentParser) -> None:
             metavar="N",
             help="page size (e.g. --limit 50)",
         )
+        add(
+            "--offset",
+            type=whole_number,
+            default=0,
+            metavar="N",
+            help="skip the newest N (e.g. --offset 20)",
+        )
     else:
-        add("study", metavar="STUDY", help="study id as printed by train or list")
+        add(
+            "study",
+            metavar="STUDY",
+            help="study id as printed by train or list, or its name: the newest study of that "
+            "name (e.g. gbr-diabetes)",
+        )
     if verb == "trials":
         add(
             "--sort",
@@ -142,6 +148,13 @@ def add_study_verb_options(verb: str, parser: argparse.ArgumentParser) -> None:
 
 def build_tuning_spec(ns: argparse.Namespace, source_dir: str | Path) -> TuningSpec | None:
     """The study a parsed `train` command asks for, or None for a plain job."""
+    if getattr(ns, "template", None) or getattr(ns, "tune", False):
+        from .template_flags import template_tuning
+
+        return template_tuning(ns, source_dir)
+    from ..tuning.space import parse_param
+
+    flagged = [parse_param(text) for text in ns.param]  # refused before any file is read
     given = {flag: getattr(ns, flag) for flag in TUNING_FIELDS if getattr(ns, flag) is not None}
     from_config = _config_tuning(ns, source_dir)
     if not ns.param and not ns.hptuning_config and from_config is None:
@@ -162,7 +175,7 @@ def build_tuning_spec(ns: argparse.Namespace, source_dir: str | Path) -> TuningS
 
         fields = load_hptuning_config(Path(os.path.join(source_dir, ns.hptuning_config)))
     params = {p.name: p for p in fields.get("params", ())}
-    params.update({p.name: p for p in ns.param})
+    params.update({p.name: p for p in flagged})
     fields["params"] = tuple(params.values())
     for flag, value in given.items():
         fields[TUNING_FIELDS[flag]] = value.upper() if flag == "goal" else value

@@ -112,6 +112,9 @@ def build_train_spec(
     paths start from, `user_ns` the notebook's variables (None from the CLI: no --export/--return).
     With `--config`, the file's fields come first and the flags given override them.
     """
+    from .template_flags import check_template_flags
+
+    check_template_flags(ns)
     config = training_config(ns, source_dir)
     file: dict[str, Any] = config.spec if config else {}
     replicas = train_replicas(ns, file.get("replicas"))
@@ -124,13 +127,24 @@ def build_train_spec(
     if not ns.packages and "packages" in file:  # --packages replaces the config's packageUris
         ns.packages = [list(file["packages"])]
         built_given_as = file["packages_given_as"]
-    package, default_name = _package(ns, cell, source_dir, user_ns, built_given_as)
+    template_args: tuple[str, ...] = ()
+    if getattr(ns, "template", None):
+        from .template_flags import template_code
+
+        has_cell = cell is not None and bool(cell.strip())
+        common = _common_package_options(ns, source_dir, built_given_as)
+        package, default_name, template_args, template_labels = template_code(
+            ns, source_dir, user_ns, common, has_cell
+        )
+        file = {**file, "labels": {**file.get("labels", {}), **template_labels}}
+    else:
+        package, default_name = _package(ns, cell, source_dir, user_ns, built_given_as)
     role_resources = _config_role_resources(ns, file.get("role_resources", {}), replicas)
     role_resources.update(train_role_resources(ns, resources))
     return TrainSpec(
         name=ns.name or file.get("name") or slugify(default_name),
         package=package,
-        args=_trainer_args(ns, file.get("args", ()), file.get("job_dir")),
+        args=(*template_args, *_trainer_args(ns, file.get("args", ()), file.get("job_dir"))),
         env=dict(ns.env),
         secrets=train_secrets(ns, source_dir),
         framework=train_framework(ns, from_config=config is not None),
@@ -228,6 +242,32 @@ def read_env_file(path: str) -> dict[str, str]:
     return found
 
 
+def _common_package_options(
+    ns: argparse.Namespace, source_dir: str | Path, built_given_as: str
+) -> dict[str, Any]:
+    """The packaging options every kind of code shares (--include, --pip, --packages, ...)."""
+    # Command-line paths are relative to `source_dir`, where the user is; a script's, a
+    # package's or a template's folder is where packaging starts, so such paths are made
+    # absolute first.
+    moved = bool(ns.script or ns.package_path or getattr(ns, "template", None))
+
+    def here(path: str) -> str:
+        return os.path.abspath(os.path.join(source_dir, path)) if moved else path
+
+    return {
+        "includes": tuple(here(item) for item in ns.include),
+        "excludes": tuple(ns.exclude),
+        "requirements_file": here(ns.requirements) if ns.requirements else None,
+        "pip": tuple(ns.pip),
+        "built_given_as": built_given_as,
+        "built": tuple(
+            path if "://" in path else os.path.join(source_dir, os.path.expanduser(path))
+            for group in ns.packages
+            for path in group
+        ),
+    }
+
+
 def _package(
     ns: argparse.Namespace,
     cell: str | None,
@@ -240,25 +280,7 @@ def _package(
     from .. import packaging
 
     has_cell = cell is not None and bool(cell.strip())
-    # Command-line paths are relative to `source_dir`, where the user is; a script's or a
-    # package's folder is where packaging starts, so such paths are made absolute first.
-    moved = bool(ns.script or ns.package_path)
-
-    def here(path: str) -> str:
-        return os.path.abspath(os.path.join(source_dir, path)) if moved else path
-
-    common: dict[str, Any] = {
-        "includes": tuple(here(item) for item in ns.include),
-        "excludes": tuple(ns.exclude),
-        "requirements_file": here(ns.requirements) if ns.requirements else None,
-        "pip": tuple(ns.pip),
-        "built_given_as": built_given_as,
-        "built": tuple(
-            path if "://" in path else os.path.join(source_dir, os.path.expanduser(path))
-            for group in ns.packages
-            for path in group
-        ),
-    }
+    common = _common_package_options(ns, source_dir, built_given_as)
     if ns.module and not ns.package_path and common["built"] and not (ns.script or has_cell):
         if ns.export or ns.returns:
             raise InvalidSpec("--export and --return work with cell or script code only")
@@ -291,6 +313,7 @@ def _package(
         name = os.path.splitext(os.path.basename(path))[0]
     elif cell is not None and has_cell:
         source, code_dir, name = cell, source_dir, "cell"
+        common["magic"] = True
     else:
         where = "write code in the cell or " if cell is not None else ""
         raise InvalidSpec(

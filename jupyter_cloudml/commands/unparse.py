@@ -1,12 +1,16 @@
-"""Models back into flags: the `train` flags and the cell that reproduce a job ("copy the
-magic")."""
+"""Models back into flags: the `train` flags and the cell that reproduce a job or a study
+("copy the magic")."""
 
 from __future__ import annotations
 
 from ..models import (
+    Algorithm,
+    EarlyStopping,
     Framework,
+    Goal,
     Resources,
     TrainSpec,
+    TuningSpec,
 )
 
 #: Labels the platform sets itself; a reproduced job gets fresh ones.
@@ -80,10 +84,47 @@ def train_flags(spec: TrainSpec) -> list[str]:
 
 def reproduce_magic(spec: TrainSpec, cell: str | None) -> str:
     """A notebook cell that submits this job again: `%%cloudml_train FLAGS` and the code."""
+    return _submission(train_flags(spec), spec, cell)
+
+
+def _submission(flags: list[str], spec: TrainSpec, cell: str | None) -> str:
+    """`%%cloudml_train FLAGS` over `cell`; without a cell, the `%cloudml train` of a package."""
     import shlex
 
-    flags = train_flags(spec)
     if cell is None:
         flags[2:2] = ["--module", spec.package.module, "--package-path", "PATH/TO/PACKAGE"]
         return "%cloudml train " + shlex.join(flags)
     return f"%%cloudml_train {shlex.join(flags)}\n{cell}"
+
+
+def tuning_flags(tuning: TuningSpec) -> list[str]:
+    """The `train` flags that make a job the study `tuning` (defaults left out)."""
+    from ..tuning.space import param_to_text
+
+    flags: list[str] = []
+    for param in tuning.params:
+        flags += ["--param", param_to_text(param)]
+    flags += ["--metric", tuning.metric]
+    defaults = TuningSpec(params=tuning.params, metric=tuning.metric)
+    for flag, value, default in [
+        ("--goal", tuning.goal, Goal.MAXIMIZE),
+        ("--trials", tuning.max_trials, defaults.max_trials),
+        ("--parallel", tuning.parallel_trials, defaults.parallel_trials),
+        ("--max-failed-trials", tuning.max_failed_trials, None),
+        ("--algorithm", tuning.algorithm, Algorithm.TPE),
+        ("--early-stopping", tuning.early_stopping, EarlyStopping.NONE),
+        ("--seed", tuning.seed, None),
+        ("--resume", tuning.resume_from, None),
+    ]:
+        if value != default:
+            text = value.value if isinstance(value, (Goal, Algorithm, EarlyStopping)) else value
+            flags += [flag, str(text).lower() if flag == "--goal" else str(text)]
+    return flags
+
+
+def reproduce_study_magic(template: TrainSpec, tuning: TuningSpec, cell: str | None) -> str:
+    """A notebook cell that starts this study again: the trials' flags, then the tuning's."""
+    flags = train_flags(template)
+    cut = flags.index("--") if "--" in flags else len(flags)
+    flags[cut:cut] = tuning_flags(tuning)
+    return _submission(flags, template, cell)

@@ -18,8 +18,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 
 from ..exceptions import CloudMLError, InvalidSpec
-from ..models import JobInfo, JobStatus, TrainSpec, TuningSpec
-from ..views.jobs import format_metrics, format_outcome, job_dict
+from ..models import JobInfo, JobStatus, StudyInfo, TrainSpec, TuningSpec
+from ..views.jobs import format_fetched, format_metrics, format_outcome, job_dict
 from ..views.studies import format_best_trial
 from ..views.text import dumps
 
@@ -39,8 +39,13 @@ def show_cloudml_error(
 
     IPython ignores the handler's return value where cells run, so it prints the line itself.
     """
-    print(f"{etype.__name__}: {value}", file=sys.stderr)
+    print(f"{etype.__name__}: {notebook_spelling(str(value))}", file=sys.stderr)
     return []
+
+
+def notebook_spelling(message: str) -> str:
+    """A message's commands as a notebook spells them: `cloudml jobs` -> `%cloudml jobs`."""
+    return message.replace("`cloudml ", "`%cloudml ")
 
 
 @contextmanager
@@ -49,7 +54,7 @@ def _usage_errors() -> Iterator[None]:
     try:
         yield
     except InvalidSpec as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(notebook_spelling(str(exc))) from None
 
 
 def _parse(
@@ -71,8 +76,9 @@ def _parse(
 
 
 def help_without_a_body(lines: list[str]) -> list[str]:
-    """`%%cloudml_train --help` alone in a cell shows the help: IPython refuses a cell magic
-    with an empty body before the magic is called, so such a cell becomes the line magic."""
+    """`%%cloudml_train --help` (or `--template NAME ...`, which needs no code) alone in a cell
+    runs: IPython refuses a cell magic with an empty body before the magic is called, so such
+    a cell becomes the line magic."""
     if (
         not lines
         or not lines[0].startswith("%%cloudml_train")
@@ -80,7 +86,7 @@ def help_without_a_body(lines: list[str]) -> list[str]:
     ):
         return lines
     words = lines[0].split()
-    if "--help" not in words and "-h" not in words:
+    if not {"--help", "-h", "--template"} & set(words):
         return lines
     return [lines[0][1:].rstrip("\n") + "\n"]
 
@@ -157,7 +163,12 @@ class CloudMLMagics(Magics):
             self._models(ns)
 
     def _models(self, ns: argparse.Namespace) -> None:
-        from ..commands.runners import run_deploy_dry_run, run_models_command
+        from ..commands.runners import (
+            DEPLOYMENT_VERBS,
+            change_deployment,
+            run_deploy_dry_run,
+            run_models_command,
+        )
 
         with _usage_errors():
             if ns.model_verb == "deploy" and ns.dry_run:
@@ -165,11 +176,14 @@ class CloudMLMagics(Magics):
                 return
             if ns.model_verb == "deploy":
                 self._client_for(ns)  # refuses --backend
-            run_models_command(self.client, ns, sys.stdout)
-        if ns.model_verb in ("deploy", "describe", "update", "rollback") and ns.output == "text":
-            from ..widgets import deployment_widget
+            if ns.model_verb not in DEPLOYMENT_VERBS or ns.output != "text":
+                run_models_command(self.client, ns, sys.stdout)
+                return
+            info = change_deployment(self.client, ns)
+        from ..widgets import deployment_widget
 
-            deployment_widget(self.client, ns.name).show()
+        # one output: the live view, headed by what was done (a deploy's outcome)
+        deployment_widget(self.client, info.name, outcome=info.outcome).show()
 
     @line_magic
     def cloudml_predict(self, line: str) -> None:
@@ -232,12 +246,18 @@ class CloudMLMagics(Magics):
             with _usage_errors():
                 run_study_command(self.client, ns, sys.stdout)
         elif ns.verb == "fetch":
-            self._fetch(ns.job)
+            with _usage_errors():
+                self._fetch(self.client.find(ns.job).id)
         elif ns.verb in ("hub", "local"):  # as in a terminal: manifests, the keeper's unit
             from ..commands.runners import run_hub_command, run_local_command
 
             with _usage_errors():
                 (run_hub_command if ns.verb == "hub" else run_local_command)(ns, sys.stdout)
+        elif ns.verb == "templates":
+            from ..commands.template_flags import run_templates_command
+
+            with _usage_errors():
+                run_templates_command(ns, sys.stdout)
         elif ns.verb == "models":
             self._models(ns)
         elif ns.verb == "predict":
@@ -250,9 +270,9 @@ class CloudMLMagics(Magics):
             with _usage_errors():
                 run_tensorboard_command(self.client, ns, sys.stdout)
         elif ns.verb == "wait":
-            self._wait(ns.job, timeout=ns.timeout, output=ns.output)
+            self._wait(self.client.find(ns.job).id, timeout=ns.timeout, output=ns.output)
         elif ns.verb == "metrics" and ns.output == "text":
-            self._metrics(ns.job)
+            self._metrics(self.client.find(ns.job).id)
         else:
             try:
                 with _usage_errors():
@@ -303,7 +323,7 @@ class CloudMLMagics(Magics):
             print(f"interrupted: cancelled job {job.id}")
             return
         _settle(view)
-        self._finish(final)
+        self._finish(final)  # a template job's view shows its evaluation report as it ends
         if spec.returns:
             self._fetch(job.id)
 
@@ -329,6 +349,18 @@ class CloudMLMagics(Magics):
                 f"study {final.id} {final.status.value}: {final.reason or 'no successful trial'}"
             )
         print(format_best_trial(final, final.best_trial))
+        self._evaluation(final)
+
+    def _evaluation(self, study: StudyInfo) -> None:
+        """A template study's evaluation report (its best trial's), inline."""
+        from IPython.display import HTML, display
+
+        from ..commands.template_flags import evaluation_report
+        from ..views.templates import report_html
+
+        found = evaluation_report(self.client, study)
+        if found is not None:
+            display(HTML(report_html(*found)))
 
     def _metrics(self, job_id: str) -> None:
         """The job's curves as a plot, then the table of last values."""
@@ -381,7 +413,7 @@ class CloudMLMagics(Magics):
     def _fetch(self, job_id: str) -> None:
         values = self.client.fetch(job_id)
         self._user_ns.update(values)
-        print(f"loaded {_names(values)} from job {job_id}")
+        print(format_fetched(job_id, values, self.client.missing_returns(job_id, values)))
 
 
 def _settle(view: JobView | StudyView) -> None:

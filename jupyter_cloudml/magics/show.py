@@ -11,7 +11,7 @@ from ..models import is_study
 def show(
     job_or_study: str | None = None, *, deployment: str | None = None, client: Client | None = None
 ) -> None:
-    """Display a live view: `show("mnist-3f9a1c")` of a job or a study by id,
+    """Display a live view: `show("mnist-3f9a1c")` of a job or a study by id or name,
     `show(deployment="iris")` of a deployment."""
     from ..widgets import deployment_widget, job_widget, study_widget
 
@@ -23,6 +23,6 @@ def show(
         deployment_widget(client, deployment).show()
         return
     assert job_or_study is not None
-    job = client.get(job_or_study)
+    job = client.find(job_or_study, "any")
     view = study_widget(client, job.id) if is_study(job) else job_widget(client, job.id)
     view.show()

@@ -51,6 +51,7 @@ from .kinds import (
     narrow_query,
 )
 from .preview import Preview
+from .quota import QuotaInfo, QuotaItem
 from .service import ServiceInfo
 from .serving import (
     DeploymentInfo,
@@ -60,6 +61,7 @@ from .serving import (
     ServingReplicaInfo,
     ServingReplicaStatus,
     VersionInfo,
+    check_replicas,
     check_traffic,
     check_version,
 )
@@ -113,6 +115,8 @@ __all__ = [
     "ParamSpec",
     "ParamType",
     "Preview",
+    "QuotaInfo",
+    "QuotaItem",
     "ReplicaInfo",
     "ReplicaStatus",
     "Replicas",
@@ -131,6 +135,7 @@ __all__ = [
     "VersionInfo",
     "check_label",
     "check_name",
+    "check_replicas",
     "check_traffic",
     "check_version",
     "from_dict",

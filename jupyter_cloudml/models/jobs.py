@@ -45,7 +45,10 @@ class ReplicaStatus(str, enum.Enum):
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
+    #: Stopped when its job ended without it (e.g. a parameter server once the chief is done).
     STOPPED = "STOPPED"
+    #: Stopped, or never started, because the job was cancelled.
+    CANCELLED = "CANCELLED"
 
 
 class Framework(str, enum.Enum):

@@ -17,6 +17,8 @@ from .jobs import JobInfo, JobQuery
 KIND_LABEL = "cloudml.io/kind"
 STUDY_LABEL = "cloudml.io/study"
 TRIAL_LABEL = "cloudml.io/trial"
+#: The label of a job (or a study's trials) that runs a template: the template's name.
+TEMPLATE_LABEL = "cloudml.io/template"
 
 
 def is_study_driver(labels: Mapping[str, str]) -> bool:

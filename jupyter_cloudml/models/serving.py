@@ -61,6 +61,15 @@ def check_version(version: str) -> str:
     return version
 
 
+def check_replicas(replicas: int) -> int:
+    """A version runs 1..MAX_REPLICAS serving replicas."""
+    if isinstance(replicas, bool) or not isinstance(replicas, int):
+        raise InvalidSpec(f"replicas must be a whole number 1..{MAX_REPLICAS}, got {replicas!r}")
+    if not 1 <= replicas <= MAX_REPLICAS:
+        raise InvalidSpec(f"--replicas must be 1..{MAX_REPLICAS}, got {replicas}")
+    return replicas
+
+
 def check_traffic(traffic: Mapping[str, int]) -> None:
     """A split is version -> percent, each 0..100, summing to 100 (or empty: no change)."""
     for version, share in traffic.items():
@@ -79,27 +88,30 @@ class DeploySpec:
     `model` is a file or folder path, or `job:JOB_ID[/sub/path]` for what a job left in its
     output folder (resolved to a path by `Client.deploy`). `traffic` splits the requests that
     name no version; left empty, a first version gets everything and a new version of a live
-    deployment takes over once its replicas are ready.
+    deployment takes over once its replicas are ready. Without a `version`, a model the
+    deployment serves already is not deployed again and another becomes the next `vN`
+    (`backends.common.redeploy`); `replace` then removes the older versions.
     """
 
     name: str
     model: str
     framework: ModelFramework
-    version: str = "v1"
+    version: str | None = None
     replicas: int = 1
     predictor: str | None = None
     traffic: Mapping[str, int] = dataclasses.field(default_factory=dict)
     resources: Resources = Resources(cpu=0.5)  # noqa: RUF009 - frozen, so sharing it is safe
     port: int | None = None
+    replace: bool = False
 
     def __post_init__(self) -> None:
         check_name(self.name, "deployment name")
-        check_version(self.version)
+        if self.version is not None:
+            check_version(self.version)
         object.__setattr__(self, "framework", ModelFramework(self.framework))
         if not self.model:
             raise InvalidSpec("give the model to serve: --model PATH or --model job:JOB_ID")
-        if not 1 <= self.replicas <= MAX_REPLICAS:
-            raise InvalidSpec(f"--replicas must be 1..{MAX_REPLICAS}, got {self.replicas}")
+        check_replicas(self.replicas)
         custom = self.framework is ModelFramework.CUSTOM
         if custom and not self.predictor:
             raise InvalidSpec(
@@ -113,12 +125,19 @@ class DeploySpec:
                     f"--predictor {self.predictor!r}: give MODULE:CLASS with --framework custom"
                 )
         check_traffic(self.traffic)
+        if self.traffic and self.version is None:
+            raise InvalidSpec("--traffic needs --version: the new version it gives a share")
         if self.traffic and self.version not in self.traffic:
             raise InvalidSpec(
                 f"the traffic split names no share for the new version {self.version}"
             )
         if self.port is not None and not 1 <= self.port <= 65535:
             raise InvalidSpec(f"--port must be 1..65535, got {self.port}")
+
+    @property
+    def target_version(self) -> str:
+        """The version this spec creates: `version`, else v1 (until a backend picks the next)."""
+        return self.version or "v1"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +160,8 @@ class VersionInfo:
     traffic: int
     replicas: tuple[ServingReplicaInfo, ...] = ()
     predictor: str | None = None
+    #: What makes two deploys identical (`backends.common.redeploy.fingerprint`); "" if unknown.
+    fingerprint: str = ""
 
     @property
     def ready(self) -> int:
@@ -150,7 +171,8 @@ class VersionInfo:
 @dataclasses.dataclass(frozen=True)
 class DeploymentInfo:
     """What the backend reports of a deployment; `url` is the endpoint's base URL, `grpc_url`
-    its Open Inference Protocol gRPC address (`host:port`; None where it has none)."""
+    its Open Inference Protocol gRPC address (`host:port`; None where it has none). `outcome`,
+    from a deploy only, says what it did (e.g. `iris v1 already serves this model ...`)."""
 
     name: str
     status: DeploymentStatus
@@ -158,4 +180,5 @@ class DeploymentInfo:
     versions: tuple[VersionInfo, ...] = ()
     reason: str = ""
     created: float = 0.0
+    outcome: str = ""
     grpc_url: str | None = None

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._cell_main import CELL_FILE, EXPORTS_FILE, META_FILE, RETURNS_FILE
+from .._cell_main import CELL_FILE, EXPORTS_FILE, MAGIC_LINE, META_FILE, RETURNS_FILE
 from ..exceptions import PackagingError
 from ..models import CodePackage
 from .archive import PackagedFile, build_archive, check_member, human_size, read_members
@@ -82,12 +82,16 @@ def package_cell(
     returns: Sequence[str] = (),
     built: Sequence[str] = (),
     built_given_as: str = "--packages",
+    magic: bool = False,
 ) -> CodePackage:
     """Package a cell with the local modules it imports from ``source_dir`` (the notebook's folder).
 
     ``exports`` are notebook variables shipped by value; ``returns`` are the variables the job
-    hands back (``returns.pkl``). Raises PackagingError for anything that could not run.
+    hands back (``returns.pkl``). ``magic``: the cell is the body of ``%%cloudml_train``, so
+    its file starts with ``MAGIC_LINE`` and syntax errors and tracebacks give the lines the
+    notebook shows. Raises PackagingError for anything that could not run.
     """
+    cell = MAGIC_LINE + cell if magic else cell
     tree = parse_cell(cell)
     check_variable_names("--export", exports or {})
     check_variable_names("--return", returns)
@@ -189,10 +193,16 @@ def describe_package(pkg: CodePackage) -> str:
 
 def read_cell(archive: bytes) -> str | None:
     """The notebook cell a cell package runs; None for a script or package job."""
+    data = read_member(archive, CELL_FILE)
+    return None if data is None else data.decode("utf-8", errors="replace").removeprefix(MAGIC_LINE)
+
+
+def read_member(archive: bytes, name: str) -> bytes | None:
+    """One file of a package; None when it has none of that name."""
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as tar:
-            member = tar.extractfile(CELL_FILE)
-            return None if member is None else member.read().decode("utf-8", errors="replace")
+            member = tar.extractfile(name)
+            return None if member is None else member.read()
     except KeyError:
         return None
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:

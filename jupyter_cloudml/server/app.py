@@ -49,10 +49,12 @@ class CloudMLServerApp(ExtensionApp):
             self._new_client()
 
     def initialize_handlers(self) -> None:
+        from .deployments import DEPLOYMENT_HANDLERS
         from .handlers import HANDLERS
         from .tensorboard_proxy import ROUTE, TensorBoardProxyHandler
 
         self.handlers.extend(HANDLERS)
+        self.handlers.extend(DEPLOYMENT_HANDLERS)
         self.handlers.append((ROUTE, TensorBoardProxyHandler))
 
     @property

@@ -18,9 +18,8 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .. import exceptions
-from ..commands.unparse import reproduce_magic
+from ..commands.unparse import reproduce_magic, reproduce_study_magic
 from ..models import (
-    DeploymentInfo,
     JobInfo,
     JobQuery,
     JobStatus,
@@ -29,7 +28,6 @@ from ..models import (
     narrow_query,
     to_dict,
 )
-from ..views.deployments import deployment_dict
 from ..views.jobs import job_dict
 from ..views.studies import study_dict
 from ..views.tensorboards import proxy_path
@@ -194,6 +192,12 @@ class CapabilitiesHandler(CloudMLHandler):
         self.reply({**to_dict(caps), "studies": True})
 
 
+class QuotaHandler(CloudMLHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        self.reply(to_dict(await self.client_call("quota")))
+
+
 class JobsHandler(CloudMLHandler):
     @web.authenticated
     async def get(self) -> None:
@@ -315,7 +319,18 @@ class StudiesHandler(CloudMLHandler):
 class StudyHandler(CloudMLHandler):
     @web.authenticated
     async def get(self, study_id: str) -> None:
-        self.reply(study_dict(await self.client_call("get_study", study_id)))
+        def detail() -> dict[str, Any]:
+            client = self.app.client
+            study = client.get_study(study_id)
+            data = study_dict(study)
+            try:
+                template, cell = client.trial_template(study.id)
+                data["magic"] = reproduce_study_magic(template, study.tuning, cell)
+            except (exceptions.NotFound, exceptions.InvalidSpec):
+                data["magic"] = ""  # the code package is gone or unreadable
+            return data
+
+        self.reply(await self.call(detail))
 
     @web.authenticated
     async def delete(self, study_id: str) -> None:
@@ -327,45 +342,6 @@ class StudyCancelHandler(CloudMLHandler):
     @web.authenticated
     async def post(self, study_id: str) -> None:
         self.reply(study_dict(await self.client_call("cancel_study", study_id)))
-
-
-def deployment_json(info: DeploymentInfo) -> dict[str, Any]:
-    """A deployment as the API shows it, with its replicas counted over every version."""
-    data = deployment_dict(info)
-    data["replicas"] = {
-        "ready": sum(v.ready for v in info.versions),
-        "total": sum(len(v.replicas) for v in info.versions),
-    }
-    return data
-
-
-class DeploymentsHandler(CloudMLHandler):
-    @web.authenticated
-    async def get(self) -> None:
-        found = await self.client_call("deployments")
-        self.reply({"deployments": [deployment_json(d) for d in found]})
-
-
-class DeploymentHandler(CloudMLHandler):
-    @web.authenticated
-    async def get(self, name: str) -> None:
-        self.reply(deployment_json(await self.client_call("get_deployment", name)))
-
-
-class PredictHandler(CloudMLHandler):
-    """Predictions through the Jupyter server (the browser may not reach the endpoint)."""
-
-    @web.authenticated
-    async def post(self, name: str) -> None:
-        body = self.json_body()
-        instances = body.get("instances")
-        if not isinstance(instances, list) or not instances:
-            raise exceptions.InvalidSpec('give the rows as {"instances": [[...], ...]}')
-        version = body.get("version")
-        if version is not None and not isinstance(version, str):
-            raise exceptions.InvalidSpec("version must be a string")
-        predictions = await self.client_call("predict", name, instances, version=version)
-        self.reply({"predictions": predictions})
 
 
 class TensorBoardsHandler(CloudMLHandler):
@@ -401,6 +377,7 @@ def _route(path: str) -> str:
 
 HANDLERS: list[tuple[str, type[CloudMLHandler]]] = [
     (_route("/capabilities"), CapabilitiesHandler),
+    (_route("/quota"), QuotaHandler),
     (_route("/jobs"), JobsHandler),
     (_route("/jobs/{job}"), JobHandler),
     (_route("/jobs/{job}/cancel"), JobCancelHandler),
@@ -410,9 +387,6 @@ HANDLERS: list[tuple[str, type[CloudMLHandler]]] = [
     (_route("/studies"), StudiesHandler),
     (_route("/studies/{study}"), StudyHandler),
     (_route("/studies/{study}/cancel"), StudyCancelHandler),
-    (_route("/deployments"), DeploymentsHandler),
-    (_route("/deployments/{deployment}"), DeploymentHandler),
-    (_route("/deployments/{deployment}/predict"), PredictHandler),
     (_route("/tensorboards"), TensorBoardsHandler),
     (_route("/tensorboards/{tb}"), TensorBoardHandler),
 ]

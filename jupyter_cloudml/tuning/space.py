@@ -73,6 +73,11 @@ def parse_param(text: str) -> ParamSpec:
         raise InvalidSpec(f"{where}: {error}") from None
 
 
+def looks_like_space(text: str) -> bool:
+    """Whether a `--param` value is a search space (`KIND(ARGS)`), not a plain value."""
+    return _SPACE_RE.fullmatch(text.strip()) is not None
+
+
 def param_to_text(p: ParamSpec) -> str:
     """The `--param` text that `parse_param` turns back into `p`."""
     if p.type in (ParamType.DOUBLE, ParamType.INTEGER):

@@ -70,6 +70,16 @@ def driver_spec(trial: TrainSpec, tuning: TuningSpec) -> TrainSpec:
     )
 
 
+def trial_template(backend: Backend, study_id: str) -> TrainSpec:
+    """The TrainSpec every trial of the study runs (before its parameters are added)."""
+    from ..packaging import read_member
+
+    raw = read_member(backend.read_code(study_id), TRIAL_SPEC_FILE)
+    if raw is None:
+        raise NotFound(f"study {study_id} has no trial template (is it a study?)")
+    return from_dict(TrainSpec, json.loads(raw))
+
+
 def trial_job_ids(backend: Backend, study_id: str) -> list[str]:
     """The jobs of every trial the study has started so far."""
     page = backend.list(JobQuery(labels={STUDY_LABEL: study_id}, limit=10_000))

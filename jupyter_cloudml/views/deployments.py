@@ -32,7 +32,8 @@ def format_deployment_table(deployments: Sequence[DeploymentInfo]) -> str:
         )
         for d in deployments
     ]
-    return format_table(("NAME", "STATUS", "TRAFFIC", "REPLICAS", "ENDPOINT"), rows)
+    headers = ("NAME", "STATUS", "TRAFFIC", "REPLICAS", "ENDPOINT")
+    return format_table(headers, rows, cut={"TRAFFIC": 12, "REPLICAS": 12})
 
 
 def curl_snippet(info: DeploymentInfo, example: str = "[[1.0, 2.0]]") -> str:
@@ -60,7 +61,8 @@ def grpc_lines(info: DeploymentInfo) -> list[str]:
 
 def format_deployment(info: DeploymentInfo) -> str:
     """Everything about one deployment, as `models describe` shows it."""
-    lines = [
+    lines = [info.outcome] if info.outcome else []
+    lines += [
         f"{info.name}: {info.status.value}" + (f" ({info.reason})" if info.reason else ""),
         f"endpoint:  {info.url}",
         f"  v1 (KServe):  POST {info.url}/v1/models/{info.name}:predict",
@@ -101,12 +103,13 @@ def format_deploy_dry_run(spec: DeploySpec, output: str = "text") -> str:
     traffic = (
         ", ".join(f"{v}={p}%" for v, p in spec.traffic.items())
         if spec.traffic
-        else f"{spec.version} takes all once ready"
+        else f"{spec.version or 'the new version'} takes all once ready"
     )
     predictor = f" ({spec.predictor})" if spec.predictor else ""
     return "\n".join(
         [
-            f"{spec.name} {spec.version}: {spec.framework.value}{predictor} model {spec.model}",
+            f"{spec.name} {spec.version or '(next version)'}: {spec.framework.value}{predictor} "
+            f"model {spec.model}",
             f"replicas:  {spec.replicas} ({resources} each)",
             f"traffic:   {traffic}",
             "(dry run: nothing deployed)",

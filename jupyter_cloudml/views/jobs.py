@@ -23,8 +23,10 @@ from ..models import (
 )
 from .text import (
     NONE,
+    STATUS_CUT,
     format_duration,
     format_fields,
+    format_more,
     format_number,
     format_pairs,
     format_status,
@@ -86,22 +88,26 @@ def format_outcome(job: JobInfo) -> str:
     return line
 
 
-def format_job_table(page: JobPage, now: float | None = None) -> str:
-    """A listing: ID, NAME, STATUS, AGE, ELAPSED, REPLICAS, then `N of TOTAL jobs`."""
+def format_job_table(
+    page: JobPage, now: float | None = None, offset: int = 0, command: str = "cloudml jobs"
+) -> str:
+    """A listing: ID, NAME, STATUS (with its reason), AGE, ELAPSED, REPLICAS, in 100 columns,
+    then `N of TOTAL jobs` and, when some are left out, the `command` that shows the rest."""
     now = time.time() if now is None else now
     rows = [
         (
             job.id,
             job.name,
-            job.status.value,
+            format_status(job),
             format_duration(now - job.created),
             format_duration(job.elapsed),
             format_replicas(job),
         )
         for job in page.jobs
     ]
-    table = format_table(("ID", "NAME", "STATUS", "AGE", "ELAPSED", "REPLICAS"), rows)
-    return f"{table}\n{len(page.jobs)} of {page.total} jobs"
+    headers = ("ID", "NAME", "STATUS", "AGE", "ELAPSED", "REPLICAS")
+    table = format_table(headers, rows, cut={"NAME": 9, "STATUS": STATUS_CUT, "REPLICAS": 9})
+    return f"{table}\n{format_more(len(page.jobs), page.total, offset, command, 'jobs')}"
 
 
 def _resources(res: Resources) -> str:
@@ -220,3 +226,12 @@ def job_list_dict(page: JobPage) -> dict[str, Any]:
 def log_line_json(line: LogLine) -> str:
     """One log line as a compact JSON object (one per output line: JSON Lines)."""
     return json.dumps(to_dict(line))
+
+
+def format_fetched(job_id: str, values: Mapping[str, Any], missing: Sequence[str]) -> str:
+    """What `fetch` loaded, and the `--return` names the cell never defined."""
+    loaded = f"loaded {', '.join(values)}" if values else "loaded nothing"
+    text = f"{loaded} from job {job_id}"
+    if missing:
+        text += f"; the cell defined no {', '.join(missing)} (--return)"
+    return text

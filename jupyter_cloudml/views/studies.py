@@ -20,8 +20,10 @@ from ..models import (
 )
 from .text import (
     NONE,
+    STATUS_CUT,
     format_duration,
     format_fields,
+    format_more,
     format_number,
     format_status,
     format_table,
@@ -81,16 +83,15 @@ def format_objective(study: StudyInfo) -> str:
 
 
 def format_trial_counts(study: StudyInfo) -> str:
-    """Progress of a study: `12/30 done · 4 running · 3 pruned · 1 failed` (+ cancelled if any)."""
-    parts = [
-        f"{trials_done(study)}/{study.tuning.max_trials} done",
-        f"{study.count(TrialStatus.RUNNING)} running",
-        f"{study.count(TrialStatus.PRUNED)} pruned",
-        f"{study.count(TrialStatus.FAILED)} failed",
-    ]
-    if cancelled := study.count(TrialStatus.CANCELLED):
-        parts.append(f"{cancelled} cancelled")
-    return " · ".join(parts)
+    """Progress of a study: `6/8 done: 4 succeeded, 2 cancelled · 2 running` (the ended
+    trials by how they ended, the words of their status, only those that occur)."""
+    ended = (TrialStatus.SUCCEEDED, TrialStatus.PRUNED, TrialStatus.FAILED, TrialStatus.CANCELLED)
+    counts = [f"{n} {s.value.lower()}" for s in ended if (n := study.count(s))]
+    text = f"{trials_done(study)}/{study.tuning.max_trials} done"
+    text += f": {', '.join(counts)}" if counts else ""
+    if running := study.count(TrialStatus.RUNNING):
+        text += f" · {running} running"
+    return text
 
 
 def param_names(study: StudyInfo) -> list[str]:
@@ -148,8 +149,15 @@ def format_best_trial(study: StudyInfo, trial: TrialInfo) -> str:
     return "\n".join(lines)
 
 
-def format_study_table(studies: Sequence[StudyInfo], now: float | None = None) -> str:
-    """`studies list`: one row per study, newest first."""
+def format_study_table(
+    studies: Sequence[StudyInfo],
+    now: float | None = None,
+    total: int | None = None,
+    offset: int = 0,
+    command: str = "cloudml studies",
+) -> str:
+    """`studies list`: one row per study, newest first, in 100 columns; with `total`, then
+    `N of TOTAL studies` and the `command` that shows the rest."""
     now = time.time() if now is None else now
     rows = [
         (
@@ -162,11 +170,15 @@ def format_study_table(studies: Sequence[StudyInfo], now: float | None = None) -
         )
         for s in studies
     ]
-    return (
-        format_table(("ID", "NAME", "STATUS", "TRIALS", "BEST", "AGE"), rows)
-        if rows
-        else "no studies"
+    if not rows and not offset:
+        return "no studies"
+    headers = ("ID", "NAME", "STATUS", "TRIALS", "BEST", "AGE")
+    table = format_table(
+        headers, rows, cut={"NAME": 9, "BEST": 12, "TRIALS": 12, "STATUS": STATUS_CUT}
     )
+    if total is None:
+        return table
+    return f"{table}\n{format_more(len(rows), total, offset, command, 'studies')}"
 
 
 def study_elapsed(study: StudyInfo, now: float | None = None) -> float | None:

@@ -65,4 +65,4 @@ def format_tensorboards(boards: Sequence[TensorBoardInfo]) -> str:
     if not boards:
         return "no TensorBoard is running"
     rows = [(b.id, b.url, format_time(b.started), ", ".join(b.jobs)) for b in boards]
-    return format_table(("ID", "URL", "STARTED", "JOBS"), rows)
+    return format_table(("ID", "URL", "STARTED", "JOBS"), rows, cut={"JOBS": 12})

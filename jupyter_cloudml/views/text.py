@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..models import (
@@ -41,15 +41,49 @@ def format_time(timestamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
 
 
-def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """Columns aligned by two spaces, like `kubectl get`."""
+#: Columns a CLI table fits in; longer cells of the columns that may be cut end in `...`.
+TABLE_WIDTH = 100
+ELLIPSIS = "..."
+#: The narrowest a status column gets: its word (SUCCEEDED, CANCELLED) and a cut reason.
+STATUS_CUT = 12
+
+
+def format_table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    cut: Mapping[str, int] | None = None,
+    width: int = TABLE_WIDTH,
+) -> str:
+    """Columns aligned by two spaces, like `kubectl get`; a table wider than `width` narrows
+    the columns in `cut` (header -> the narrowest it may get), in that order, and their long
+    cells end in `...` (the full text is in `describe` and `--output json`)."""
     cells = [list(headers), *([str(cell) for cell in row] for row in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for name, narrowest in (cut or {}).items():
+        column = headers.index(name)
+        excess = sum(widths) + 2 * (len(widths) - 1) - width
+        if excess <= 0:
+            break
+        least = min(max(narrowest, len(name)), widths[column])
+        widths[column] = max(widths[column] - excess, least)
     lines = (
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        "  ".join(_fit(cell, w).ljust(w) for cell, w in zip(row, widths, strict=True))
         for row in cells
     )
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _fit(cell: str, width: int) -> str:
+    return cell if len(cell) <= width else cell[: width - len(ELLIPSIS)] + ELLIPSIS
+
+
+def format_more(shown: int, total: int, offset: int, command: str, noun: str) -> str:
+    """The footer of a listing: `20 of 23 jobs`, and when some are left out how to see them,
+    e.g. `` (the rest: `cloudml jobs --offset 20`, or all: `--limit 23`)``."""
+    text = f"{shown} of {total} {noun}"
+    if offset + shown < total:
+        text += f" (the rest: `{command} --offset {offset + shown}`, or all: `--limit {total}`)"
+    return text
 
 
 def format_status(job: JobInfo | StudyInfo) -> str:

@@ -159,13 +159,21 @@ class DeploymentView(SavedCopy, ipywidgets.VBox):
     """One deployment: status, endpoint, versions and replicas, snippets, and a "try it" box;
     fed by `update` (usually from a `DeploymentWatcher`).
 
-    Children: `HTML` widgets `header`, `endpoint`, `error`, `versions`, `snippets`, then the
-    try-it box: `rows` (Textarea of JSON rows), `predict_button`, `predictions` (HTML: the
-    answer, or the error in red). `predict(rows) -> predictions` is what the button calls, in a
-    thread of its own so the kernel stays free; without it the box is hidden.
+    Children: `HTML` widgets `outcome` (what the command did), `header`, `endpoint`, `error`,
+    `versions`, `snippets`, then the try-it box: `rows` (Textarea of JSON rows),
+    `predict_button`, `predictions` (HTML: the answer, or the error in red).
+    `predict(rows) -> predictions` is what the button calls, in a thread of its own so the
+    kernel stays free; without it the box is hidden.
     """
 
-    def __init__(self, predict: Callable[[Any], list[Any]] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        predict: Callable[[Any], list[Any]] | None = None,
+        outcome: str = "",
+        **kwargs: Any,
+    ) -> None:
+        #: What the command that showed the view did (a deploy's "v2 deployed ..."), if any.
+        self.outcome = ipywidgets.HTML(f"<b>{html.escape(outcome)}</b>" if outcome else "")
         self.header = ipywidgets.HTML()
         self.endpoint = ipywidgets.HTML()
         self.error = ipywidgets.HTML()
@@ -199,6 +207,7 @@ class DeploymentView(SavedCopy, ipywidgets.VBox):
         self.predict_button.on_click(lambda _button: self.run_predict())
         super().__init__(
             children=[
+                self.outcome,
                 self.header,
                 self.endpoint,
                 self.error,
@@ -387,16 +396,17 @@ class DeploymentWatcher(Watcher[DeploymentPoll]):
 
 
 def deployment_widget(
-    client: DeploymentSource, name: str, *, interval: float = REFRESH_SECONDS
+    client: DeploymentSource, name: str, *, interval: float = REFRESH_SECONDS, outcome: str = ""
 ) -> DeploymentView:
     """A `DeploymentView` of `name`, filled once right away, then refreshed every `interval`
     seconds by a `DeploymentWatcher` while the deployment runs; its button calls
-    `client.predict(name, rows)` (the version the endpoint's traffic split picks)."""
+    `client.predict(name, rows)` (the version the endpoint's traffic split picks). `outcome`
+    heads it: what the command that shows it did."""
 
     def predict(rows: Any) -> list[Any]:
         return client.predict(name, rows, version=None)
 
-    view = DeploymentView(predict=predict)
+    view = DeploymentView(predict=predict, outcome=outcome)
     view.watcher = DeploymentWatcher(client, name, view, interval=interval)
     view.watcher.follow()
     return view

@@ -243,6 +243,7 @@ class JobWatcher(Watcher[JobInfo]):
         self.view = view
         self.cursor = LogCursor()
         self.metrics = MetricsReader(client)
+        self.reported = False  # a template job's evaluation report is shown once
 
     def poll(self) -> JobInfo:
         """Fetch the job, then its new lines (a full drain once it is terminal) and scalars."""
@@ -257,9 +258,22 @@ class JobWatcher(Watcher[JobInfo]):
             self.view.update_metrics(update)
         if job.status.terminal:
             self.view.flush_metrics()
+            if not self.reported:
+                self.reported = True
+                self.view.children += tuple(evaluation_widgets(self.client, job))
         self.view.show_metrics_error(self.metrics.error)
         self.view.keep()
         return job
+
+
+def evaluation_widgets(client: Any, job: JobInfo) -> list[Any]:
+    """A finished template job's evaluation report (views/templates.py), if it has one."""
+    import ipywidgets
+
+    from ..commands.template_flags import evaluation_html
+
+    html = evaluation_html(client, job)
+    return [] if html is None else [ipywidgets.HTML(html)]
 
 
 def job_widget(client: JobSource, job_id: str, *, interval: float = 0.5) -> JobView:

@@ -8,6 +8,7 @@ import { ServerConnection } from '@jupyterlab/services';
 import type {
   ApiErrorCode,
   Capabilities,
+  DeployRequest,
   Deployment,
   ICloudMLApi,
   Job,
@@ -18,6 +19,7 @@ import type {
   LogQuery,
   LogStreamOptions,
   MetricsUpdate,
+  Quota,
   Study,
   StudyPage,
   StudyQuery,
@@ -153,6 +155,11 @@ async function requestNothing(url: string, init: RequestInit): Promise<void> {
 /** What the configured backend offers. */
 export function getCapabilities(): Promise<Capabilities> {
   return requestJson(apiUrl(['capabilities']));
+}
+
+/** What this user may use and uses now. */
+export function getQuota(): Promise<Quota> {
+  return requestJson(apiUrl(['quota']));
 }
 
 /** One page of jobs, newest first. */
@@ -337,6 +344,45 @@ export function getDeployment(name: string): Promise<Deployment> {
   return requestJson(apiUrl(['deployments', name]));
 }
 
+const JSON_HEADERS = { 'Content-Type': 'application/json' };
+
+/** Serve a model as a version of a deployment; resolves once its replicas are ready. */
+export function deploy(request: DeployRequest): Promise<Deployment> {
+  return requestJson(apiUrl(['deployments']), {
+    method: 'POST',
+    body: JSON.stringify(request),
+    headers: JSON_HEADERS
+  });
+}
+
+/** Remove a deployment, or only `version` of it. */
+export function undeploy(name: string, version?: string): Promise<void> {
+  return requestNothing(apiUrl(['deployments', name], { version }), { method: 'DELETE' });
+}
+
+/** Split the unversioned requests between versions. */
+export function setTraffic(name: string, traffic: Record<string, number>): Promise<Deployment> {
+  return requestJson(apiUrl(['deployments', name, 'traffic']), {
+    method: 'PUT',
+    body: JSON.stringify({ traffic }),
+    headers: JSON_HEADERS
+  });
+}
+
+/** Send every request back to the previous version. */
+export function rollback(name: string): Promise<Deployment> {
+  return requestJson(apiUrl(['deployments', name, 'rollback']), { method: 'POST' });
+}
+
+/** Serve `version` with `replicas` replicas. */
+export function scale(name: string, version: string, replicas: number): Promise<Deployment> {
+  return requestJson(apiUrl(['deployments', name, 'scale']), {
+    method: 'POST',
+    body: JSON.stringify({ version, replicas }),
+    headers: JSON_HEADERS
+  });
+}
+
 /**
  * The predictions of a deployment for `instances`, through the Jupyter server (the browser
  * may not reach the endpoint); `version` picks one version instead of the traffic split.
@@ -383,6 +429,7 @@ export function stopTensorBoard(id: string): Promise<void> {
 /** This module as the interface models take. */
 export const cloudmlApi: ICloudMLApi = {
   getCapabilities,
+  getQuota,
   listJobs,
   getJob,
   cancelJob,
@@ -396,6 +443,11 @@ export const cloudmlApi: ICloudMLApi = {
   deleteStudy,
   listDeployments,
   getDeployment,
+  deploy,
+  undeploy,
+  setTraffic,
+  rollback,
+  scale,
   predict,
   listTensorBoards,
   startTensorBoard,

@@ -1,19 +1,22 @@
 /**
  * The CloudML JupyterLab extension: a sidebar with jobs, studies and deployments, detail
- * panels for jobs, studies and deployments, TensorBoard panels, and the commands that open
- * them.
+ * panels for jobs, studies and deployments, TensorBoard panels, the commands that open them,
+ * and a notification for each job or study that ends while a notebook is open.
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import {
   ICommandPalette,
   InputDialog,
   MainAreaWidget,
+  Notification,
   WidgetTracker,
   showErrorMessage
 } from '@jupyterlab/apputils';
+import { INotebookTracker } from '@jupyterlab/notebook';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
 import { cloudmlApi, setServerSettings } from './api';
+import { CompletionWatcher, IEnded, endedMessage } from './completion';
 import { savedViewsPlugin } from './savedviews';
 import { cloudIcon } from './icons';
 import { ICloudMLApi } from './tokens';
@@ -47,10 +50,52 @@ function stringArg(args: ReadonlyPartialJSONObject, name: string): string | null
   return typeof value === 'string' && value ? value : null;
 }
 
+/** How long a notification that a job or study succeeded stays up, in ms (others stay). */
+const SUCCESS_NOTICE_MS = 10000;
+
+/**
+ * Tell in a notification each job or study that ends while a notebook is open: what the sidebar
+ * saw active and then ended (see `CompletionWatcher`), with a button that opens its panel.
+ */
+function watchCompletions(
+  app: JupyterFrontEnd,
+  api: ICloudMLApi,
+  notebooks: INotebookTracker | null
+): void {
+  const watcher = new CompletionWatcher({ api, interval: 3000 });
+  watcher.ended.connect((_, ended: IEnded) => {
+    const { message, type } = endedMessage(ended);
+    const command = ended.kind === 'job' ? CommandIDs.openJob : CommandIDs.openStudy;
+    Notification.emit(message, type, {
+      autoClose: type === 'success' ? SUCCESS_NOTICE_MS : false,
+      actions: [
+        {
+          label: `Open ${ended.kind}`,
+          caption: `Open the panel of ${ended.kind} ${ended.name}`,
+          callback: () => void app.commands.execute(command, { id: ended.id })
+        }
+      ]
+    });
+  });
+  const sync = (): void => {
+    if (!notebooks || notebooks.size > 0) {
+      watcher.resume();
+    } else {
+      watcher.pause();
+    }
+  };
+  notebooks?.widgetAdded.connect(sync);
+  notebooks?.currentChanged.connect(sync);
+  watcher.pause();
+  watcher.start();
+  sync();
+}
+
 function activate(
   app: JupyterFrontEnd,
   palette: ICommandPalette | null,
-  restorer: ILayoutRestorer | null
+  restorer: ILayoutRestorer | null,
+  notebooks: INotebookTracker | null
 ): void {
   const { commands, shell } = app;
   setServerSettings(app.serviceManager.serverSettings);
@@ -95,7 +140,11 @@ function activate(
     api,
     openTensorBoard,
     onDeleted: () => void sidebar.refresh(),
-    openJob: id => void commands.execute(CommandIDs.openJob, { id })
+    openJob: id => void commands.execute(CommandIDs.openJob, { id }),
+    openDeployment: name => {
+      void sidebar.refresh();
+      void commands.execute(CommandIDs.openDeployment, { name });
+    }
   };
 
   /** Activate the panel with this id if it is open. */
@@ -186,6 +235,8 @@ function activate(
     }
   });
 
+  watchCompletions(app, api, notebooks);
+
   commands.addCommand(CommandIDs.refresh, {
     label: 'Refresh CloudML Jobs',
     caption: 'Refresh the jobs, studies and deployments lists',
@@ -222,7 +273,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-cloudml:plugin',
   description: 'CloudML jobs, studies, logs, metrics and TensorBoard in JupyterLab.',
   autoStart: true,
-  optional: [ICommandPalette, ILayoutRestorer],
+  optional: [ICommandPalette, ILayoutRestorer, INotebookTracker],
   activate
 };
 

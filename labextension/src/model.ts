@@ -1,9 +1,8 @@
 /**
  * State of the CloudML views without any DOM: lists that poll, a job's detail with its
- * metrics and live logs, a study's detail, a deployment's detail with its try-it box. Errors
+ * metrics and live logs, a study's detail (a deployment's is in `deploymentmodel.ts`). Errors
  * become an `error` message, never a throw, so that a view always has something to show.
  */
-import { EXAMPLE_INSTANCES } from './endpoint';
 import { ILogEntry, LogBuffer } from './logbuffer';
 import { IPollingOptions, PollingModel, errorMessage } from './polling';
 import {
@@ -478,94 +477,6 @@ export class StudyDetailModel extends DetailModel<Study> {
   protected fetch(): Promise<Study> {
     return this.api.getStudy(this.studyId);
   }
-}
-
-/**
- * One deployment, polled until it is STOPPED, and its try-it box: the rows typed (JSON), the
- * version asked for, and the last predictions or why there are none.
- */
-export class DeploymentDetailModel extends DetailModel<Deployment> {
-  constructor(options: IPollingOptions & { name: string }) {
-    super({ ...options, id: options.name });
-  }
-
-  /** The rows to predict, as typed (a JSON list). */
-  input = EXAMPLE_INSTANCES;
-  /** The version to ask; null for the traffic split. */
-  version: string | null = null;
-  /** The last predictions; null before the first or after an error. */
-  predictions: unknown[] | null = null;
-  /** Why the last prediction failed, for people. */
-  predictError: string | null = null;
-  /** Whether a prediction is on its way. */
-  predicting = false;
-
-  /** The name of the deployment (the model's `id`). */
-  get name(): string {
-    return this.id;
-  }
-
-  /** The deployment as last fetched; null until the first answer. */
-  get deployment(): Deployment | null {
-    return this.current;
-  }
-
-  setInput(input: string): void {
-    this.input = input;
-    this.emitChanged();
-  }
-
-  setVersion(version: string | null): void {
-    this.version = version || null;
-    this.emitChanged();
-  }
-
-  /** Ask the deployment for the predictions of `input`; a failure becomes `predictError`. */
-  async predict(): Promise<void> {
-    const seq = ++this._predictSeq;
-    let instances: unknown;
-    try {
-      instances = JSON.parse(this.input);
-    } catch (error) {
-      this._showPrediction(null, `The rows are not JSON: ${errorMessage(error)}`);
-      return;
-    }
-    if (!Array.isArray(instances) || !instances.length) {
-      this._showPrediction(null, `Give the rows as a JSON list, e.g. ${EXAMPLE_INSTANCES}`);
-      return;
-    }
-    this.predicting = true;
-    this.predictError = null;
-    this.emitChanged();
-    let predictions: unknown[] | null = null;
-    let failure: string | null = null;
-    try {
-      predictions = await this.api.predict(this.name, instances, this.version ?? undefined);
-    } catch (error) {
-      failure = errorMessage(error);
-    }
-    if (seq === this._predictSeq && !this.isDisposed) {
-      this._showPrediction(predictions, failure);
-    }
-  }
-
-  protected fetch(): Promise<Deployment> {
-    return this.api.getDeployment(this.name);
-  }
-
-  /** A deployment may recover from FAILED or DEGRADED; only STOPPED is for good. */
-  protected isFinal(deployment: Deployment): boolean {
-    return deployment.status === 'STOPPED';
-  }
-
-  private _showPrediction(predictions: unknown[] | null, error: string | null): void {
-    this.predicting = false;
-    this.predictions = predictions;
-    this.predictError = error;
-    this.emitChanged();
-  }
-
-  private _predictSeq = 0;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -1,6 +1,9 @@
-/** Figures derived from jobs and studies for display: progress and the objective curve. */
-import type { IPoint } from './chart';
-import type { Job, Study } from './tokens';
+/**
+ * Figures derived from jobs and studies for display: progress, the objective curve, a trial's
+ * parameters as text.
+ */
+import { IPoint, formatNumber } from './chart';
+import type { Job, Study, Trial } from './tokens';
 
 /**
  * The objective value per trial number of a study, and the best value so far (lowest when
@@ -36,4 +39,23 @@ export function studyProgress(study: Study): { done: number; max: number | null 
 export function replicaProgress(job: Job): { running: number; total: number } {
   const running = job.replicas.filter(replica => replica.status === 'RUNNING').length;
   return { running, total: job.replicas.length };
+}
+
+/** The parameters of a trial as text, e.g. `lr=0.05, depth=3`. */
+export function paramsText(params: Trial['params']): string {
+  return Object.entries(params)
+    .map(([name, value]) => `${name}=${typeof value === 'number' ? formatNumber(value) : value}`)
+    .join(', ');
+}
+
+/** A trial row's tooltip: best or not, its parameters, why it ended, and what a click does. */
+export function trialTitle(trial: Trial, best: boolean, opens: boolean): string {
+  const parts = [`${best ? 'Best trial' : 'Trial'} #${trial.number}: ${paramsText(trial.params)}`];
+  if (trial.reason) {
+    parts.push(trial.reason);
+  }
+  if (opens) {
+    parts.push('Click to open its job');
+  }
+  return parts.join('\n');
 }

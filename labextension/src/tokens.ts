@@ -30,7 +30,8 @@ export function isActive(status: string): boolean {
 }
 
 /** Status of one replica (process or pod) of a job. */
-export type ReplicaStatus = 'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'STOPPED';
+export type ReplicaStatus =
+  'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'STOPPED' | 'CANCELLED';
 
 /** Status of one trial of a tuning study. */
 export type TrialStatus = 'RUNNING' | 'SUCCEEDED' | 'PRUNED' | 'FAILED' | 'CANCELLED';
@@ -180,6 +181,8 @@ export interface Study {
   trials: Trial[];
   best_trial?: Trial | null;
   counts: Record<string, number>;
+  /** The `%%cloudml_train` cell that starts the study again (its detail only). */
+  magic?: string;
 }
 
 /** One page of studies, newest first. */
@@ -242,6 +245,17 @@ export interface Deployment {
   versions: DeploymentVersion[];
 }
 
+/** What to deploy: a model (a path, or `job:JOB_OR_STUDY[/PATH]`) as a version of `name`. */
+export interface DeployRequest {
+  name: string;
+  model: string;
+  framework: ModelFramework;
+  version?: string;
+  replicas?: number;
+  predictor?: string;
+  traffic?: Record<string, number>;
+}
+
 /** Filters of the jobs list. */
 export interface JobQuery {
   status?: readonly JobStatus[];
@@ -279,8 +293,27 @@ export interface LogQuery {
  * Every call the UI makes to the server. `api.ts` implements it; models take one so that
  * tests can hand them a fake.
  */
+/** One resource of a quota: in use and allowed (`hard` null: no limit), as the backend counts. */
+export interface QuotaItem {
+  resource: string;
+  used: string;
+  hard: string | null;
+  limit: string;
+}
+
+/** What this user may use and uses now (`GET quota`). */
+export interface Quota {
+  scope: string;
+  items: QuotaItem[];
+  running: number;
+  queued: number;
+  note: string;
+}
+
 export interface ICloudMLApi {
   getCapabilities(): Promise<Capabilities>;
+  /** What this user may use and uses now. */
+  getQuota(): Promise<Quota>;
   listJobs(query?: JobQuery): Promise<JobPage>;
   getJob(jobId: string): Promise<JobDetail>;
   cancelJob(jobId: string): Promise<Job>;
@@ -299,6 +332,16 @@ export interface ICloudMLApi {
   deleteStudy(studyId: string): Promise<void>;
   listDeployments(): Promise<Deployment[]>;
   getDeployment(name: string): Promise<Deployment>;
+  /** Serve a model; resolves once its replicas are ready. */
+  deploy(request: DeployRequest): Promise<Deployment>;
+  /** Remove a deployment, or only one of its versions (which must get no traffic). */
+  undeploy(name: string, version?: string): Promise<void>;
+  /** Split the requests that name no version (percent by version, summing to 100). */
+  setTraffic(name: string, traffic: Record<string, number>): Promise<Deployment>;
+  /** Send every request back to the version deployed before the one serving most. */
+  rollback(name: string): Promise<Deployment>;
+  /** Serve one version with `replicas` replicas; resolves once they are ready. */
+  scale(name: string, version: string, replicas: number): Promise<Deployment>;
   /** The predictions of a deployment for `instances` (rows), from `version` if given. */
   predict(name: string, instances: readonly unknown[], version?: string): Promise<unknown[]>;
   listTensorBoards(): Promise<TensorBoard[]>;

@@ -46,7 +46,24 @@ def test_deploy_flags_become_a_spec() -> None:
         (["i", "--model", "m", "--framework", "sklearn", "--traffic", "v1=90"], "add up to 100"),
         (["i", "--model", "m", "--framework", "sklearn", "--traffic", "v1"], "VERSION=PERCENT"),
         (["i", "--model", "m", "--framework", "sklearn", "--traffic", "v1=x"], "whole number"),
-        (["i", "--model", "m", "--framework", "sklearn", "--traffic", "v0=100"], "no share"),
+        (
+            [
+                "i",
+                "--model",
+                "m",
+                "--framework",
+                "sklearn",
+                "--version",
+                "v2",
+                "--traffic",
+                "v0=100",
+            ],
+            "no share",
+        ),
+        (
+            ["i", "--model", "m", "--framework", "sklearn", "--traffic", "v0=100"],
+            "--traffic needs --version",
+        ),
         (["i", "--model", "m", "--framework", "custom"], "needs --predictor"),
         (
             ["i", "--model", "m", "--framework", "sklearn", "--predictor", "a:B"],
@@ -79,6 +96,12 @@ def test_predict_update_undeploy_and_help() -> None:
     }
     assert parse_command(["models"]).model_verb == "list"
     assert parse_command(["models", "undeploy", "iris", "--version", "v1"]).version == "v1"
+    scale = parse_command(["models", "scale", "iris", "--version", "v2", "--replicas", "3"])
+    assert (scale.model_verb, scale.version, scale.replicas) == ("scale", "v2", 3)
+    with pytest.raises(InvalidSpec, match="--replicas"):
+        parse_command(["models", "scale", "iris", "--version", "v2"])
+    with pytest.raises(InvalidSpec, match="--version"):
+        parse_command(["models", "scale", "iris", "--replicas", "2"])
     with pytest.raises(InvalidSpec, match="DATA is not JSON"):
         parse_command(["models", "predict", "iris", "[[1, 2]"])
     with pytest.raises(InvalidSpec, match="JSON list of instances"):

@@ -444,3 +444,41 @@ def test_fuzzed_param_flags_give_a_study_or_invalid_spec(text, attached):
     else:
         assert spec is not None and len(spec.params) == 1
         assert isinstance(spec.params[0], ParamSpec)
+
+
+# --- tuning_flags: the magic that reproduces a study -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--param", "x=uniform(-1,1)", "--metric", "score"],
+        [
+            *("--param", "lr=loguniform(0.0001,0.1)", "--param", "depth=int(2,8)"),
+            *("--param", "opt=choice(adam,'s g d')", "--param", "bs=discrete(16,32.5)"),
+            *("--metric", "loss", "--goal", "minimize", "--trials", "8", "--parallel", "2"),
+            *("--max-failed-trials", "3", "--algorithm", "random", "--early-stopping", "median"),
+            *("--seed", "1", "--resume", "tune-1a2b3c"),
+        ],
+    ],
+)
+def test_tuning_flags_round_trip(flags: list[str]) -> None:
+    from jupyter_cloudml.commands.unparse import tuning_flags
+
+    first = tuning(*flags)
+    assert first is not None
+    assert tuning(*tuning_flags(first)) == first
+
+
+def test_a_study_magic_puts_the_tuning_before_the_trainer_args_and_keeps_the_cell() -> None:
+    from jupyter_cloudml.commands.unparse import reproduce_study_magic
+    from jupyter_cloudml.models import CodePackage, TrainSpec
+
+    template = TrainSpec(
+        name="sgd", package=CodePackage(archive=b"", module="_cloudml_main"), args=("--v",)
+    )
+    study = TuningSpec(params=(ParamSpec("x", D, 0.5, 2.0),), metric="loss", goal=Goal.MINIMIZE)
+    assert reproduce_study_magic(template, study, "fit()\n") == (
+        "%%cloudml_train --name sgd --param 'x=uniform(0.5,2)' --metric loss --goal minimize "
+        "-- --v\nfit()\n"
+    )

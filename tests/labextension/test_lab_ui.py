@@ -7,12 +7,8 @@ a lab tab and inline in the notebook. Needs /usr/bin/chromium (`.ci/run` install
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,9 +16,16 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from lab_testkit import (
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    SCREENSHOTS,
+    Lab,
+    open_lab,
+    running_lab,
+)
 
 from jupyter_cloudml.backends.local import LocalBackend
-from jupyter_cloudml.backends.local.processes import free_ports
 from jupyter_cloudml.client import Client
 from jupyter_cloudml.models import (
     DeploySpec,
@@ -33,20 +36,6 @@ from jupyter_cloudml.models import (
     TuningSpec,
 )
 from jupyter_cloudml.packaging import package_cell
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
-TOKEN = "cloudml-ui-test"
-SCREENSHOTS = os.environ.get("CLOUDML_SCREENSHOTS")  # a folder: save the README screenshots
 
 pytestmark = [
     pytest.mark.slow,
@@ -64,96 +53,6 @@ for step in range(8):
     jupyter_cloudml.report(step=step, loss=1.0 / (step + 1))
     time.sleep(0.5)
 """
-
-
-def free_port() -> int:
-    return free_ports(1)[0]
-
-
-class Lab:
-    """A running `jupyter lab` on loopback with its own homes, and a Client on its backend."""
-
-    def __init__(self, root: Path, port: int, home: Path) -> None:
-        self.root, self.port, self.home = root, port, home
-        self.url = f"http://127.0.0.1:{port}"
-        self.client = Client(backend=LocalBackend(home=str(home)))
-
-    def page_url(self, path: str) -> str:
-        return f"{self.url}/{path}?token={TOKEN}"
-
-    def notebook(self, name: str, *cells: str) -> str:
-        nb = nbformat.v4.new_notebook()
-        nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-        nbformat.write(nb, self.root / name)
-        return name
-
-
-@contextlib.contextmanager
-def running_lab(base: Path, serving_python: str, **env_extra: str) -> Iterator[Lab]:
-    """`jupyter lab` on loopback with its own homes under `base` (and `env_extra` set)."""
-    root, home = base / "notebooks", base / "cloudml-home"
-    root.mkdir()
-    env = dict(os.environ, CLOUDML_HOME=str(home), CLOUDML_SERVING_PYTHON=serving_python)
-    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
-        env[var] = str(base / var.lower())
-    env.pop("CLOUDML_BACKEND", None)
-    env.update(env_extra)
-    # No "get Jupyter news?" toast over the page (and no request for it).
-    settings = base / "jupyter_config_dir" / "lab" / "user-settings" / "@jupyterlab"
-    (settings / "apputils-extension").mkdir(parents=True)
-    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False})
-    )
-    port = free_port()
-    log = open(base / "server.log", "wb")  # noqa: SIM115 - closed at teardown
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--no-browser",
-            "--allow-root",
-            "--expose-app-in-browser",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            f"--ServerApp.root_dir={root}",
-            f"--IdentityProvider.token={TOKEN}",
-            "--FileContentsManager.delete_to_trash=False",
-            "--LabApp.news_url=",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    the_lab = Lab(root, port, home)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{the_lab.url}/api/status?token={TOKEN}", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        "jupyter lab did not start: " + (base / "server.log").read_text()[-2000:]
-                    ) from None
-                time.sleep(0.2)
-        yield the_lab
-    finally:
-        if env.get("CLOUDML_BACKEND", "local") == "local":
-            for job in the_lab.client.list().jobs:
-                if not job.status.terminal:
-                    the_lab.client.cancel(job.id)
-            for board in the_lab.client.tensorboards():
-                the_lab.client.stop_tensorboard(board.id)
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -181,12 +80,6 @@ def page(browser, lab: Lab):
     yield page
     context.close()
     assert not [e for e in errors if "cloudml" in e.lower()], errors
-
-
-def open_lab(page, lab: Lab, path: str = "lab") -> None:
-    page.goto(lab.page_url(path) + "&reset")  # no tabs restored from an earlier test
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started", timeout=60_000)
-    page.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
 
 
 def run_all_cells(page) -> None:
@@ -265,9 +158,14 @@ def test_cancel_a_running_job_from_its_panel(page, lab: Lab):
     panel = page.locator(f"#cloudml-job-{job_id}")
     panel.locator(".jp-cloudml-logline", has_text="waiting").wait_for(timeout=30_000)
     panel.locator('[data-action="cancel"]').click()
-    dialog_accept = page.locator(".jp-Dialog .jp-mod-accept")
-    if dialog_accept.count():
-        dialog_accept.click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.wait_for(timeout=10_000)  # asked first: "Keep running" leaves it running
+    assert "Cancel job sleeper?" in dialog.inner_text()
+    dialog.locator(".jp-mod-reject").click()
+    dialog.wait_for(state="detached", timeout=10_000)
+    assert lab.client.get(job_id).status is JobStatus.RUNNING
+    panel.locator('[data-action="cancel"]').click()
+    dialog.locator(".jp-mod-accept").click()
     panel.locator(".jp-cloudml-status", has_text="CANCELLED").first.wait_for(timeout=30_000)
     assert lab.client.get(job_id).status is JobStatus.CANCELLED
     wait_sidebar_status(page, job_id, "CANCELLED", timeout=15)
@@ -520,3 +418,191 @@ def test_a_notebook_saved_by_a_kernel_reopens_with_each_output(page, lab: Lab, t
     assert "model not found" not in page.locator(".jp-Notebook").inner_text()
     dirty = "() => window.jupyterapp.shell.currentWidget.context.model.dirty"
     assert page.evaluate(dirty) is False
+
+
+# --- sidebar actions: deploy a study's best trial, change a deployment, told when it ends ----
+
+MODEL_TRIAL = """
+import os
+import joblib
+import jupyter_cloudml
+from sklearn.linear_model import LinearRegression
+p = jupyter_cloudml.params(x=0.0)
+model = LinearRegression().fit([[0.0], [1.0]], [0.0, 2.0 * p["x"]])
+joblib.dump(model, os.path.join(os.environ["CLOUDML_JOB_DIR"], "model.joblib"))
+jupyter_cloudml.report(step=0, score=-(p["x"] - 0.5) ** 2)
+"""
+
+
+def dialog_accept(page, has_text: str) -> None:
+    """Accept the dialog that says `has_text`, and wait until it is gone."""
+    dialog = page.locator(".jp-Dialog", has_text=has_text)
+    dialog.wait_for(timeout=10_000)
+    dialog.locator(".jp-mod-accept").click()
+    dialog.wait_for(state="detached", timeout=10_000)
+
+
+def test_a_study_deploys_its_best_trial_copies_its_magic_and_opens_a_trial(
+    page, lab: Lab, serving_python: str
+):
+    tuning = TuningSpec((ParamSpec("x", ParamType.DOUBLE, 0.0, 1.0),), "score", max_trials=2)
+    package = package_cell(MODEL_TRIAL, source_dir=lab.root)
+    study = lab.client.submit_study(TrainSpec(name="ui-deploy", package=package), tuning)
+    lab.client.wait(study.id, timeout=180, poll=0.2)
+    best = lab.client.get_study(study.id).best_trial
+    assert best is not None and best.job_id
+    client = Client(backend=LocalBackend(home=str(lab.home), serving_python=serving_python))
+    try:
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+        open_lab(page, lab)
+        open_sidebar(page)
+        page.locator('#cloudml-sidebar [data-tab="studies"]').click()
+        page.locator(f'#cloudml-sidebar [data-study-id="{study.id}"]').click()
+        panel = page.locator(f"#cloudml-study-{study.id}")
+        row = panel.locator(f'tr[data-trial="{best.number}"]')
+        row.wait_for(timeout=20_000)
+        assert f"Best trial #{best.number}: x=" in (row.get_attribute("title") or "")
+        assert "Click to open its job" in (row.get_attribute("title") or "")
+
+        copy = panel.locator('[data-action="copy-magic"]')
+        copy.click()
+        assert copy.inner_text().startswith("Copied")  # feedback, then the label comes back
+        magic = page.evaluate("() => navigator.clipboard.readText()")
+        assert magic.startswith("%%cloudml_train --name ui-deploy --param 'x=uniform(0,1)'")
+        assert "--metric score --trials 2" in magic and "joblib.dump(model" in magic
+        page.wait_for_function(
+            f"() => document.querySelector('#cloudml-study-{study.id} "
+            "[data-action=\"copy-magic\"]').textContent === 'Copy magic'",
+            timeout=5_000,
+        )
+
+        panel.locator('[data-action="deploy-best"]').click()
+        form = page.locator(".jp-Dialog .jp-cloudml-deploy-form")
+        form.wait_for(timeout=10_000)
+        assert form.locator('input[data-field="name"]').input_value() == "ui-deploy"
+        form.locator('input[data-field="name"]').fill("best-x")
+        form.locator('select[data-field="framework"]').select_option("sklearn")
+        form.locator('input[data-field="path"]').fill("model.joblib")
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+        deployed = page.locator("#cloudml-deployment-best-x")
+        deployed.wait_for(state="visible", timeout=180_000)  # opened once it serves
+        deployed.locator(".jp-cloudml-status", has_text="READY").first.wait_for(timeout=60_000)
+        (version,) = client.get_deployment("best-x").versions
+        assert best.job_id in version.model and version.model.endswith("model.joblib")
+
+        page.evaluate(f"() => window.jupyterapp.shell.activateById('cloudml-study-{study.id}')")
+        row.click()  # a trial opens its job
+        page.locator(f"#cloudml-job-{best.job_id}").wait_for(state="visible", timeout=10_000)
+    finally:
+        for deployment in client.deployments():
+            client.undeploy(deployment.name)
+
+
+def test_the_deployment_panel_splits_rolls_back_scales_and_undeploys(
+    page, lab: Lab, serving_python: str, tmp_path: Path
+):
+    import joblib
+    from sklearn.linear_model import LinearRegression
+
+    path = tmp_path / "lin.joblib"
+    joblib.dump(LinearRegression().fit([[0.0], [1.0]], [0.0, 2.0]), path)
+    client = Client(backend=LocalBackend(home=str(lab.home), serving_python=serving_python))
+    client.deploy(DeploySpec("two", str(path), "sklearn"))
+    client.deploy(DeploySpec("two", str(path), "sklearn", version="v2"))
+
+    def traffic() -> dict[str, int]:
+        return {v.version: v.traffic for v in client.get_deployment("two").versions}
+
+    try:
+        open_lab(page, lab)
+        open_sidebar(page)
+        page.locator('#cloudml-sidebar [data-tab="deployments"]').click()
+        page.locator('#cloudml-sidebar [data-deployment-name="two"]').click()
+        panel = page.locator("#cloudml-deployment-two")
+        panel.locator('input[data-traffic="v1"]').wait_for(timeout=30_000)
+        assert traffic() == {"v1": 0, "v2": 100}
+
+        panel.locator('input[data-traffic="v1"]').fill("30")
+        panel.locator('[data-action="apply-traffic"]').click()  # 30 + 100: refused as typed
+        error = panel.locator(".jp-cloudml-error", has_text="add up to 130%")
+        error.wait_for(timeout=10_000)
+        panel.locator('input[data-traffic="v2"]').fill("70")
+        panel.locator('[data-action="apply-traffic"]').click()
+        panel.locator(".jp-cloudml-traffic", has_text="now 30%").wait_for(timeout=30_000)
+        assert traffic() == {"v1": 30, "v2": 70}
+
+        panel.locator('[data-action="rollback"]').click()
+        panel.locator(".jp-cloudml-traffic", has_text="now 100%").wait_for(timeout=30_000)
+        assert traffic() == {"v1": 100, "v2": 0}
+
+        v1 = panel.locator('.jp-cloudml-version[data-version="v1"]')
+        v1.locator('input[data-replicas="v1"]').fill("2")
+        v1.locator('[data-action="scale"]').click()
+        page.wait_for_function(  # the Scale answer comes once both replicas are READY
+            "() => [...document.querySelectorAll('#cloudml-deployment-two "
+            '.jp-cloudml-version[data-version="v1"] .jp-cloudml-replica-status\')]'
+            ".filter(b => b.textContent.trim() === 'READY').length === 2",
+            timeout=120_000,
+        )
+        v1.locator('[data-action="scale"]', has_text="Scale").wait_for(timeout=60_000)
+        assert client.get_deployment("two").versions[0].ready == 2
+
+        panel.locator(
+            '.jp-cloudml-version[data-version="v2"] [data-action="remove-version"]'
+        ).click()
+        dialog_accept(page, "Remove version v2 of two?")
+        panel.locator('.jp-cloudml-version[data-version="v2"]').wait_for(
+            state="detached", timeout=30_000
+        )
+        assert [v.version for v in client.get_deployment("two").versions] == ["v1"]
+
+        panel.locator('[data-action="undeploy"]').click()
+        dialog = page.locator(".jp-Dialog", has_text="Undeploy two?")
+        dialog.wait_for(timeout=10_000)
+        dialog.locator(".jp-mod-reject").click()  # asked first: no undeploy
+        dialog.wait_for(state="detached", timeout=10_000)
+        assert [d.name for d in client.deployments()] == ["two"]
+        panel.locator('[data-action="undeploy"]').click()
+        dialog_accept(page, "Undeploy two?")
+        panel.wait_for(state="detached", timeout=60_000)  # the panel closes
+        assert client.deployments() == []
+        page.locator('#cloudml-sidebar [data-deployment-name="two"]').wait_for(
+            state="detached", timeout=15_000
+        )
+    finally:
+        for deployment in client.deployments():
+            client.undeploy(deployment.name)
+
+
+def test_a_job_that_ends_while_a_notebook_is_open_raises_a_notification(page, lab: Lab):
+    name = lab.notebook("told.ipynb", "print('open')")
+    open_lab(page, lab, f"lab/tree/{name}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell:visible", timeout=60_000)
+    ok = submit(lab, "import time\ntime.sleep(4)\nprint('done')\n", "told-ok")
+    bad = submit(lab, "import time\ntime.sleep(4)\nraise SystemExit(3)\n", "told-bad")
+    toast = page.locator(".Toastify__toast", has_text="Job told-ok SUCCEEDED")
+    toast.wait_for(timeout=60_000)
+    failed = page.locator(".Toastify__toast", has_text="Job told-bad FAILED")
+    failed.wait_for(timeout=60_000)
+    toast.locator(".jp-toast-button", has_text="Open job").click()
+    page.locator(f"#cloudml-job-{ok}").wait_for(state="visible", timeout=10_000)
+    assert lab.client.get(bad).status is JobStatus.FAILED
+
+
+def test_the_sidebar_header_shows_the_quota_in_use(page, lab: Lab):
+    open_lab(page, lab)
+    open_sidebar(page)
+    quota = page.locator("#cloudml-sidebar .jp-cloudml-quota")
+    quota.wait_for(timeout=30_000)
+    assert "cpu slots" in quota.inner_text() and "/" in quota.inner_text()
+    job_id = submit(lab, "import time\ntime.sleep(60)\n", "quota-holder")
+    try:
+        page.wait_for_function(
+            "() => { const q = document.querySelector('#cloudml-sidebar .jp-cloudml-quota');"
+            " return q && /cpu slots [1-9]/.test(q.textContent)"
+            " && /[1-9] running/.test(q.textContent); }",
+            timeout=30_000,
+        )
+        assert "local scheduler" in (quota.get_attribute("title") or "")
+    finally:
+        lab.client.cancel(job_id)

@@ -55,7 +55,7 @@ def test_bad_flag_is_a_usage_error_and_submits_nothing(
     assert "UsageError: --workers must be at least 1, got 0" in err
     result = run(shell, "%%cloudml_train\nprint(1\n")
     assert isinstance(result.error_in_exec, UsageError)
-    assert "line 1" in capsys.readouterr().err
+    assert "line 2: 'print(1'" in capsys.readouterr().err  # the editor's line: after the magic
     with pytest.raises(UsageError, match="cannot split"):
         shell.run_line_magic("cloudml", "logs 'unclosed")
     assert submitted(shell) == 0
@@ -103,7 +103,8 @@ def test_domain_errors_are_one_line(
     assert isinstance(result.error_in_exec, NotFound)
     captured = capsys.readouterr()
     text = captured.out + captured.err
-    assert "NotFound: no job 'nope-123456'" in text and "Traceback" not in text
+    assert "Traceback" not in text
+    assert "NotFound: no job with id or name 'nope-123456' (see `%cloudml jobs`)" in text
 
 
 def test_train_wait_return_loads_variables(
@@ -193,3 +194,92 @@ def test_line_magic_train_script(
     job_id = magics_of(shell).client.list().jobs[0].id
     shell.run_line_magic("cloudml", f"logs {job_id}")
     assert capsys.readouterr().out == "[worker-0] ['--x', '1']\n"
+
+
+def test_studies_and_jobs_by_name_in_a_notebook(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = """
+    %%cloudml_train --name gbr-small --param x=uniform(0,1) --metric loss --trials 2 --wait
+    import jupyter_cloudml
+    jupyter_cloudml.report(step=1, loss=jupyter_cloudml.params()["x"])
+    """
+    result = run(shell, source)
+    assert result.success, result.error_in_exec
+    client = magics_of(shell).client
+    study_id = client.list_studies()[0].id
+    capsys.readouterr()
+    shell.run_line_magic("cloudml", "studies best gbr-small")
+    assert f" of study {study_id}: loss " in capsys.readouterr().out
+    boards_before = len(client.tensorboards())
+    result = run(shell, "%cloudml tensorboard gbr-small")
+    assert result.success, result.error_in_exec
+    (board,) = client.tensorboards()[boards_before:]
+    client.stop_tensorboard(board.id)
+    shell.run_line_magic("cloudml", "jobs --limit 1")
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "1 of 3 jobs (the rest: `%cloudml jobs --limit 1 --offset 1`, or all: `--limit 3`)"
+    )
+    shell.run_line_magic("cloudml", "wait gbr-small-t0")  # a trial, by its name
+    assert "SUCCEEDED" in capsys.readouterr().out
+    result = run(shell, "%cloudml logs gbr-small")
+    assert isinstance(result.error_in_exec, NotFound)
+    captured = capsys.readouterr()
+    assert (
+        "NotFound: 'gbr-small' is a study, not a job (see `%cloudml studies describe "
+        "gbr-small`; jobs: `%cloudml jobs`)"
+    ) in captured.out + captured.err
+
+
+def test_tracebacks_count_lines_as_the_editor_and_a_missing_return_is_named(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run(shell, "%%cloudml_train --wait --name broken\nx = 1\n\nraise ValueError('on 4')\n")
+    assert isinstance(result.error_in_exec, JobFailed)
+    client = magics_of(shell).client
+    logs = "\n".join(line.text for line in client.logs(client.find("broken").id))
+    assert '_cloudml_cell.py", line 4, in <module>' in logs  # the editor's line 4
+    assert "raise ValueError('on 4')" in logs
+    capsys.readouterr()
+    shell.user_ns.pop("z", None)  # the shell is shared: another test's z
+    result = run(shell, "%%cloudml_train --wait --return y,z\ny = 42\n")
+    assert result.success, result.error_in_exec
+    assert shell.user_ns["y"] == 42 and "z" not in shell.user_ns
+    out = capsys.readouterr().out
+    assert "SUCCEEDED" in out
+    assert "loaded y from job cell-" in out and "; the cell defined no z (--return)" in out
+    job_id = client.find("cell").id
+    assert "the cell defined no variable named 'z'" in "\n".join(
+        line.text for line in client.logs(job_id)
+    )
+    shell.run_line_magic("cloudml", "fetch cell")  # later, by name: the same report
+    assert (
+        capsys.readouterr().out == f"loaded y from job {job_id}; the cell defined no z (--return)\n"
+    )
+
+
+def test_quota_shows_slots_in_use_and_queued_work(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str], isolated_home: Path, make_spec
+) -> None:
+    from jupyter_cloudml.backends.local import LocalBackend
+
+    client = Client(backend=LocalBackend(home=str(isolated_home), cpu_slots=1.0, gpu_ids=[]))
+    magics_of(shell).client = client
+    holds = client.submit(make_spec("import time\ntime.sleep(60)", name="holds"))
+    waits = client.submit(make_spec("pass", name="waits"))
+    deadline = time.monotonic() + 30
+    while client.get(holds.id).status is not JobStatus.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.1)
+    capsys.readouterr()
+    shell.run_line_magic("cloudml", "quota")
+    out = capsys.readouterr().out
+    assert out.splitlines()[:4] == [
+        f"local scheduler of {isolated_home}:",
+        "RESOURCE   USED  HARD",
+        "cpu slots  1     1",
+        "gpus       0     0",
+    ]
+    assert "jobs: 1 running, 1 queued" in out
+    assert f"queued: {waits.id} (waiting for 1 CPU slot(s): 0 of 1 free)" in out
+    client.cancel(holds.id)
+    client.wait(waits.id, timeout=60)

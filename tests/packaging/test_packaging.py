@@ -23,6 +23,7 @@ from jupyter_cloudml.packaging import (
     describe_package,
     package_cell,
     package_directory,
+    read_cell,
     unpack,
 )
 
@@ -304,12 +305,14 @@ def test_returns_are_written_by_the_primary_replica_only(tmp_path: Path) -> None
     assert not (tmp_path / "out" / "returns.pkl").exists()
 
 
-def test_missing_return_variable_fails_the_job(tmp_path: Path) -> None:
+def test_a_return_name_the_cell_never_defined_is_said_and_the_others_return(
+    tmp_path: Path,
+) -> None:
     pkg = package_cell("x = 1", source_dir=tmp_path, returns=["x", "model"])
     result = run(pkg, tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 0, result.stderr
     assert "--return 'model': the cell defined no variable named 'model'" in result.stderr
-    assert not (tmp_path / "out" / "returns.pkl").exists()
+    assert returned(tmp_path) == {"x": 1}
 
 
 def test_unpicklable_return_fails_with_its_name(tmp_path: Path) -> None:
@@ -329,6 +332,19 @@ def test_failing_cell_traceback_points_at_the_cell_line(tmp_path: Path) -> None:
     assert "ValueError: boom" in result.stderr
     assert "_cloudml_main.py" not in result.stderr  # the runner's frames are left out
     assert not (tmp_path / "out" / "returns.pkl").exists()
+
+
+def test_a_magic_cells_lines_are_the_editors(tmp_path: Path) -> None:
+    """Line 1 of a notebook cell is `%%cloudml_train ...`: the body's first line is line 2."""
+    body = "a = 1\n\nraise ValueError('boom')\n"
+    pkg = package_cell(body, source_dir=tmp_path, magic=True)
+    result = run(pkg, tmp_path)
+    assert result.returncode == 1
+    assert '_cloudml_cell.py", line 4, in <module>' in result.stderr
+    assert "raise ValueError('boom')" in result.stderr  # the source line shown is that line
+    assert read_cell(pkg.archive) == body  # the cell as the user wrote it
+    with pytest.raises(PackagingError, match=r"line 3: 'x = \(' "):
+        package_cell("a = 1\nx = (\n", source_dir=tmp_path, magic=True)
 
 
 def test_cell_exit_status_is_kept(tmp_path: Path) -> None:

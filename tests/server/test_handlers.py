@@ -19,6 +19,7 @@ from openapi_spec_validator import validate
 from openapi_spec_validator.readers import read_from_filename
 from tornado.httpclient import HTTPClientError
 
+from jupyter_cloudml.backends.local import LocalBackend
 from jupyter_cloudml.client import Client
 from jupyter_cloudml.models import ParamSpec, ParamType, TuningSpec
 
@@ -110,6 +111,22 @@ async def test_capabilities(api):
     assert status == 200
     assert caps["backend"] == "local" and caps["tensorboard"] is True
     assert caps["deployments"] is True and caps["studies"] is True
+
+
+async def test_quota_of_the_local_backend(api, client, make_spec):
+    job = run(client, make_spec, "import time\ntime.sleep(30)", name="holds")
+    for _ in range(200):
+        if client.get(job.id).status.value == "RUNNING":
+            break
+        await asyncio.sleep(0.05)
+    status, quota = await api("GET", "/quota")
+    assert status == 200
+    assert quota["scope"].startswith("local scheduler of ") and quota["running"] == 1
+    slots = client.backend.settings.cpu_slots
+    assert quota["items"][0] == {
+        "resource": "cpu slots", "used": "1", "hard": f"{slots:g}", "limit": ""
+    }  # fmt: skip
+    client.cancel(job.id)
 
 
 async def test_list_filters_and_pages(api, client, make_spec):
@@ -331,6 +348,10 @@ jupyter_cloudml.report(step=0, score=-p['x'] ** 2)
     assert page["studies"][0]["id"] == study.id
     _, detail = await api("GET", f"/studies/{study.id}")
     assert detail["status"] == "SUCCEEDED" and len(detail["trials"]) == 2
+    assert detail["magic"] == (
+        "%%cloudml_train --name study --param 'x=uniform(-1,1)' --metric score --trials 2 "
+        f"--parallel 2\n{code}"
+    )
     assert detail["best_trial"]["value"] == max(t["value"] for t in detail["trials"])
     _, trials = await api("GET", "/jobs", {"study": study.id})
     assert sorted(j["id"] for j in trials["jobs"]) == sorted(t["job_id"] for t in detail["trials"])
@@ -374,6 +395,106 @@ async def test_deployments_list_and_detail(api, isolated_home, serving_python, t
         assert status == 400 and "instances" in error["message"]
     finally:
         await asyncio.to_thread(client.undeploy, "lin")
+
+
+@pytest.mark.slow
+async def test_deploy_split_roll_back_scale_and_undeploy(
+    api, isolated_home, serving_python, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("CLOUDML_SERVING_PYTHON", serving_python)  # the server's backend deploys
+    import joblib
+    from sklearn.linear_model import LinearRegression
+
+    joblib.dump(LinearRegression().fit([[0.0], [1.0]], [0.0, 2.0]), tmp_path / "m.joblib")
+    model = str(tmp_path / "m.joblib")
+    client = Client(backend=LocalBackend(home=str(isolated_home), serving_python=serving_python))
+    first = {"name": "lin", "model": model, "framework": "sklearn"}
+    try:
+        status, made = await api("POST", "/deployments", body=first)
+        assert status == 201 and made["status"] == "READY" and made["replicas"]["ready"] == 1
+        status, second = await api("POST", "/deployments", body={**first, "version": "v2"})
+        assert [(v["version"], v["traffic"]) for v in second["versions"]] == [
+            ("v1", 0),
+            ("v2", 100),
+        ]
+        status, split = await api(
+            "PUT", "/deployments/lin/traffic", body={"traffic": {"v1": 10, "v2": 90}}
+        )
+        assert status == 200 and [v["traffic"] for v in split["versions"]] == [10, 90]
+        status, back = await api("POST", "/deployments/lin/rollback")
+        assert status == 200 and [v["traffic"] for v in back["versions"]] == [100, 0]
+        status, scaled = await api(
+            "POST", "/deployments/lin/scale", body={"version": "v1", "replicas": 2}
+        )
+        assert status == 200 and scaled["versions"][0]["ready"] == 2
+        assert client.get_deployment("lin").versions[0].ready == 2
+        status, error = await api("DELETE", "/deployments/lin", {"version": "v1"})
+        assert status == 409 and "100%" in error["message"]
+        status, _ = await api("DELETE", "/deployments/lin", {"version": "v2"}, check=False)
+        assert status == 204
+        assert [v.version for v in client.get_deployment("lin").versions] == ["v1"]
+        status, _ = await api("DELETE", "/deployments/lin", check=False)
+        assert status == 204 and client.deployments() == []
+    finally:
+        for deployment in client.deployments():
+            client.undeploy(deployment.name)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "message"),
+    [
+        ("POST", "/deployments", {"name": "lin", "model": "m"}, "give framework"),
+        (
+            "POST",
+            "/deployments",
+            {"name": "lin", "model": "m", "framework": "keras"},
+            "unknown framework 'keras'",
+        ),
+        (
+            "POST",
+            "/deployments",
+            {"name": "lin", "model": "m", "framework": "sklearn", "gpu": 1},
+            "unknown field(s) gpu",
+        ),
+        (
+            "POST",
+            "/deployments",
+            {"name": "lin", "model": "m", "framework": "sklearn", "replicas": "2"},
+            "replicas must be a whole number",
+        ),
+        (
+            "POST",
+            "/deployments",
+            {"name": "Bad_Name", "model": "m", "framework": "sklearn"},
+            "deployment name",
+        ),
+        ("PUT", "/deployments/lin/traffic", {"traffic": {"v1": "all"}}, "whole percents"),
+        ("PUT", "/deployments/lin/traffic", {"traffic": {"v1": 60, "v2": 30}}, "add up to 100"),
+        ("POST", "/deployments/lin/scale", {"version": "v1"}, "replicas as a whole number"),
+        (
+            "POST",
+            "/deployments/lin/scale",
+            {"version": "v1", "replicas": 2, "cpu": 1},
+            "unknown field(s) cpu",
+        ),
+        ("POST", "/deployments/lin/scale", {"replicas": 2}, "give the version"),
+        ("PUT", "/deployments/lin/traffic", {"traffic": {"v1": 100}, "v": 1}, "unknown field(s) v"),
+    ],
+)
+async def test_bad_deployment_requests_are_400_with_the_reason(api, method, path, body, message):
+    status, error = await api(method, path, body=body, check=False)
+    assert status == 400 and error["code"] == "invalid" and message in error["message"]
+
+
+async def test_changing_an_unknown_deployment_is_404(api):
+    for method, path, body in [
+        ("POST", "/deployments/nope/rollback", None),
+        ("POST", "/deployments/nope/scale", {"version": "v1", "replicas": 2}),
+        ("PUT", "/deployments/nope/traffic", {"traffic": {"v1": 100}}),
+        ("DELETE", "/deployments/nope", None),
+    ]:
+        status, error = await api(method, path, body=body)
+        assert status == 404 and "no deployment 'nope'" in error["message"], (method, path)
 
 
 async def test_tensorboard_launch_reuse_proxy_and_stop(api, jp_fetch, client, make_spec):

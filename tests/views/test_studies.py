@@ -77,10 +77,14 @@ def numbers(trials: list[TrialInfo]) -> list[int]:
 
 def test_counts_line() -> None:
     assert format_trial_counts(STUDY) == (
-        "5/30 done · 1 running · 1 pruned · 1 failed · 1 cancelled"
+        "5/30 done: 2 succeeded, 1 pruned, 1 failed, 1 cancelled · 1 running"
     )
     fresh = dataclasses.replace(STUDY, trials=())
-    assert format_trial_counts(fresh) == "0/30 done · 0 running · 0 pruned · 0 failed"
+    assert format_trial_counts(fresh) == "0/30 done"
+    four = tuple(trial(n, TrialStatus.SUCCEEDED, 0.5) for n in range(4))
+    cancelled = (trial(4, TrialStatus.CANCELLED), *TRIALS[5:])
+    ended = dataclasses.replace(STUDY, trials=(*four, *cancelled))
+    assert format_trial_counts(ended) == "6/30 done: 4 succeeded, 2 cancelled"
 
 
 def test_sorts() -> None:

@@ -93,7 +93,7 @@ def test_header_progress_and_counts() -> None:
     assert "3 of 6 trials left" in header and "maximize accuracy" in header
     progress = view.progress.get_state()
     assert (progress["value"], progress["max"], progress["bar_style"]) == (4, 6, "info")
-    assert value(view.counts) == "4/6 done · 1 running · 1 pruned · 1 failed"
+    assert value(view.counts) == "4/6 done: 2 succeeded, 1 pruned, 1 failed · 1 running"
     view.update(make_study(JobStatus.SUCCEEDED), {})
     assert view.progress.get_state()["bar_style"] == "success"
 
@@ -239,7 +239,7 @@ def test_watcher_follows_a_study_from_running_to_succeeded_and_stops() -> None:
     first_done = (make_trial(0, TrialStatus.SUCCEEDED, 0.6), running[1])
     client.report("tune-t0", 0.6, make_study(trials=first_done))
     client.report("tune-t1", 0.3)
-    wait_for(lambda: value(view.counts).startswith("1/6 done · 1 running"))
+    wait_for(lambda: value(view.counts) == "1/6 done: 1 succeeded · 1 running")
     wait_for(lambda: watcher.curves[0].count == 2 and 1 in watcher.curves)
     calls = client.calls_for("tune-t0")
     wait_for(lambda: client.calls_for("tune-t1") > 3)

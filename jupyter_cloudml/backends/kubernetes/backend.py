@@ -27,8 +27,10 @@ from ...models import (
     JobPage,
     JobQuery,
     JobStatus,
+    QuotaInfo,
     TensorBoardInfo,
 )
+from .api import ApiError
 from .deployments import ClusterDeployments
 from .labels import (
     CANCELLED_ANNOTATION,
@@ -37,6 +39,7 @@ from .labels import (
 from .manifests.serving import model_storage_uri, parse_pvc_uri
 from .names import job_name
 from .outputs import JobOutputs
+from .quota import quota_info
 from .status import cluster_event, pod_events
 from .submission import Submission
 from .tensorboards import ClusterTensorBoards
@@ -124,6 +127,18 @@ class KubernetesBackend(Submission, JobOutputs):
             self._serving = ClusterDeployments(self.api, self.serving_image)
         return self._serving
 
+    def quota(self) -> QuotaInfo:
+        try:
+            quotas = self.api.get(self.api.path("resourcequotas")).get("items") or []
+        except ApiError as exc:
+            if exc.status != 403:
+                raise
+            quotas = None
+        queued = JobQuery(status=(JobStatus.QUEUED,), limit=1)
+        active = (JobStatus.STARTING, JobStatus.RUNNING, JobStatus.RETRYING)
+        running = self.list(JobQuery(status=active, limit=1)).total
+        return quota_info(self.api.namespace, quotas, running, self.list(queued).total)
+
     def deploy(self, spec: DeploySpec) -> DeploymentInfo:
         job_dir = None
         if spec.model.startswith("job:"):
@@ -131,7 +146,17 @@ class KubernetesBackend(Submission, JobOutputs):
             job = self._known(job_id)
             job_dir = job.spec.job_dir if job.spec else None
         uri = model_storage_uri(spec.model, shared=self.shared, job_dir=job_dir)
-        return self._deployments.deploy(spec, uri)
+        return self._deployments.deploy(spec, uri, self._local_model_path(uri))
+
+    def _local_model_path(self, uri: str) -> str | None:
+        """Where this host reads a model on the shared volume (None elsewhere), so that
+        redeploying compares its content."""
+        if self.shared is None or not uri.startswith("pvc://"):
+            return None
+        location = parse_pvc_uri(uri)
+        if location.claim != self.shared.claim:
+            return None
+        return f"{self.shared.mount_path.rstrip('/')}/{location.sub_path}".rstrip("/")
 
     def data_location(self, path: str) -> str:
         """Pods reach URIs and the shared volume (mounted at the same path), nothing else."""
@@ -178,6 +203,9 @@ class KubernetesBackend(Submission, JobOutputs):
 
     def undeploy(self, name: str, version: str | None = None) -> None:
         self._deployments.undeploy(name, version)
+
+    def scale(self, name: str, version: str, replicas: int) -> DeploymentInfo:
+        return self._deployments.scale(name, version, replicas)
 
     def cancel(self, job_id: str) -> JobInfo:
         key = self._check_id(job_id)

@@ -9,6 +9,7 @@ annotations only.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 from typing import Any
@@ -22,8 +23,10 @@ from ...models import (
     ServingReplicaInfo,
     ServingReplicaStatus,
     VersionInfo,
+    check_replicas,
     check_traffic,
 )
+from ..common.redeploy import fingerprint, plan_deploy
 from .api import API_ROOTS, KubeApi
 from .labels import (
     DEPLOYMENT_KEY,
@@ -80,21 +83,38 @@ class ClusterDeployments:
 
     # --- deploy ---------------------------------------------------------------------------------
 
-    def deploy(self, spec: DeploySpec, storage_uri: str) -> DeploymentInfo:
+    def deploy(
+        self, spec: DeploySpec, storage_uri: str, local_path: str | None = None
+    ) -> DeploymentInfo:
+        """Serve the model at `storage_uri` (`local_path`: where this host reads it, if it
+        can) as the version `plan_deploy` picks, or say it is served already."""
+        digest = fingerprint(spec, local_path, storage_uri)
+        try:
+            current: DeploymentInfo | None = self.get(spec.name)
+        except NotFound:
+            current = None
+        plan = plan_deploy(spec, current, digest)
+        if plan.unchanged:
+            assert current is not None
+            return dataclasses.replace(current, outcome=plan.message)
+        spec = dataclasses.replace(spec, version=plan.version)
         if self.kserve():
-            self._deploy_kserve(spec, storage_uri)
+            self._deploy_kserve(spec, storage_uri, digest)
         else:
-            self._deploy_plain(spec, storage_uri)
-        return self._wait_ready(spec.name, spec.version)
+            self._deploy_plain(spec, storage_uri, digest)
+        info = self._wait_ready(spec.name, plan.version)
+        for old in plan.retire:
+            self.undeploy(spec.name, old)
+        if plan.retire:
+            info = self.get(spec.name)
+        return dataclasses.replace(info, outcome=plan.message)
 
-    def _deploy_kserve(self, spec: DeploySpec, storage_uri: str) -> None:
+    def _deploy_kserve(self, spec: DeploySpec, storage_uri: str, digest: str) -> None:
         base = deployment_name(spec.name)
         previous = self._isvc(base)
-        if previous is not None and spec.version in _versions(previous):
-            raise Conflict(f"{spec.name} already has a version {spec.version}: deploy a new one")
         manifest = inference_service(
             spec, self.ns, storage_uri=storage_uri, previous=previous,
-            serving_image=self.serving_image, created=time.time(),
+            serving_image=self.serving_image, created=time.time(), fingerprint=digest,
         )  # fmt: skip
         if previous is None:
             self.api.create(self.api.path("inferenceservices"), manifest)
@@ -102,17 +122,15 @@ class ClusterDeployments:
             manifest["metadata"]["resourceVersion"] = previous["metadata"].get("resourceVersion")
             self.api.request("PUT", self.api.path("inferenceservices", base), body=manifest)
 
-    def _deploy_plain(self, spec: DeploySpec, storage_uri: str) -> None:
+    def _deploy_plain(self, spec: DeploySpec, storage_uri: str, digest: str) -> None:
         deployed = [v.version for v in self._plain_versions(spec.name)]
-        if spec.version in deployed:
-            raise Conflict(f"{spec.name} already has a version {spec.version}: deploy a new one")
         deployment, service, main = plain_manifests(
             spec, self.ns, storage_uri=storage_uri, serving_image=self.serving_image,
-            deployed_versions=deployed, created=time.time(),
+            deployed_versions=deployed, created=time.time(), fingerprint=digest,
         )  # fmt: skip
         self.api.create(self.api.path("deployments"), deployment)
         self.api.create(self.api.path("services"), service)
-        self._wait_ready(spec.name, spec.version)
+        self._wait_ready(spec.name, spec.target_version)
         self._put_main_service(main)
 
     def _put_main_service(self, main: Obj) -> None:
@@ -279,6 +297,33 @@ class ClusterDeployments:
         else:
             self._delete_plain_version(name, version)
 
+    def scale(self, name: str, version: str, replicas: int) -> DeploymentInfo:
+        """Serve `version` with `replicas` pods: its Deployment's replicas, or with KServe the
+        predictor's min and max replicas (the newest version's only: KServe keeps an older
+        revision as it was rolled out)."""
+        check_replicas(replicas)
+        info = self.get(name)
+        known = [v.version for v in info.versions]
+        if version not in known:
+            raise NotFound(f"{name} has no version {version!r} ({', '.join(known)})")
+        base = deployment_name(name)
+        if self._isvc(base) is not None:
+            if version != known[-1]:
+                raise Unsupported(
+                    f"KServe scales the newest version of {name} ({known[-1]}) only; "
+                    f"{version} keeps the replicas it was rolled out with"
+                )
+            predictor = {"minReplicas": replicas, "maxReplicas": replicas}
+            self.api.patch(
+                self.api.path("inferenceservices", base), {"spec": {"predictor": predictor}}
+            )
+            if not info.versions[-1].traffic:  # KServe shows no replicas of a version it idles
+                return self.get(name)
+        else:
+            path = self.api.path("deployments", version_name(name, version))
+            self.api.patch(path, {"spec": {"replicas": replicas}})
+        return self._wait_ready(name, version)
+
     def _delete_plain_version(self, name: str, version: str) -> None:
         target = version_name(name, version)
         self._delete(self.api.path("deployments", target))
@@ -340,6 +385,7 @@ def _kserve_info(name: str, isvc: Obj) -> DeploymentInfo:
                 framework=ModelFramework(record.get("framework", "custom")),
                 traffic=share,
                 replicas=shown,
+                fingerprint=str(record.get("fingerprint", "")),
             )
         )
     url = status.get("url") or (status.get("address") or {}).get("url") or ""
@@ -370,6 +416,7 @@ def _plain_version(deployment: Obj, serving: str | None) -> VersionInfo:
         traffic=100 if version == serving else 0,
         replicas=replicas,
         predictor=record.get("predictor"),
+        fingerprint=str(record.get("fingerprint", "")),
     )
 
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from ...exceptions import MissingExtra, QuotaExceeded
+from ...models import QuotaInfo, QuotaItem
 
 GPU_QUOTA = "requests.nvidia.com/gpu"
 #: The quota keys compared (others, e.g. object counts, are left to the API server).
@@ -183,3 +184,23 @@ def _fmt(amount: Decimal) -> str:
             if amount % size == 0:
                 return f"{amount // size}{unit}"
     return format(amount.normalize(), "f")
+
+
+def quota_info(
+    namespace: str, quotas: Iterable[Mapping[str, Any]] | None, running: int, queued: int
+) -> QuotaInfo:
+    """The namespace's ResourceQuotas as used / hard, one item per quota and resource (None:
+    this identity may not read them)."""
+    items = tuple(
+        QuotaItem(resource, str(used.get(resource, "0")), str(amount), q["metadata"]["name"])
+        for q in quotas or ()
+        for used in [(q.get("status") or {}).get("used") or {}]
+        for resource, amount in sorted(((q.get("status") or {}).get("hard") or {}).items())
+    )
+    if quotas is None:
+        note = f"this identity may not read the ResourceQuotas of {namespace}"
+    elif not items:
+        note = f"no ResourceQuota in {namespace}: only the cluster's capacity limits jobs"
+    else:
+        note = ""
+    return QuotaInfo(f"namespace {namespace}", items, running=running, queued=queued, note=note)

@@ -45,7 +45,7 @@ NOTEBOOK_RULES: list[dict[str, Any]] = [
     _rule("", ["configmaps"], ["create", "get"]),
     _SECRETS,
     _rule("", ["services"], ["create", "get", "patch", "delete"]),
-    _rule("apps", ["deployments"], ["create", "get", "list", "delete"]),
+    _rule("apps", ["deployments"], ["create", "get", "list", "patch", "delete"]),
     _rule(
         "serving.kserve.io",
         ["inferenceservices"],

@@ -24,6 +24,8 @@ from ...models import (
     TrainSpec,
     from_dict,
 )
+from ..common.cluster import success_replicas
+from ..common.replica_states import settled
 from .labels import (
     CANCELLED_ANNOTATION,
     COMPLETION_INDEX_KEY,
@@ -167,6 +169,7 @@ def job_info(record: Obj, jobs: Iterable[Obj], pods: Iterable[Obj]) -> JobInfo:
     attempt = 1 + max((int(j.get("status", {}).get("failed") or 0) for j in jobs), default=0)
     started = timestamp(record.get("status", {}).get("startTime"))
     status, reason, finished = _status(record, jobs, newest, spec, cancelled)
+    decisive = set(success_replicas(spec.framework, spec.replicas))
     return JobInfo(
         id=notes[JOB_ID_ANNOTATION],
         name=spec.name,
@@ -176,7 +179,10 @@ def job_info(record: Obj, jobs: Iterable[Obj], pods: Iterable[Obj]) -> JobInfo:
         started=started,
         finished=finished,
         attempt=attempt,
-        replicas=tuple(_replica(name, newest.get(name), status) for name in spec.replicas.names()),
+        replicas=tuple(
+            _replica(name, newest.get(name), status, name in decisive)
+            for name in spec.replicas.names()
+        ),
         spec=spec,
     )
 
@@ -231,22 +237,16 @@ def _failure_reason(role: str, failed: Obj, newest: dict[str, Obj]) -> str:
     return "; ".join(parts + codes[:3])
 
 
-def _replica(name: str, pod: Obj | None, job_status: JobStatus) -> ReplicaInfo:
+def _replica(name: str, pod: Obj | None, job_status: JobStatus, decisive: bool) -> ReplicaInfo:
+    """A replica from its newest pod; without one (gone with its Job), a replica whose success
+    made the job's (`decisive`) SUCCEEDED with it, any other one is settled as never ended."""
     if pod is None:
-        status = {
-            JobStatus.SUCCEEDED: ReplicaStatus.SUCCEEDED,
-            JobStatus.CANCELLED: ReplicaStatus.STOPPED,
-            JobStatus.FAILED: ReplicaStatus.STOPPED,
-        }.get(job_status, ReplicaStatus.PENDING)
-        return ReplicaInfo(name=name, status=status)
+        done = job_status is JobStatus.SUCCEEDED and decisive
+        status = ReplicaStatus.SUCCEEDED if done else ReplicaStatus.PENDING
+        return settled(job_status, ReplicaInfo(name=name, status=status))
     phase = pod.get("status", {}).get("phase", "Pending")
     status = POD_REPLICA_STATUS.get(phase, ReplicaStatus.PENDING)
-    if job_status is JobStatus.CANCELLED and status in (
-        ReplicaStatus.PENDING,
-        ReplicaStatus.RUNNING,
-    ):
-        status = ReplicaStatus.STOPPED
-    return ReplicaInfo(name=name, status=status, exit_code=pod_exit_code(pod))
+    return settled(job_status, ReplicaInfo(name, status, exit_code=pod_exit_code(pod)))
 
 
 def pod_events(pods: Iterable[Obj]) -> list[Event]:

@@ -32,6 +32,7 @@ from ...models import (
     JobStatus,
     LogLine,
     MetricsUpdate,
+    QuotaInfo,
     ServiceInfo,
     TensorBoardInfo,
     TrainSpec,
@@ -55,6 +56,7 @@ from .scheduler import (
     dispatch,
     kill_process_group,
     reap,
+    usage,
 )
 from .store import ACTIVE, JobStore, row_to_info
 from .tensorboards import LocalTensorBoards
@@ -365,6 +367,9 @@ class LocalBackend(Backend):
     def undeploy(self, name: str, version: str | None = None) -> None:
         self.endpoints.undeploy(name, version)
 
+    def scale(self, name: str, version: str, replicas: int) -> DeploymentInfo:
+        return self.endpoints.scale(name, version, replicas)
+
     # --- TensorBoard ---------------------------------------------------------------------------
 
     def tensorboard(self, job_ids: builtins.list[str]) -> TensorBoardInfo:
@@ -458,3 +463,6 @@ class LocalBackend(Backend):
 
     def service_status(self) -> ServiceInfo:
         return systemd_unit.status(self.settings.home)
+
+    def quota(self) -> QuotaInfo:
+        return usage(self.store, self.settings)

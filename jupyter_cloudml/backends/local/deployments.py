@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import dataclasses
 import json
 import shutil
 import signal
@@ -31,8 +32,10 @@ from ...models import (
     ServingReplicaStatus,
     VersionInfo,
     check_name,
+    check_replicas,
     check_traffic,
 )
+from ..common.redeploy import fingerprint, plan_deploy
 from .endpoint import DESIRED_FILE, STATUS_FILE
 from .processes import (
     DIR_MODE,
@@ -67,12 +70,26 @@ class LocalDeployments:
     # --- commands --------------------------------------------------------------------------
 
     def deploy(self, spec: DeploySpec, model: str) -> DeploymentInfo:
-        """Serve `model` (a resolved path) as `spec.version` of `spec.name`; returns once its
-        replicas are ready and the traffic moved, or raises with the reason they are not."""
+        """Serve `model` (a resolved path) as a version of `spec.name` (`plan_deploy` says
+        which, or that it serves it already); returns once its replicas are ready and the
+        traffic moved, or raises with the reason they are not."""
         folder = self.folder / spec.name
         private_dir(self.folder, parents=True)
+        digest = fingerprint(spec, model)
         with self._lock(spec.name):
             desired = self._desired(spec.name)
+            current = None
+            if desired is not None:
+                if spec.port is not None and spec.port != desired["port"]:
+                    raise Conflict(
+                        f"{spec.name} is served on port {desired['port']}, not {spec.port}"
+                    )
+                current = _info(desired, self._status(spec.name), self._running(spec.name))
+            plan = plan_deploy(spec, current, digest)
+            if plan.unchanged:
+                return dataclasses.replace(self.get(spec.name), outcome=plan.message)
+            spec = dataclasses.replace(spec, version=plan.version)
+            version = plan.version
             new = desired is None
             if desired is None:
                 port = spec.port or free_ports(1)[0]
@@ -90,36 +107,32 @@ class LocalDeployments:
                     "versions": {},
                     "traffic": {},
                 }
-            elif spec.version in desired["versions"]:
-                raise Conflict(
-                    f"{spec.name} already serves version {spec.version}: deploy a new --version "
-                    f"(e.g. --version v{len(desired['versions']) + 1}) or undeploy it first"
-                )
-            elif spec.port is not None and spec.port != desired["port"]:
-                raise Conflict(f"{spec.name} is served on port {desired['port']}, not {spec.port}")
-            desired["versions"][spec.version] = {
+            desired["versions"][version] = {
                 "model": model,
                 "framework": spec.framework.value,
                 "predictor": spec.predictor,
                 "replicas": spec.replicas,
                 "added": time.time(),
+                "fingerprint": digest,
             }
             if new:
-                desired["traffic"] = dict(spec.traffic) or {spec.version: 100}
+                desired["traffic"] = dict(spec.traffic) or {version: 100}
             self._write(desired)
             if new or not self._running(spec.name):
                 self._spawn(spec.name)
             try:
-                self._await_version(spec.name, spec.version, spec.replicas)
+                self._await_version(spec.name, version, spec.replicas)
             except InvalidSpec:
-                self._forget_version(spec.name, spec.version, drop_all=new)
+                self._forget_version(spec.name, version, drop_all=new)
                 raise
             if not new:
                 traffic = dict(spec.traffic) or {v: 0 for v in desired["versions"]}
                 if not spec.traffic:
-                    traffic[spec.version] = 100
+                    traffic[version] = 100
                 self._set_traffic(desired, traffic)
-        return self.get(spec.name)
+            for old in plan.retire:
+                self._forget_version(spec.name, old, drop_all=False)
+        return dataclasses.replace(self.get(spec.name), outcome=plan.message)
 
     def set_traffic(self, name: str, traffic: Mapping[str, int]) -> DeploymentInfo:
         """Split the unversioned requests: `{version: percent}` summing to 100."""
@@ -154,6 +167,31 @@ class LocalDeployments:
             with contextlib.suppress(OSError, ValueError):  # replicas a dead endpoint left
                 self._stop_orphans(json.loads((self.folder / name / PROCESS_FILE).read_text()))
             shutil.rmtree(self.folder / name, ignore_errors=True)
+
+    def scale(self, name: str, version: str, replicas: int) -> DeploymentInfo:
+        """Serve `version` with `replicas` model-server processes; returns once as many are
+        ready (fewer: once the endpoint has retired the rest)."""
+        check_replicas(replicas)
+        with self._lock(name):
+            desired = self._require(name)
+            if version not in desired["versions"]:
+                known = ", ".join(desired["versions"])
+                raise NotFound(f"{name} has no version {version!r} (versions: {known})")
+            desired["versions"][version]["replicas"] = replicas
+            generation = self._write(desired)
+            if not self._running(name):
+                self._spawn(name)
+
+            def scaled(status: dict[str, Any]) -> bool:
+                mine = status.get("versions", {}).get(version, [])
+                failed = [r for r in mine if r["status"] == "FAILED"]
+                if failed:
+                    raise InvalidSpec(f"{name} {version} cannot be served: {failed[0]['reason']}")
+                ready = sum(r["status"] == "READY" for r in mine)
+                return status.get("generation", 0) >= generation and ready >= replicas
+
+            self._await(name, scaled, f"{replicas} ready replica(s) of {version}")
+        return self.get(name)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -340,6 +378,7 @@ def _info(desired: Mapping[str, Any], status: Mapping[str, Any], running: bool) 
             framework=ModelFramework(spec["framework"]),
             traffic=int(desired["traffic"].get(version, 0)),
             predictor=spec.get("predictor"),
+            fingerprint=spec.get("fingerprint", ""),
             replicas=tuple(
                 ServingReplicaInfo(
                     name=r["name"],

@@ -18,12 +18,13 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
 
 from ...exceptions import InvalidSpec
-from ...models import JobStatus, ReplicaStatus, is_study_driver
+from ...models import JobStatus, QuotaInfo, QuotaItem, ReplicaStatus, is_study_driver
 from .disk import disk_note
 from .job_secrets import forget_secrets
 from .processes import kill_process_group, process_alive, spawn_detached
@@ -116,9 +117,7 @@ def dispatch(store: JobStore, settings: Settings) -> list[str]:
     reap(store, settings)
     started = []
     with store.transaction() as db:
-        active = store.rows_with_status(ACTIVE, db)
-        used_cpu = sum(min(r["cpu_demand"], _slots(r, settings)[0]) for r in active)
-        used_gpus = {g for r in active for g in json.loads(r["gpu_ids"])}
+        used_cpu, used_gpus = _in_use(store.rows_with_status(ACTIVE, db), settings)
         claimed_cpu = 0.0
         claimed_gpus: set[int] = set()
         now = time.time()
@@ -161,6 +160,31 @@ def dispatch(store: JobStore, settings: Settings) -> list[str]:
     for job_id in started:
         spawn_supervisor(store, settings, job_id)
     return started
+
+
+def _in_use(active: Sequence[sqlite3.Row], settings: Settings) -> tuple[float, set[int]]:
+    """The CPU slots and the GPUs that the dispatched jobs `active` hold."""
+    cpu = sum(min(r["cpu_demand"], _slots(r, settings)[0]) for r in active)
+    return cpu, {g for r in active for g in json.loads(r["gpu_ids"])}
+
+
+def usage(store: JobStore, settings: Settings) -> QuotaInfo:
+    """The scheduler's slots (this backend's), how many the dispatched jobs hold, and how many
+    jobs hold them and wait for them."""
+    active, queued = store.rows_with_status(ACTIVE), store.rows_with_status([QUEUED])
+    cpu, gpus = _in_use(active, settings)
+    items = (
+        QuotaItem("cpu slots", f"{cpu:g}", f"{settings.cpu_slots:g}"),
+        QuotaItem("gpus", str(len(gpus)), str(len(settings.gpu_ids))),
+    )
+    waiting = ", ".join(f"{r['id']} ({r['reason']})" if r["reason"] else r["id"] for r in queued)
+    return QuotaInfo(
+        scope=f"local scheduler of {settings.home}",
+        items=items,
+        running=len(active),
+        queued=len(queued),
+        note=f"queued: {waiting}" if waiting else "",
+    )
 
 
 def _slots(row: sqlite3.Row, settings: Settings) -> tuple[float, tuple[int, ...]]:

@@ -27,6 +27,7 @@ from ...models import (
     TrainSpec,
     from_dict,
 )
+from ..common.replica_states import settle_all
 from .disk import disk_note
 
 SCHEMA = """
@@ -297,15 +298,16 @@ def row_to_info(row: sqlite3.Row) -> JobInfo:
         )
         for r in json.loads(row["replicas"])
     )
+    status = JobStatus(row["status"])
     return JobInfo(
         id=row["id"],
         name=row["name"],
-        status=JobStatus(row["status"]),
+        status=status,
         reason=row["reason"],
         created=row["created"],
         started=row["started"],
         finished=row["finished"],
         attempt=row["attempt"],
-        replicas=replicas,
+        replicas=settle_all(status, replicas),
         spec=from_dict(TrainSpec, json.loads(row["spec"])),
     )

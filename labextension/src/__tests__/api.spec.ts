@@ -17,6 +17,7 @@ import {
   NdjsonParser,
   cancelJob,
   deleteJob,
+  deploy,
   getCapabilities,
   getDeployment,
   getJob,
@@ -26,9 +27,13 @@ import {
   listStudies,
   listTensorBoards,
   predict,
+  rollback,
+  scale,
+  setTraffic,
   startTensorBoard,
   stopTensorBoard,
-  streamLogs
+  streamLogs,
+  undeploy
 } from '../api';
 import type { LogBatch } from '../tokens';
 
@@ -367,5 +372,47 @@ describe('deployments', () => {
   it('rejects an answer without predictions', async () => {
     makeRequest.mockResolvedValue(json({ outputs: [] }));
     await expect(predict('lin', [[1]])).rejects.toBeInstanceOf(CloudMLApiError);
+  });
+});
+
+describe('deployment actions', () => {
+  it('deploys, splits, rolls back and scales with JSON bodies, and undeploys with DELETE', async () => {
+    const shown = { name: 'iris', status: 'READY', url: 'u', replicas: {}, versions: [] };
+    makeRequest.mockImplementation(async (_url: string, init: RequestInit) =>
+      init.method === 'DELETE' ? new Response(null, { status: 204 }) : json(shown)
+    );
+    const request = { name: 'iris', model: 'job:tune-1', framework: 'sklearn' as const };
+    expect(await deploy(request)).toEqual(shown);
+    await setTraffic('iris', { v1: 90, v2: 10 });
+    await rollback('iris');
+    await scale('iris', 'v2', 3);
+    await undeploy('iris', 'v1');
+    await undeploy('iris');
+    const calls = makeRequest.mock.calls.map(([url, init]) => [
+      (init as RequestInit).method,
+      (url as string).slice(BASE.length),
+      (init as RequestInit).body ? JSON.parse((init as RequestInit).body as string) : null
+    ]);
+    expect(calls).toEqual([
+      ['POST', 'cloudml/api/deployments', request],
+      ['PUT', 'cloudml/api/deployments/iris/traffic', { traffic: { v1: 90, v2: 10 } }],
+      ['POST', 'cloudml/api/deployments/iris/rollback', null],
+      ['POST', 'cloudml/api/deployments/iris/scale', { version: 'v2', replicas: 3 }],
+      ['DELETE', 'cloudml/api/deployments/iris?version=v1', null],
+      ['DELETE', 'cloudml/api/deployments/iris', null]
+    ]);
+  });
+
+  it('carries the reason a deploy was refused', async () => {
+    makeRequest.mockResolvedValue(
+      json({ code: 'conflict', message: 'study tune-1 has no best trial yet' }, 409, 'Conflict')
+    );
+    await expect(
+      deploy({ name: 'iris', model: 'job:tune-1', framework: 'sklearn' })
+    ).rejects.toMatchObject({
+      status: 409,
+      code: 'conflict',
+      message: 'study tune-1 has no best trial yet'
+    });
   });
 });

@@ -4,8 +4,8 @@
  * polling and predictions.
  */
 import { CloudMLApiError } from '../api';
+import { DeploymentDetailModel } from '../deploymentmodel';
 import {
-  DeploymentDetailModel,
   DeploymentListModel,
   JobDetailModel,
   JobListModel,
@@ -13,10 +13,10 @@ import {
   StudyDetailModel,
   StudyListModel
 } from '../model';
-import { objectiveSeries, studyProgress } from '../summaries';
+import { objectiveSeries, paramsText, studyProgress, trialTitle } from '../summaries';
+import { fakeApi } from './fakeapi';
 import type {
   Deployment,
-  ICloudMLApi,
   Job,
   JobDetail,
   JobPage,
@@ -26,32 +26,6 @@ import type {
   Study,
   Trial
 } from '../tokens';
-
-type FakeApi = { [K in keyof ICloudMLApi]: jest.Mock };
-
-function fakeApi(): FakeApi {
-  const reject = () => jest.fn(() => Promise.reject(new Error('not scripted')));
-  return {
-    getCapabilities: reject(),
-    listJobs: reject(),
-    getJob: reject(),
-    cancelJob: reject(),
-    deleteJob: reject(),
-    getLogs: reject(),
-    streamLogs: reject(),
-    getMetrics: reject(),
-    listStudies: reject(),
-    getStudy: reject(),
-    cancelStudy: reject(),
-    deleteStudy: reject(),
-    listDeployments: reject(),
-    getDeployment: reject(),
-    predict: reject(),
-    listTensorBoards: reject(),
-    startTensorBoard: reject(),
-    stopTensorBoard: reject()
-  };
-}
 
 function job(id: string, status: Job['status'] = 'RUNNING'): JobDetail {
   return {
@@ -538,6 +512,17 @@ describe('study helpers', () => {
     expect(min.best.map(p => p.y)).toEqual([0.9, 0.9, 0.5]);
     const max = objectiveSeries(study('RUNNING', trials, 'MAXIMIZE'));
     expect(max.best.map(p => p.y)).toEqual([0.9, 1.2, 1.2]);
+  });
+
+  it('writes a trial parameters as text, and its row tooltip', () => {
+    const t = { ...trial(3, 0.5), params: { lr: 0.05, depth: 3, opt: 'adam' } };
+    expect(paramsText(t.params)).toBe('lr=0.05, depth=3, opt=adam');
+    expect(trialTitle(t, true, true)).toBe(
+      'Best trial #3: lr=0.05, depth=3, opt=adam\nClick to open its job'
+    );
+    expect(trialTitle({ ...t, reason: 'pruned at step 2' }, false, false)).toBe(
+      'Trial #3: lr=0.05, depth=3, opt=adam\npruned at step 2'
+    );
   });
 
   it('counts finished trials against max_trials', () => {

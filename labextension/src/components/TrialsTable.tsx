@@ -1,6 +1,7 @@
 import React, { useState } from 'react';
 
 import { formatNumber } from '../chart';
+import { trialTitle } from '../summaries';
 import type { Trial } from '../tokens';
 import { StatusBadge } from './StatusBadge';
 
@@ -23,7 +24,10 @@ export function sortTrials(trials: readonly Trial[], sort: Sort): Trial[] {
   });
 }
 
-/** The trials of a study: number, status, one column per parameter, value; best highlighted. */
+/**
+ * The trials of a study: number, status, one column per parameter, value; best highlighted.
+ * A row opens its trial's job.
+ */
 export function TrialsTable(props: {
   trials: readonly Trial[];
   bestNumber?: number | null;
@@ -65,22 +69,21 @@ export function TrialsTable(props: {
         {sortTrials(props.trials, sort).map(trial => {
           const best = trial.number === props.bestNumber;
           const jobId = trial.job_id;
+          const open = jobId && props.onOpenJob ? () => props.onOpenJob!(jobId) : undefined;
+          const classes = [best ? 'jp-cloudml-best' : '', open ? 'jp-cloudml-openable' : ''];
           return (
             <tr
               key={trial.number}
               data-trial={trial.number}
-              className={best ? 'jp-cloudml-best' : undefined}
-              title={best ? 'Best trial' : trial.reason || undefined}
+              data-job-id={jobId ?? undefined}
+              className={classes.filter(Boolean).join(' ') || undefined}
+              title={trialTitle(trial, best, !!open)}
+              role={open ? 'button' : undefined}
+              tabIndex={open ? 0 : undefined}
+              onClick={open}
+              onKeyDown={open ? event => event.key === 'Enter' && open() : undefined}
             >
-              <td>
-                {jobId && props.onOpenJob ? (
-                  <button className="jp-cloudml-link" onClick={() => props.onOpenJob!(jobId)}>
-                    {trial.number}
-                  </button>
-                ) : (
-                  trial.number
-                )}
-              </td>
+              <td>{trial.number}</td>
               <td>
                 <StatusBadge status={trial.status} className="jp-cloudml-trial-status" />
               </td>

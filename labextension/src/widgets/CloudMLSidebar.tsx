@@ -17,6 +17,7 @@ import {
   StatusPreset,
   StudyListModel
 } from '../model';
+import { QUOTA_INTERVAL, QuotaModel, quotaLine } from '../quotamodel';
 import { replicaProgress, studyProgress } from '../summaries';
 import { Deployment, ICloudMLApi, Job, Study, isActive } from '../tokens';
 
@@ -50,6 +51,7 @@ export class CloudMLSidebar extends ReactWidget {
     this.jobs = new JobListModel({ api: options.api, interval: 1000, filters: { kind: 'job' } });
     this.studies = new StudyListModel({ api: options.api });
     this.deployments = new DeploymentListModel({ api: options.api, interval: 5000 });
+    this.quota = new QuotaModel({ api: options.api, interval: QUOTA_INTERVAL });
     for (const model of this._models()) {
       model.pause();
       model.start();
@@ -59,6 +61,8 @@ export class CloudMLSidebar extends ReactWidget {
   readonly jobs: JobListModel;
   readonly studies: StudyListModel;
   readonly deployments: DeploymentListModel;
+  /** What this user may use and uses now, in the header; polls while the sidebar shows. */
+  readonly quota: QuotaModel;
 
   get tab(): SidebarTab {
     return this._tab;
@@ -116,6 +120,7 @@ export class CloudMLSidebar extends ReactWidget {
         jobs={this.jobs}
         studies={this.studies}
         deployments={this.deployments}
+        quota={this.quota}
         openJob={this._options.openJob}
         openStudy={this._options.openStudy}
         openDeployment={this._options.openDeployment}
@@ -123,8 +128,8 @@ export class CloudMLSidebar extends ReactWidget {
     );
   }
 
-  private _models(): (JobListModel | StudyListModel | DeploymentListModel)[] {
-    return [this.jobs, this.studies, this.deployments];
+  private _models(): (JobListModel | StudyListModel | DeploymentListModel | QuotaModel)[] {
+    return [this.jobs, this.studies, this.deployments, this.quota];
   }
 
   private _syncPolling(): void {
@@ -133,7 +138,7 @@ export class CloudMLSidebar extends ReactWidget {
       this._tab
     ];
     for (const model of this._models()) {
-      if (shown && model === active) {
+      if (shown && (model === active || model === this.quota)) {
         if (model.isPaused) {
           model.resume();
         }
@@ -153,13 +158,17 @@ function SidebarView(props: {
   jobs: JobListModel;
   studies: StudyListModel;
   deployments: DeploymentListModel;
+  quota: QuotaModel;
   openJob: (id: string) => void;
   openStudy: (id: string) => void;
   openDeployment: (name: string) => void;
 }) {
   return (
     <div className="jp-cloudml-sidebar-body">
-      <div className="jp-cloudml-sidebar-header">CloudML</div>
+      <div className="jp-cloudml-sidebar-header">
+        CloudML
+        <QuotaHeader model={props.quota} />
+      </div>
       <div className="jp-cloudml-tabs" role="tablist">
         {TABS.map(tab => (
           <button
@@ -179,6 +188,27 @@ function SidebarView(props: {
       {props.tab === 'deployments' && (
         <DeploymentsTab model={props.deployments} onOpen={props.openDeployment} />
       )}
+    </div>
+  );
+}
+
+/** What this user may use and uses now, under the title; the scope and note as its tooltip. */
+function QuotaHeader(props: { model: QuotaModel }) {
+  const { quota, error } = useModel(props.model);
+  if (error) {
+    return (
+      <div className="jp-cloudml-quota jp-cloudml-muted" title={error}>
+        quota unknown
+      </div>
+    );
+  }
+  if (!quota) {
+    return null;
+  }
+  const title = [quota.scope, quota.note].filter(Boolean).join(': ');
+  return (
+    <div className="jp-cloudml-quota" title={title}>
+      {quotaLine(quota)}
     </div>
   );
 }

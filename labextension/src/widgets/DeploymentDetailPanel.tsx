@@ -1,30 +1,38 @@
-import { Clipboard } from '@jupyterlab/apputils';
 import React from 'react';
 
+import { CopyButton } from '../components/CopyButton';
 import { ErrorMessage } from '../components/ErrorMessage';
 import { RefreshButton } from '../components/RefreshButton';
 import { StatusBadge } from '../components/StatusBadge';
 import { curlCommand, protocolUrls } from '../endpoint';
 import { formatTime } from '../format';
-import { DeploymentDetailModel } from '../model';
+import { DeploymentDetailModel, MAX_REPLICAS } from '../deploymentmodel';
 import { Deployment, DeploymentVersion } from '../tokens';
 import {
   DetailPanel,
   DetailTitle,
   IDetailActions,
   IDetailBodyProps,
-  IPanelKind
+  IPanelKind,
+  confirmAction
 } from './DetailPanel';
 
-/**
- * How a deployment is named in its panel. It has no cancel or delete: undeploying stays a
- * magic and CLI action.
- */
+/** How a deployment is named in its panel. */
 const DEPLOYMENT: IPanelKind = { noun: 'deployment' };
+
+/** What the busy buttons say while their action runs. */
+const BUSY_LABELS = {
+  traffic: 'Applying…',
+  rollback: 'Rolling back…',
+  scale: 'Scaling…',
+  undeploy: 'Undeploying…',
+  remove: 'Removing…'
+};
 
 /**
  * A main-area panel with one deployment: its endpoint and protocol paths, a curl command, its
- * versions with their traffic and replicas, and a box that asks it for predictions.
+ * versions with their traffic and replicas (split, roll back, scale, remove a version,
+ * undeploy), and a box that asks it for predictions.
  */
 export class DeploymentDetailPanel extends DetailPanel<DeploymentDetailModel> {
   constructor(options: { name: string; actions: IDetailActions }) {
@@ -56,9 +64,7 @@ function DeploymentDetail(props: IDetailBodyProps<DeploymentDetailModel>) {
           <span className="jp-cloudml-muted">created {formatTime(deployment.created)}</span>
         ) : null}
       </DetailTitle>
-      <div className="jp-cloudml-actions">
-        <RefreshButton onClick={() => void model.refresh()} />
-      </div>
+      <DeploymentActions model={model} deployment={deployment} actions={props.actions} />
       <ErrorMessage message={model.error} title="Cannot refresh the deployment" />
       <section className="jp-cloudml-section">
         <h3>Endpoint</h3>
@@ -68,10 +74,28 @@ function DeploymentDetail(props: IDetailBodyProps<DeploymentDetailModel>) {
         <h3>Versions</h3>
         {deployment.versions.length ? (
           deployment.versions.map(version => (
-            <VersionTable key={version.version} version={version} />
+            <VersionTable
+              key={version.version}
+              model={model}
+              version={version}
+              several={deployment.versions.length > 1}
+            />
           ))
         ) : (
           <div className="jp-cloudml-empty">No versions.</div>
+        )}
+        {deployment.versions.length > 1 && (
+          <div className="jp-cloudml-actions">
+            <button
+              className="jp-cloudml-button"
+              data-action="apply-traffic"
+              disabled={model.busy !== null}
+              title="Split the requests that name no version as typed above"
+              onClick={() => void model.applyTraffic()}
+            >
+              {model.busy === 'traffic' ? BUSY_LABELS.traffic : 'Apply traffic split'}
+            </button>
+          </div>
         )}
       </section>
       <section className="jp-cloudml-section">
@@ -104,31 +128,119 @@ function EndpointSummary(props: { deployment: Deployment }) {
       <dt>curl</dt>
       <dd className="jp-cloudml-curl">
         <pre>{curl}</pre>
-        <button
-          className="jp-cloudml-button"
-          data-action="copy-curl"
+        <CopyButton
+          text={curl}
+          action="copy-curl"
           title="Copy a curl command that asks this endpoint for predictions"
-          onClick={() => Clipboard.copyToSystem(curl)}
-        >
-          Copy
-        </button>
+        />
       </dd>
     </dl>
   );
 }
 
-/** One version: traffic share, framework, model, readiness, then its replicas. */
-function VersionTable(props: { version: DeploymentVersion }) {
-  const { version } = props;
+/** Roll back, undeploy (after asking), refresh; then why the last action failed. */
+function DeploymentActions(props: {
+  model: DeploymentDetailModel;
+  deployment: Deployment;
+  actions: IDetailActions;
+}) {
+  const { model, deployment, actions } = props;
+  const onUndeploy = async (): Promise<void> => {
+    const sure = await confirmAction({
+      title: `Undeploy ${deployment.name}?`,
+      body: `Its endpoint ${deployment.url} and every version's replicas stop; requests to it fail.`,
+      accept: 'Undeploy'
+    });
+    if (sure && (await model.undeploy())) {
+      actions.onDeleted();
+    }
+  };
+  return (
+    <>
+      <div className="jp-cloudml-actions">
+        <button
+          className="jp-cloudml-button"
+          data-action="rollback"
+          disabled={model.busy !== null || deployment.versions.length < 2}
+          title="Send every request back to the version deployed before the one serving most"
+          onClick={() => void model.rollback()}
+        >
+          {model.busy === 'rollback' ? BUSY_LABELS.rollback : 'Roll back'}
+        </button>
+        <button
+          className="jp-cloudml-button jp-mod-warn"
+          data-action="undeploy"
+          disabled={model.busy !== null}
+          onClick={() => void onUndeploy()}
+        >
+          {model.busy === 'undeploy' ? BUSY_LABELS.undeploy : 'Undeploy'}
+        </button>
+        <RefreshButton onClick={() => void model.refresh()} />
+      </div>
+      <ErrorMessage message={model.actionError} title="Action failed" />
+    </>
+  );
+}
+
+/**
+ * One version: traffic share (editable when there are several), framework, model, readiness
+ * and replicas (scalable), then its replicas; a version without traffic can be removed.
+ */
+function VersionTable(props: {
+  model: DeploymentDetailModel;
+  version: DeploymentVersion;
+  several: boolean;
+}) {
+  const { model, version, several } = props;
+  const busy = model.busy !== null;
+  const onRemove = async (): Promise<void> => {
+    const sure = await confirmAction({
+      title: `Remove version ${version.version} of ${model.name}?`,
+      body: 'Its replicas stop; the other versions keep serving.',
+      accept: 'Remove'
+    });
+    if (sure) {
+      await model.removeVersion(version.version);
+    }
+  };
   return (
     <div className="jp-cloudml-version" data-version={version.version}>
       <dl className="jp-cloudml-summary">
         <dt>Version</dt>
         <dd>
           <strong>{version.version}</strong>
+          {several && version.traffic === 0 && (
+            <button
+              className="jp-cloudml-link"
+              data-action="remove-version"
+              disabled={busy}
+              title="Remove this version (it gets no traffic)"
+              onClick={() => void onRemove()}
+            >
+              {model.busy === 'remove' ? BUSY_LABELS.remove : 'Remove'}
+            </button>
+          )}
         </dd>
         <dt>Traffic</dt>
-        <dd className="jp-cloudml-traffic">{version.traffic}%</dd>
+        <dd className="jp-cloudml-traffic">
+          {several ? (
+            <>
+              <input
+                className="jp-cloudml-number"
+                type="number"
+                min={0}
+                max={100}
+                aria-label={`Traffic percent of ${version.version}`}
+                data-traffic={version.version}
+                value={model.trafficDraft(version)}
+                onChange={event => model.setTrafficDraft(version.version, event.target.value)}
+              />
+              % <span className="jp-cloudml-muted">(now {version.traffic}%)</span>
+            </>
+          ) : (
+            `${version.traffic}%`
+          )}
+        </dd>
         <dt>Framework</dt>
         <dd>
           {version.framework}
@@ -141,6 +253,28 @@ function VersionTable(props: { version: DeploymentVersion }) {
         <dt>Ready</dt>
         <dd>
           {version.ready}/{version.replicas.length}
+        </dd>
+        <dt>Replicas</dt>
+        <dd className="jp-cloudml-scale">
+          <input
+            className="jp-cloudml-number"
+            type="number"
+            min={1}
+            max={MAX_REPLICAS}
+            aria-label={`Replicas of ${version.version}`}
+            data-replicas={version.version}
+            value={model.replicaDraft(version)}
+            onChange={event => model.setReplicaDraft(version.version, event.target.value)}
+          />
+          <button
+            className="jp-cloudml-button"
+            data-action="scale"
+            disabled={busy}
+            title={`Serve ${version.version} with this many replicas`}
+            onClick={() => void model.scale(version.version)}
+          >
+            {model.busy === 'scale' ? BUSY_LABELS.scale : 'Scale'}
+          </button>
         </dd>
       </dl>
       {version.replicas.length ? (

@@ -28,6 +28,8 @@ export interface IDetailActions {
   onDeleted: () => void;
   /** Open another job's panel (trials of a study). */
   openJob?: (jobId: string) => void;
+  /** Open a deployment's panel (after deploying a study's best trial). */
+  openDeployment?: (name: string) => void;
 }
 
 /** A detail model, whatever its object. */
@@ -55,14 +57,43 @@ export interface IDetailBodyProps<M extends AnyDetailModel> {
   actions: IDetailActions;
 }
 
-/** Ask before deleting; resolves to whether the user accepted. */
-export async function confirmDelete(what: string): Promise<boolean> {
+/** Ask before a destructive action; resolves to whether the user accepted. */
+export async function confirmAction(options: {
+  title: string;
+  body: string;
+  /** The label of the button that goes ahead, e.g. `Delete`. */
+  accept: string;
+  /** The label of the button that does nothing. */
+  reject?: string;
+}): Promise<boolean> {
   const result = await showDialog({
-    title: `Delete ${what}?`,
-    body: 'Its logs, metrics and outputs are deleted too. This cannot be undone.',
-    buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+    title: options.title,
+    body: options.body,
+    buttons: [
+      Dialog.cancelButton({ label: options.reject ?? 'Cancel' }),
+      Dialog.warnButton({ label: options.accept })
+    ]
   });
   return result.button.accept;
+}
+
+/** Ask before deleting; resolves to whether the user accepted. */
+export function confirmDelete(what: string): Promise<boolean> {
+  return confirmAction({
+    title: `Delete ${what}?`,
+    body: 'Its logs, metrics and outputs are deleted too. This cannot be undone.',
+    accept: 'Delete'
+  });
+}
+
+/** Ask before cancelling a running job or study; resolves to whether the user accepted. */
+export function confirmCancel(what: string): Promise<boolean> {
+  return confirmAction({
+    title: `Cancel ${what}?`,
+    body: 'Its running replicas are stopped now; what it wrote so far is kept.',
+    accept: 'Cancel it',
+    reject: 'Keep running'
+  });
 }
 
 /** The body of a detail panel; its model polls while it is shown. */
@@ -236,8 +267,10 @@ export function DetailActions(props: {
   };
   const onCancel = () =>
     run(async () => {
-      await kind.cancel(actions.api, object.id);
-      await model.refresh();
+      if (await confirmCancel(`${kind.noun} ${object.name}`)) {
+        await kind.cancel(actions.api, object.id);
+        await model.refresh();
+      }
     });
   const onDelete = () =>
     run(async () => {

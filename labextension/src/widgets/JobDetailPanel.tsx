@@ -1,6 +1,6 @@
-import { Clipboard } from '@jupyterlab/apputils';
 import React, { useMemo } from 'react';
 
+import { CopyButton } from '../components/CopyButton';
 import { ErrorMessage } from '../components/ErrorMessage';
 import { EventsTable } from '../components/EventsTable';
 import { LineChart } from '../components/LineChart';
@@ -66,15 +66,12 @@ function JobDetail(props: IDetailBodyProps<JobDetailModel>) {
         {job.finished ? ` · finished ${formatTime(job.finished)}` : ''}
       </div>
       <DetailActions object={job} model={model} kind={JOB} actions={props.actions}>
-        <button
-          className="jp-cloudml-button"
-          data-action="copy-magic"
-          disabled={!job.magic}
+        <CopyButton
+          text={job.magic}
+          action="copy-magic"
+          label="Copy magic"
           title="Copy a notebook cell that submits this job again"
-          onClick={() => Clipboard.copyToSystem(job.magic)}
-        >
-          Copy magic
-        </button>
+        />
       </DetailActions>
 
       <div className="jp-cloudml-columns">

@@ -1,11 +1,15 @@
-import React, { useMemo } from 'react';
+import React, { useMemo, useState } from 'react';
 
 import { formatNumber } from '../chart';
+import { CopyButton } from '../components/CopyButton';
+import { ErrorMessage } from '../components/ErrorMessage';
 import { LineChart } from '../components/LineChart';
 import { TrialsTable } from '../components/TrialsTable';
 import { StudyDetailModel } from '../model';
-import { objectiveSeries, studyProgress } from '../summaries';
+import { errorMessage } from '../polling';
+import { objectiveSeries, paramsText, studyProgress } from '../summaries';
 import { Study } from '../tokens';
+import { askDeployBestTrial } from './DeployDialog';
 import {
   DetailActions,
   DetailHeader,
@@ -46,7 +50,15 @@ function StudyDetail(props: IDetailBodyProps<StudyDetailModel>) {
   return (
     <div className="jp-cloudml-detail-body">
       <DetailHeader object={study} />
-      <DetailActions object={study} model={model} kind={STUDY} actions={props.actions} />
+      <DetailActions object={study} model={model} kind={STUDY} actions={props.actions}>
+        <DeployBestTrial study={study} actions={props.actions} />
+        <CopyButton
+          text={study.magic ?? ''}
+          action="copy-magic"
+          label="Copy magic"
+          title="Copy the %%cloudml_train cell that starts this study again"
+        />
+      </DetailActions>
       <StudySummary study={study} />
       <section className="jp-cloudml-section">
         <h3>Objective</h3>
@@ -61,6 +73,51 @@ function StudyDetail(props: IDetailBodyProps<StudyDetailModel>) {
         />
       </section>
     </div>
+  );
+}
+
+/**
+ * "Deploy best trial": asks for a deployment name (and how the model loads), deploys
+ * `job:STUDY` (the study's best trial) and opens the deployment's panel.
+ */
+function DeployBestTrial(props: { study: Study; actions: IDetailActions }) {
+  const { study, actions } = props;
+  const [deploying, setDeploying] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const best = study.best_trial;
+  const onDeploy = async (): Promise<void> => {
+    const request = await askDeployBestTrial(study);
+    if (!request) {
+      return;
+    }
+    setDeploying(request.name);
+    setError(null);
+    try {
+      await actions.api.deploy(request);
+      actions.openDeployment?.(request.name);
+    } catch (failure) {
+      setError(`${request.name}: ${errorMessage(failure)}`);
+    } finally {
+      setDeploying(null);
+    }
+  };
+  return (
+    <>
+      <button
+        className="jp-cloudml-button"
+        data-action="deploy-best"
+        disabled={!best?.job_id || deploying !== null}
+        title={
+          best
+            ? `Serve trial #${best.number} as an online endpoint`
+            : 'The study has no best trial yet'
+        }
+        onClick={() => void onDeploy()}
+      >
+        {deploying ? `Deploying ${deploying}…` : 'Deploy best trial'}
+      </button>
+      <ErrorMessage message={error} title="Cannot deploy" />
+    </>
   );
 }
 
@@ -89,11 +146,7 @@ function StudySummary(props: { study: Study }) {
         {best ? (
           <>
             #{best.number}: {typeof best.value === 'number' ? formatNumber(best.value) : '—'}{' '}
-            <span className="jp-cloudml-muted">
-              {Object.entries(best.params)
-                .map(([k, v]) => `${k}=${typeof v === 'number' ? formatNumber(v) : v}`)
-                .join(', ')}
-            </span>
+            <span className="jp-cloudml-muted">{paramsText(best.params)}</span>
           </>
         ) : (
           'none yet'

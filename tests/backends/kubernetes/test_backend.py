@@ -199,6 +199,8 @@ def test_distributed_tensorflow_job_gets_tf_config_and_its_ps_is_stopped(backend
         return not [p for p in pods if p["status"].get("phase") == "Running"]
 
     wait_for(ps_stopped, timeout=30)
+    states = {r.name: r.status.value for r in backend.get(job.id).replicas}
+    assert states == {"worker-0": "SUCCEEDED", "worker-1": "SUCCEEDED", "ps-0": "STOPPED"}
     service = kube.get_object("services", job.id, tenant.namespace)
     assert service is not None and service["spec"]["clusterIP"] == "None"
 
@@ -350,6 +352,7 @@ def test_cancel_stops_pods_and_delete_needs_a_finished_job(backend, kube, tenant
         timeout=30,
     )
     assert backend.cancel(job.id).status is JobStatus.CANCELLED  # again: a no-op
+    assert [r.status.value for r in backend.get(job.id).replicas] == ["CANCELLED"]
     backend.delete(job.id)
 
 
@@ -428,6 +431,26 @@ def test_namespace_quota_refusals_reach_the_user_with_the_numbers(backend, kube,
     tenant.expected = refusals(kube, tenant.user)
     assert tenant.expected  # it was the API server's 403
     kube.request("DELETE", f"/api/v1/namespaces/{tenant.namespace}/resourcequotas/job-count")
+
+
+@pytest.mark.controlplane
+def test_quota_reads_the_namespaces_resource_quotas_used_and_hard(backend, kube, tenant):
+    from jupyter_cloudml.models import QuotaItem
+
+    ns = tenant.namespace
+    assert (
+        backend.quota().note == f"no ResourceQuota in {ns}: only the cluster's capacity limits jobs"
+    )
+    apply_quota(kube, ns, "team", {"pods": "5", "count/jobs.batch": "4"})
+    job = backend.submit(spec("import time\ntime.sleep(600)"))
+    wait_status(backend, job.id, JobStatus.RUNNING)
+    wait_for(lambda: QuotaItem("pods", "1", "5", "team") in backend.quota().items, timeout=60)
+    quota = backend.quota()
+    assert quota.scope == f"namespace {ns}" and (quota.running, quota.queued) == (1, 0)
+    assert QuotaItem("count/jobs.batch", "1", "4", "team") in quota.items
+    assert quota.note == ""
+    backend.cancel(job.id)
+    kube.request("DELETE", f"/api/v1/namespaces/{ns}/resourcequotas/team")
 
 
 def test_jobs_that_can_never_fit_a_gpu_quota_are_refused_naming_it(backend, kube, tenant):
@@ -591,10 +614,29 @@ def test_plain_deployment_serves_through_its_service_with_versions_and_rollback(
     second = client.deploy(DeploySpec("iris", model, ModelFramework.SKLEARN, version="v2"))
     assert [(v.version, v.traffic) for v in second.versions] == [("v1", 0), ("v2", 100)]
     assert kube.get_object("services", "iris", ns)["spec"]["selector"]["cloudml.io/version"] == "v2"
-    with pytest.raises(Conflict, match="already has a version v2"):
-        client.deploy(DeploySpec("iris", model, ModelFramework.SKLEARN, version="v2"))
+    # Deploying again: the same model (the same bytes from another job too) is a no-op.
+    same = client.deploy(DeploySpec("iris", model, ModelFramework.SKLEARN, version="v2"))
+    assert same.outcome.startswith("iris v2 already serves this model")
+    rerun = backend.submit(spec(MODEL_JOB))
+    wait_status(backend, rerun.id, JobStatus.SUCCEEDED)
+    again = client.deploy(DeploySpec("iris", f"job:{rerun.id}", ModelFramework.SKLEARN))
+    assert again.outcome == (
+        "iris v2 already serves this model (same files, framework and options): nothing deployed"
+    )
+    assert [(v.version, v.traffic) for v in again.versions] == [("v1", 0), ("v2", 100)]
+    with pytest.raises(Conflict, match="iris v1 serves another model"):
+        client.deploy(DeploySpec("iris", model, ModelFramework.SKLEARN, version="v1"))
     back = client.rollback("iris")
     assert {v.version: v.traffic for v in back.versions} == {"v1": 100, "v2": 0}
+    scaled = client.scale("iris", "v1", 1)  # its Deployment's replicas, then its pods
+    assert [(v.version, len(v.replicas)) for v in scaled.versions] == [("v1", 1), ("v2", 1)]
+    assert kube.get_object("deployments", "iris-v1", ns)["spec"]["replicas"] == 1
+    v1_pods = lambda: kube.objects("pods", ns, labelSelector="cloudml.io/version=v1")  # noqa: E731
+    wait_for(
+        lambda: len([p for p in v1_pods() if "deletionTimestamp" not in p["metadata"]]) == 1, 60
+    )
+    with pytest.raises(NotFound, match="no version 'v9'"):
+        client.scale("iris", "v9", 2)
     with pytest.raises(Unsupported, match="KServe"):
         client.set_traffic("iris", {"v1": 50, "v2": 50})
     with pytest.raises(Conflict, match="100%"):
@@ -602,6 +644,11 @@ def test_plain_deployment_serves_through_its_service_with_versions_and_rollback(
     client.undeploy("iris", "v2")
     assert kube.get_object("deployments", "iris-v2", ns) is None
     assert [d.name for d in client.deployments()] == ["iris"]
+    # Another model (here: other options) with --replace: the next version, the others gone.
+    replaced = client.deploy(DeploySpec("iris", model, ModelFramework.SKLEARN, replace=True))
+    assert replaced.outcome == "iris v2 deployed, replacing v1"  # v2 was undeployed: free
+    assert [(v.version, v.traffic) for v in replaced.versions] == [("v2", 100)]
+    assert kube.get_object("deployments", "iris-v1", ns) is None
     client.undeploy("iris")
     wait_for(
         lambda: not kube.objects("deployments", ns) and not kube.get_object("services", "iris", ns),

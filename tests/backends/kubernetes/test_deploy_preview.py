@@ -129,7 +129,7 @@ def test_mistakes_say_what_to_do(
 def test_text_and_json_dry_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "deploy", "iris", *MODEL, "--dry-run", "--replicas", "2"]) == 0
     out = capsys.readouterr().out
-    assert "iris v1: sklearn model job:iris-3f9a1c/model.joblib" in out
+    assert "iris (next version): sklearn model job:iris-3f9a1c/model.joblib" in out
     assert "(dry run: nothing deployed)" in out
     assert main(["models", "deploy", "iris", *MODEL, "--dry-run", "--output", "json"]) == 0
     data = json.loads(capsys.readouterr().out)

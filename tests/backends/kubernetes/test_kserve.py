@@ -7,6 +7,7 @@ A cluster of its own: with the CRD served, every backend deploys through KServe.
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -50,7 +51,7 @@ def test_kserve_inference_service_with_canary_split_and_rollback(kserve_backend,
     from jupyter_cloudml.backends.kubernetes.manifests import serving
     from jupyter_cloudml.backends.kubernetes.manifests.kserve import inference_service
     from jupyter_cloudml.backends.kubernetes.manifests.serving import STORAGE_SCHEMES
-    from jupyter_cloudml.exceptions import InvalidSpec
+    from jupyter_cloudml.exceptions import InvalidSpec, Unsupported
     from jupyter_cloudml.models import DeploymentStatus, DeploySpec, ModelFramework
 
     backend, cluster, ns = kserve_backend
@@ -79,8 +80,19 @@ def test_kserve_inference_service_with_canary_split_and_rollback(kserve_backend,
     assert {v.version: v.traffic for v in promoted.versions} == {"v1": 0, "v2": 100}
     predictor = cluster.get_object("inferenceservices", "churn", ns)["spec"]["predictor"]
     assert "canaryTrafficPercent" not in predictor
+    scaled = client.scale("churn", "v2", 3)  # the predictor (the newest version) scales
+    assert [len(v.replicas) for v in scaled.versions] == [0, 3]
+    predictor = cluster.get_object("inferenceservices", "churn", ns)["spec"]["predictor"]
+    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (3, 3)
+    with pytest.raises(Unsupported, match="newest version of churn"):
+        client.scale("churn", "v1", 2)
     rolled = client.rollback("churn")
     assert {v.version: v.traffic for v in rolled.versions} == {"v1": 100, "v2": 0}
+    same = client.deploy(DeploySpec("churn", model, ModelFramework.XGBOOST))  # as a rerun does
+    assert same.outcome.startswith("churn v1 already serves this model")
+    notes = cluster.get_object("inferenceservices", "churn", ns)["metadata"]["annotations"]
+    records = json.loads(notes["cloudml.io/versions"])
+    assert [len(r["fingerprint"]) for r in records] == [32, 32]  # what reruns compare
     monkeypatch.setattr(serving, "STORAGE_SCHEMES", (*STORAGE_SCHEMES, "fail"))
     with pytest.raises(InvalidSpec, match="ModelLoadFailed"):
         client.deploy(DeploySpec("broken", "fail://no/model", ModelFramework.SKLEARN))

@@ -165,7 +165,37 @@ def test_primary_complete_is_success_and_cancelled_wins() -> None:
     cancelled["metadata"]["annotations"][CANCELLED_ANNOTATION] = "1700000100"
     info = job_info(cancelled, [cancelled], [pod("worker", 0, "Running")])
     assert info.status is JobStatus.CANCELLED and info.finished == 1700000100
-    assert info.replicas[0].status is ReplicaStatus.STOPPED
+    assert [r.status for r in info.replicas] == [ReplicaStatus.CANCELLED] * 3
+
+
+def test_replica_words_once_the_job_ended() -> None:
+    """A parameter server stopped at the end is STOPPED, a cancelled job's replicas CANCELLED
+    (not FAILED 143), and a replica that failed by itself stays FAILED."""
+    record = job("worker", record=True, completionTime="2026-11-24T10:09:00Z")
+    record["status"]["conditions"] = [{"type": "Complete", "status": "True"}]
+    done = [pod("worker", i, "Succeeded", containerStatuses=terminated(0)) for i in (0, 1)]
+    ps = pod("ps", 0, "Failed", containerStatuses=terminated(143))
+    info = job_info(record, [record, job("ps")], [*done, ps])
+    states = {r.name: r.status for r in info.replicas}
+    assert states == {
+        "worker-0": ReplicaStatus.SUCCEEDED,
+        "worker-1": ReplicaStatus.SUCCEEDED,
+        "ps-0": ReplicaStatus.STOPPED,
+    }
+    gone = job_info(record, [record], done)  # the ps pod deleted with its Job
+    assert gone.replicas[2].status is ReplicaStatus.STOPPED
+    cancelled = job("worker", record=True)
+    cancelled["metadata"]["annotations"][CANCELLED_ANNOTATION] = "1700000100"
+    pods = [
+        pod("worker", 0, "Failed", containerStatuses=terminated(143)),
+        pod("worker", 1, "Failed", containerStatuses=terminated(2)),
+    ]
+    info = job_info(cancelled, [cancelled], pods)
+    assert [r.status for r in info.replicas] == [
+        ReplicaStatus.CANCELLED,
+        ReplicaStatus.FAILED,
+        ReplicaStatus.CANCELLED,
+    ]
 
 
 def test_a_suspended_record_is_still_being_submitted() -> None:

@@ -24,6 +24,8 @@ from jupyter_cloudml.models import (
     ReplicaStatus,
     Resources,
 )
+from jupyter_cloudml.views.jobs import format_job, job_dict
+from jupyter_cloudml.widgets.job import render_replicas
 
 
 def wait(backend, job_id, timeout=60):
@@ -105,6 +107,13 @@ def test_cancel_running_job_stops_its_processes(backend, make_spec):
     cancelled = backend.cancel(job.id)
     assert cancelled.status is JobStatus.CANCELLED
     assert cancelled.reason == "cancelled by the user"
+    # One word in every view: CANCELLED, not FAILED -15 (the CLI's table, the REST API's and
+    # the widget's data are made from these replicas).
+    after = backend.get(job.id)
+    assert [r.status for r in after.replicas] == [ReplicaStatus.CANCELLED] * 2
+    assert [r["status"] for r in job_dict(after)["replicas"]] == ["CANCELLED"] * 2
+    assert "worker-1  CANCELLED" in format_job(after, []) and "FAILED" not in format_job(after, [])
+    assert "<td>CANCELLED</td>" in render_replicas(after)
     time.sleep(0.2)
     assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids)
 
@@ -214,6 +223,8 @@ def test_tf_config_for_chief_workers_and_ps(backend, make_spec, tmp_path):
         assert cfg["cluster"] == cluster and cfg["environment"] == "cloud"
     ps = {r.name: r for r in done.replicas}["ps-0"]
     assert ps.status is ReplicaStatus.STOPPED
+    assert "ps-0      STOPPED" in format_job(done, [])
+    assert "<td>ps-0</td><td>STOPPED</td>" in render_replicas(done)
 
 
 def test_each_role_runs_with_its_gpus_interpreter_and_a_google_tf_config(

@@ -4,6 +4,7 @@ endpoint proxy; v1 and v2 answers, a killed replica, a version rolled out under 
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import signal
@@ -20,6 +21,8 @@ from cloudml_testkit import wait_for, wait_gone
 
 from jupyter_cloudml.backends.local import LocalBackend
 from jupyter_cloudml.client import Client
+from jupyter_cloudml.commands.grammar import parse_command
+from jupyter_cloudml.commands.runners import run
 from jupyter_cloudml.exceptions import Conflict, InvalidSpec, NotFound
 from jupyter_cloudml.models import DeploymentStatus, DeploySpec, ModelFramework
 
@@ -150,6 +153,34 @@ def test_a_trained_job_is_served_by_two_replicas_and_survives_a_kill(client, tra
     assert load.failures == []
 
 
+def test_a_version_is_scaled_up_and_down_under_load_without_a_failed_request(client, trained):
+    job_id, _ = trained
+    info = client.deploy(DeploySpec("clf", f"job:{job_id}/model.joblib", ModelFramework.SKLEARN))
+    assert [len(v.replicas) for v in info.versions] == [1]
+    with Load(f"{info.url}/v1/models/clf:predict", {"instances": ROWS}) as load:
+        wait_for(lambda: load.ok > 10, 30)
+        up = client.scale("clf", "v1", 3)
+        assert [(v.ready, len(v.replicas)) for v in up.versions] == [(3, 3)]
+        assert len(replica_pids(client, "clf")) == 3
+        out = io.StringIO()  # down through the CLI's grammar and runner
+        argv = ["models", "scale", "clf", "--version", "v1", "--replicas", "1", "--output", "json"]
+        assert run(parse_command(argv), lambda: client, out) == 0
+        down = json.loads(out.getvalue())
+        assert [len(v["replicas"]) for v in down["versions"]] == [1]
+        wait_for(lambda: len(replica_pids(client, "clf")) == 1, 30)
+        before = load.ok
+        wait_for(lambda: load.ok > before + 10, 30)
+    assert load.failures == []
+    desired = json.loads((client.backend.endpoints.folder / "clf" / "desired.json").read_text())
+    assert desired["versions"]["v1"]["replicas"] == 1  # kept across endpoint restarts
+    with pytest.raises(NotFound, match="no version 'v7'"):
+        client.scale("clf", "v7", 2)
+    with pytest.raises(InvalidSpec, match=r"1\.\.16"):
+        client.scale("clf", "v1", 0)
+    with pytest.raises(NotFound, match="no deployment 'nope'"):
+        client.scale("nope", "v1", 2)
+
+
 def test_requests_wait_while_every_replica_restarts(client, trained):
     job_id, _ = trained
     info = client.deploy(DeploySpec("both", f"job:{job_id}/model.joblib", "sklearn", replicas=2))
@@ -210,12 +241,50 @@ def test_a_model_that_does_not_load_fails_the_deploy_with_the_reason(client, tmp
         client.get_deployment("broken")
 
 
+def test_redeploying_is_a_no_op_for_the_same_model_and_the_next_version_for_another(
+    client, trained, make_spec
+):
+    job_id, _ = trained
+    first = client.deploy(DeploySpec("re", f"job:{job_id}/model.joblib", "sklearn"))
+    assert first.outcome == "re v1 deployed"
+    # The same cell trained again: another job, the same bytes: nothing is deployed.
+    rerun = client.submit(make_spec(TRAIN, name="train-clf"))
+    assert client.wait(rerun.id, timeout=120, poll=0.1).status.value == "SUCCEEDED"
+    same = client.deploy(DeploySpec("re", "job:train-clf/model.joblib", "sklearn"))
+    assert same.outcome == (
+        "re v1 already serves this model (same files, framework and options): nothing deployed"
+    )
+    assert [(v.version, v.traffic) for v in same.versions] == [("v1", 100)]
+    assert same.versions[0].model.startswith(str(client.backend.settings.job_folder(job_id)))
+    # Other options are another deploy, so is another model.
+    more = client.deploy(DeploySpec("re", f"job:{job_id}/model.joblib", "sklearn", replicas=2))
+    assert (
+        more.outcome == "re v2 deployed (its model differs from v1's); v1 kept (--replace removes)"
+    )
+    other = client.submit(make_spec(TRAIN.replace("default_rng(0)", "default_rng(1)"), name="o"))
+    assert client.wait(other.id, timeout=120, poll=0.1).status.value == "SUCCEEDED"
+    with pytest.raises(Conflict, match="re v1 serves another model: leave out --version"):
+        client.deploy(DeploySpec("re", "job:o/model.joblib", "sklearn", version="v1"))
+    third = client.deploy(DeploySpec("re", "job:o/model.joblib", "sklearn"))
+    assert third.outcome.startswith("re v3 deployed (its model differs from v2's); v1, v2 kept")
+    assert [(v.version, v.traffic) for v in third.versions] == [("v1", 0), ("v2", 0), ("v3", 100)]
+    replaced = client.deploy(
+        DeploySpec("re", f"job:{job_id}/model.joblib", "sklearn", replace=True)
+    )
+    assert replaced.outcome == "re v4 deployed, replacing v1, v2, v3"
+    assert [(v.version, v.traffic) for v in replaced.versions] == [("v4", 100)]
+    status, answer, _ = post(f"{replaced.url}/v1/models/re:predict", {"instances": ROWS})
+    assert status == 200, answer
+    with pytest.raises(InvalidSpec, match="--replace sends all traffic"):
+        client.deploy(DeploySpec("re", "job:o", "sklearn", "v5", traffic={"v5": 100}, replace=True))
+    with pytest.raises(InvalidSpec, match="--traffic needs --version"):
+        DeploySpec("re", "job:o", "sklearn", traffic={"v5": 100})
+
+
 def test_clashes_port_in_use_and_records_after_restart(client, trained, isolated_home):
     job_id, _ = trained
     model = f"job:{job_id}/model.joblib"
     info = client.deploy(DeploySpec("keep", model, "sklearn"))
-    with pytest.raises(Conflict, match="already serves version v1"):
-        client.deploy(DeploySpec("keep", model, "sklearn"))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -26,7 +26,7 @@ def deployment_preview(
     requests now.
     """
     storage_uri = model_storage_uri(spec.model, shared=shared)
-    others = {v: p for v, p in spec.traffic.items() if v != spec.version}
+    others = {v: p for v, p in spec.traffic.items() if v != spec.target_version}
     created = time.time()
     if engine == "plain":
         return plain_manifests(

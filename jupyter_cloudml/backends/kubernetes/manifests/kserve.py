@@ -50,6 +50,7 @@ def inference_service(
     deployment_mode: str | None = None,
     service_account: str | None = None,
     created: float = 0.0,
+    fingerprint: str = "",
 ) -> Manifest:
     """The InferenceService serving ``spec`` as its newest revision.
 
@@ -61,15 +62,15 @@ def inference_service(
     """
     base = deployment_name(spec.name)
     records, old_traffic = _history(previous, base)
-    canary, traffic = kserve_split(spec.version, spec.traffic, records, old_traffic)
+    canary, traffic = kserve_split(spec.target_version, spec.traffic, records, old_traffic)
     if canary is not None and deployment_mode == RAW_DEPLOYMENT:
         raise Unsupported(
             f"KServe splits traffic in Serverless mode only, and {base} runs as "
-            f"{RAW_DEPLOYMENT}: deploy {spec.version} with all traffic (no --traffic), "
+            f"{RAW_DEPLOYMENT}: deploy {spec.target_version} with all traffic (no --traffic), "
             "or install KServe with Knative"
         )
-    kept = [r for r in records if r.get("version") != spec.version]
-    records = [*kept, version_record(spec, created)][-MAX_RECORDED_VERSIONS:]
+    kept = [r for r in records if r.get("version") != spec.target_version]
+    records = [*kept, version_record(spec, created, fingerprint)][-MAX_RECORDED_VERSIONS:]
     annotations = {
         VERSIONS_ANNOTATION: compact_json(records),
         TRAFFIC_ANNOTATION: compact_json(traffic),
@@ -79,7 +80,7 @@ def inference_service(
     predictor: dict[str, Any] = {
         "minReplicas": spec.replicas,
         "maxReplicas": spec.replicas,
-        "labels": deployment_labels(base, spec.version),
+        "labels": deployment_labels(base, spec.target_version),
     }
     if canary is not None:
         predictor["canaryTrafficPercent"] = canary

@@ -45,6 +45,7 @@ def plain_manifests(
     deployed_versions: Collection[str] = (),
     service_account: str | None = None,
     created: float = 0.0,
+    fingerprint: str = "",
 ) -> list[Manifest]:
     """The new version's Deployment and Service, then the main Service ``<name>``.
 
@@ -52,7 +53,7 @@ def plain_manifests(
     another version serves, apply it once the new version's pods are ready, or requests find
     no pod in between. ``deployed_versions`` are the versions the deployment has already.
     """
-    target = plain_target_version(spec.version, spec.traffic, deployed_versions)
+    target = plain_target_version(spec.target_version, spec.traffic, deployed_versions)
     return [
         version_deployment(
             spec,
@@ -61,8 +62,9 @@ def plain_manifests(
             serving_image=serving_image,
             service_account=service_account,
             created=created,
+            fingerprint=fingerprint,
         ),
-        version_service(spec.name, spec.version, namespace),
+        version_service(spec.name, spec.target_version, namespace),
         main_service(spec.name, namespace, target),
     ]
 
@@ -95,10 +97,11 @@ def version_deployment(
     serving_image: str = DEFAULT_SERVING_IMAGE,
     service_account: str | None = None,
     created: float = 0.0,
+    fingerprint: str = "",
 ) -> Manifest:
     """The Deployment ``<name>-<version>``: ``spec.replicas`` pods of our model server."""
     base = deployment_name(spec.name)
-    labels = deployment_labels(base, spec.version)
+    labels = deployment_labels(base, spec.target_version)
     resources = resources_for(spec.resources)
     no_gpus = {
         kind: {k: v for k, v in amounts.items() if k != GPU_RESOURCE}
@@ -148,12 +151,14 @@ def version_deployment(
         pod_spec["initContainers"] = list(source.init_containers)
     if service_account:
         pod_spec["serviceAccountName"] = service_account
-    annotations = {VERSION_INFO_ANNOTATION: compact_json(version_record(spec, created))}
+    annotations = {
+        VERSION_INFO_ANNOTATION: compact_json(version_record(spec, created, fingerprint))
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
-            "name": version_name(spec.name, spec.version),
+            "name": version_name(spec.name, spec.target_version),
             "namespace": namespace,
             "labels": dict(labels),
             "annotations": annotations,

@@ -233,21 +233,22 @@ def model_source(
     )
 
 
-def version_record(spec: DeploySpec, created: float) -> dict[str, Any]:
-    """How a version is remembered in annotations."""
-    return {
-        "version": spec.version,
+def version_record(spec: DeploySpec, created: float, fingerprint: str = "") -> dict[str, Any]:
+    """How a version is remembered in annotations (`fingerprint`: see `common.redeploy`)."""
+    record = {
+        "version": spec.target_version,
         "model": spec.model,
         "framework": spec.framework.value,
         "created": round(created, 3),
     }
+    return {**record, "fingerprint": fingerprint} if fingerprint else record
 
 
 def server_command(spec: DeploySpec, model_path: str) -> list[str]:
     return replica_command(
         "python",
         name=spec.name,
-        version=spec.version,
+        version=spec.target_version,
         framework=spec.framework.value,
         model=model_path,
         port=SERVING_PORT,
