@@ -302,16 +302,16 @@ class Client:
         version: str | None = None,
         timeout: float = 60.0,
         retry_seconds: float = 30.0,
+        protocol: str = "http",
     ) -> builtins.list[Any]:
         """Predictions of a deployment for `instances` (a list of rows, or an array), through
-        its endpoint and the KServe v1 protocol, as any HTTP client would call it; asked
-        again for `retry_seconds` while the endpoint does not answer (it is coming back)."""
-        from .serving.client import post_predict
+        its endpoint, as any client would call it: `protocol="http"` (KServe v1) or `"grpc"`
+        (the Open Inference Protocol's ModelInfer); asked again for `retry_seconds` while the
+        endpoint does not answer (it is coming back)."""
+        from .serving.predict import predict_at
 
-        url = self.backend.get_deployment(name).url
-        return post_predict(
-            url, name, instances, version=version, timeout=timeout, retry_seconds=retry_seconds
-        )
+        info = self.backend.get_deployment(name)
+        return predict_at(info, instances, version, protocol, timeout, retry_seconds)
 
     def model_metadata(
         self, name: str, version: str | None = None, timeout: float = 60.0

@@ -142,6 +142,12 @@ def add_model_verb_options(verb: str, parser: argparse.ArgumentParser) -> None:
             help="JSON rows (e.g. '[[5.1, 3.5, 1.4, 0.2]]')",
         )
         add("--version", help="ask one version (e.g. --version v2)")
+        add(
+            "--protocol",
+            choices=("http", "grpc"),
+            default="http",
+            help="KServe v1 over HTTP (default), or the Open Inference Protocol over gRPC",
+        )
     if verb == "update":
         add(
             "--traffic",

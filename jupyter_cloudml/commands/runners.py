@@ -378,7 +378,7 @@ def run_models_command(client: Client, ns: argparse.Namespace, out: TextIO) -> i
         _say(out, f"removed {ns.name}" + (f" version {ns.version}" if ns.version else ""))
         return 0
     if verb == "predict":
-        predictions = client.predict(ns.name, ns.data, version=ns.version)
+        predictions = client.predict(ns.name, ns.data, version=ns.version, protocol=ns.protocol)
         _say(out, json.dumps(predictions) if as_json else "\n".join(map(str, predictions)))
         return 0
     if verb == "deploy" and _deploy_dry_run(ns):

@@ -170,7 +170,8 @@ class VersionInfo:
 
 @dataclasses.dataclass(frozen=True)
 class DeploymentInfo:
-    """What the backend reports of a deployment; `url` is the endpoint's base URL. `outcome`,
+    """What the backend reports of a deployment; `url` is the endpoint's base URL, `grpc_url`
+    its Open Inference Protocol gRPC address (`host:port`; None where it has none). `outcome`,
     from a deploy only, says what it did (e.g. `iris v1 already serves this model ...`)."""
 
     name: str
@@ -180,3 +181,4 @@ class DeploymentInfo:
     reason: str = ""
     created: float = 0.0
     outcome: str = ""
+    grpc_url: str | None = None

@@ -1,10 +1,11 @@
 """One serving replica: a kserve model server for one model version on one host and port.
 
     python -m jupyter_cloudml.serving.replica --name NAME --version V --framework FRAMEWORK
-        --model PATH [--predictor module:Class] --port P [--host 127.0.0.1]
+        --model PATH [--predictor module:Class] --port P [--grpc-port G] [--host 127.0.0.1]
 
 Runs under the serving interpreter (`env.py`). Answers KServe v1 (`/v1/models/NAME:predict`)
-and the Open Inference Protocol (`/v2/models/NAME[/versions/V]/infer`, health and metadata).
+and the Open Inference Protocol (`/v2/models/NAME[/versions/V]/infer`, health and metadata),
+and with `--grpc-port` the same protocol over gRPC (`grpc_server.py`).
 The model is loaded before the server listens; if it cannot be, the replica prints one line
 `cloudml-serving: cannot load model: REASON` to stderr and exits with LOAD_ERROR_EXIT (3).
 
@@ -51,11 +52,18 @@ def replica_command(
     port: int,
     host: str = "127.0.0.1",
     predictor: str | None = None,
+    grpc_port: int | None = None,
+    grpc_host: str | None = None,
 ) -> list[str]:
-    """The argv that starts a replica under `python` (the serving interpreter)."""
+    """The argv that starts a replica under `python` (the serving interpreter); gRPC listens
+    on `grpc_host`, by default `host`."""
     argv = [python, "-m", "jupyter_cloudml.serving.replica", "--name", name]
     argv += ["--version", version, "--framework", framework, "--model", model]
     argv += ["--port", str(port), "--host", host]
+    if grpc_port is not None:
+        argv += ["--grpc-port", str(grpc_port)]
+    if grpc_host is not None:
+        argv += ["--grpc-host", grpc_host]
     if predictor:
         argv += ["--predictor", predictor]
     return argv
@@ -74,7 +82,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", required=True, help="model file, or a folder holding one")
     parser.add_argument("--predictor", help="module:Class for --framework custom")
     parser.add_argument("--port", required=True, type=int)
+    parser.add_argument("--grpc-port", type=int, help="also serve the protocol over gRPC here")
     parser.add_argument("--host", default="127.0.0.1", help="the only address listened on")
+    parser.add_argument("--grpc-host", help="the address gRPC listens on (default: --host)")
     return parser.parse_args(argv)
 
 
@@ -89,18 +99,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
         print(LOAD_ERROR_PREFIX + _one_line(reason), file=sys.stderr)
         return LOAD_ERROR_EXIT
-    try:
-        _check_can_listen(args.host, args.port)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        print(f"{LISTEN_ERROR_PREFIX}{args.host}:{args.port}: {reason}", file=sys.stderr)
-        return LISTEN_ERROR_EXIT
+    grpc_host = args.grpc_host or args.host
+    for host, port in ((args.host, args.port), (grpc_host, args.grpc_port)):
+        try:
+            if port is not None:
+                _check_can_listen(host, port)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            print(f"{LISTEN_ERROR_PREFIX}{host}:{port}: {reason}", file=sys.stderr)
+            return LISTEN_ERROR_EXIT
     try:
         import kserve  # noqa: F401
     except ImportError as exc:
         print(f"{NO_KSERVE_PREFIX}{sys.executable} cannot import kserve ({exc})", file=sys.stderr)
         return NO_KSERVE_EXIT
-    serve(args.name, args.version, loaded, host=args.host, port=args.port)
+    grpc = (grpc_host, args.grpc_port) if args.grpc_port is not None else None
+    serve(args.name, args.version, loaded, host=args.host, port=args.port, grpc=grpc)
     return 0
 
 
@@ -139,8 +153,17 @@ def _check_can_listen(host: str, port: int) -> None:
         sock.bind(addr)
 
 
-def serve(name: str, version: str, loaded: LoadedModel, *, host: str, port: int) -> None:
-    """Serve `loaded` as model `name` version `version` on host:port until stopped."""
+def serve(
+    name: str,
+    version: str,
+    loaded: LoadedModel,
+    *,
+    host: str,
+    port: int,
+    grpc: tuple[str, int] | None = None,
+) -> None:
+    """Serve `loaded` as model `name` version `version` on host:port (and over gRPC on
+    `grpc`, a host and port) until stopped."""
     import kserve
     from fastapi.exceptions import RequestValidationError
     from kserve.model_server import app
@@ -148,7 +171,13 @@ def serve(name: str, version: str, loaded: LoadedModel, *, host: str, port: int)
     app.add_exception_handler(RequestValidationError, _request_validation_handler)
     app.add_middleware(_VersionedPaths, name=name, version=version)
     server = _replica_server_class()(
-        host=host, http_port=port, enable_grpc=False, workers=1, enable_latency_logging=False
+        host=host,
+        grpc_at=grpc,
+        version=version,
+        http_port=port,
+        enable_grpc=False,  # kserve's own binds [::]: ReplicaServer starts one on `host`
+        workers=1,
+        enable_latency_logging=False,
     )
     model: kserve.Model = _replica_model_class()(name, version, loaded)
     server.start([model])
@@ -209,9 +238,11 @@ def _replica_server_class() -> Any:
     class ReplicaServer(kserve.ModelServer):
         """kserve's ModelServer listening on one host instead of its hard-coded 0.0.0.0."""
 
-        def __init__(self, host: str, **kwargs: Any) -> None:
+        def __init__(
+            self, host: str, grpc_at: tuple[str, int] | None, version: str, **kwargs: Any
+        ) -> None:
             super().__init__(**kwargs)
-            self.host = host
+            self.host, self.grpc_at, self.version = host, grpc_at, version
             self.dataplane = ReplicaDataPlane(model_registry=self.registered_models)
 
         def setup_event_loop(self) -> None:
@@ -221,6 +252,20 @@ def _replica_server_class() -> Any:
             if rest is None or not hasattr(rest, "config"):
                 raise RuntimeError("this kserve version does not expose its uvicorn config")
             rest.config.host = self.host
+            if self.grpc_at is not None:
+                from .grpc_server import ReplicaGRPCServer
+
+                grpc_host, grpc_port = self.grpc_at
+                self._grpc_server = ReplicaGRPCServer(
+                    grpc_port,
+                    self.dataplane,
+                    self.model_repository_extension,
+                    kwargs={},
+                    grace_period=self.grace_period,
+                    host=grpc_host,
+                    version=self.version,
+                )
+                self.servers.append(self._grpc_server.start(self.max_threads))
             super().setup_event_loop()
 
     return ReplicaServer
@@ -326,6 +371,9 @@ def _replica_model_class() -> Any:
                 model_name=self.name,
                 model_version=self.version,
                 infer_outputs=[output],
+                # the binary tensor extension: raw bytes when the request asks for them
+                use_binary_outputs=request.use_binary_outputs,
+                requested_outputs=request.request_outputs,
             )
 
     return ReplicaModel

@@ -48,6 +48,17 @@ def python_snippet(info: DeploymentInfo, example: str = "[[1.0, 2.0]]") -> str:
     return f'import jupyter_cloudml\njupyter_cloudml.predict("{info.name}", {example})'
 
 
+def grpc_lines(info: DeploymentInfo) -> list[str]:
+    """The gRPC address, and how to call it, where the endpoint has one."""
+    if info.grpc_url is None:
+        return []
+    return [
+        f"  gRPC (Open Inference Protocol):  {info.grpc_url}  "
+        f"(inference.GRPCInferenceService/ModelInfer, model_name {info.name!r}; "
+        f'jupyter_cloudml.predict("{info.name}", rows, protocol="grpc"))'
+    ]
+
+
 def format_deployment(info: DeploymentInfo) -> str:
     """Everything about one deployment, as `models describe` shows it."""
     lines = [info.outcome] if info.outcome else []
@@ -56,6 +67,7 @@ def format_deployment(info: DeploymentInfo) -> str:
         f"endpoint:  {info.url}",
         f"  v1 (KServe):  POST {info.url}/v1/models/{info.name}:predict",
         f"  v2 (Open Inference Protocol):  POST {info.url}/v2/models/{info.name}/infer",
+        *grpc_lines(info),
         f"created:   {format_time(info.created)}",
         "versions:",
     ]

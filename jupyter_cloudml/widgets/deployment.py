@@ -92,6 +92,7 @@ def render_endpoint(info: DeploymentInfo) -> str:
         f'endpoint <a href="{url}" target="_blank"><code>{url}</code></a>'
         f"<br>v1 (KServe): <code>POST {url}/v1/models/{name}:predict</code>"
         f"<br>v2 (Open Inference Protocol): <code>POST {url}/v2/models/{name}/infer</code>"
+        + (f"<br>gRPC: <code>{html.escape(info.grpc_url)}</code>" if info.grpc_url else "")
     )
 
 

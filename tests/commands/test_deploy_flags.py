@@ -85,6 +85,11 @@ def test_predict_update_undeploy_and_help() -> None:
     assert (
         parse_command(["models", "predict", "iris", "[[1, 2]]", "--version", "v2"]).version == "v2"
     )
+    assert parse_command(["models", "predict", "iris", "[[1, 2]]"]).protocol == "http"
+    grpc = parse_command(["models", "predict", "iris", "[[1, 2]]", "--protocol", "grpc"])
+    assert grpc.protocol == "grpc"
+    with pytest.raises(InvalidSpec, match="soap"):
+        parse_command(["models", "predict", "iris", "[[1, 2]]", "--protocol", "soap"])
     assert parse_command(["models", "update", "iris", "--traffic", "v1=50,v2=50"]).traffic == {
         "v1": 50,
         "v2": 50,

@@ -37,9 +37,15 @@ from .labels import (
     VERSION_KEY,
     VERSIONS_ANNOTATION,
 )
-from .manifests.kserve import inference_service
+from .manifests.kserve import inference_service, kserve_grpc_url
 from .manifests.plain import main_service, plain_manifests
-from .manifests.serving import SERVICE_PORT, deployment_name, version_name
+from .manifests.serving import (
+    GRPC_PORT,
+    GRPC_PORT_NAME,
+    SERVICE_PORT,
+    deployment_name,
+    version_name,
+)
 from .status import Obj, annotations_of, condition, labels_of, timestamp
 
 #: Conditions reasons of a predictor that will not get ready by waiting.
@@ -201,7 +207,12 @@ class ClusterDeployments:
         status = DeploymentStatus.READY if serving and ready else DeploymentStatus.STARTING
         url = f"http://{deployment_name(name)}.{self.ns}.svc:{SERVICE_PORT}"
         created = _record_created(deployments[0])
-        return DeploymentInfo(name, status, url, tuple(versions), created=created)
+        ports = (main or {}).get("spec", {}).get("ports") or []
+        grpc = any(p.get("name") == GRPC_PORT_NAME for p in ports)  # not on older Services
+        grpc_url = f"{deployment_name(name)}.{self.ns}.svc:{GRPC_PORT}" if grpc else None
+        return DeploymentInfo(
+            name, status, url, tuple(versions), created=created, grpc_url=grpc_url
+        )
 
     def _get_or_none(self, path: str) -> Obj | None:
         try:
@@ -379,7 +390,11 @@ def _kserve_info(name: str, isvc: Obj) -> DeploymentInfo:
         )
     url = status.get("url") or (status.get("address") or {}).get("url") or ""
     created = timestamp(isvc.get("metadata", {}).get("creationTimestamp")) or 0.0
-    return DeploymentInfo(name, state, url, tuple(versions), reason=reason, created=created)
+    namespace = isvc.get("metadata", {}).get("namespace", "")
+    return DeploymentInfo(
+        name, state, url, tuple(versions), reason=reason, created=created,
+        grpc_url=kserve_grpc_url(isvc, namespace),
+    )  # fmt: skip
 
 
 def _plain_version(deployment: Obj, serving: str | None) -> VersionInfo:

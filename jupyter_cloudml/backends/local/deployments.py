@@ -94,12 +94,14 @@ class LocalDeployments:
             if desired is None:
                 port = spec.port or free_ports(1)[0]
                 _check_port(port)
+                grpc_port = next(p for p in free_ports(2) if p != port)
                 if folder.exists():
                     shutil.rmtree(folder)
                 folder.mkdir(mode=DIR_MODE)
                 desired = {
                     "name": spec.name,
                     "port": port,
+                    "grpc_port": grpc_port,
                     "created": time.time(),
                     "generation": 0,
                     "versions": {},
@@ -397,6 +399,7 @@ def _info(desired: Mapping[str, Any], status: Mapping[str, Any], running: bool) 
         name=desired["name"],
         status=state,
         url=f"http://127.0.0.1:{desired['port']}",
+        grpc_url=f"127.0.0.1:{desired['grpc_port']}" if desired.get("grpc_port") else None,
         versions=versions,
         reason=reason,
         created=desired["created"],

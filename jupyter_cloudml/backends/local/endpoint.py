@@ -9,7 +9,8 @@ probe (a frozen or hung process) or is found stopped while it starts; and a prox
 endpoint port that speaks KServe v1 and the Open Inference Protocol, load-balances over the
 ready replicas of a version, splits unversioned requests by traffic share, and retries a
 request whose replica went away, or did not answer within `REQUEST_SECONDS`, on another one
-(inference requests are idempotent). What it sees goes to `status.json`.
+(inference requests are idempotent); the same over gRPC on `grpc_port` (`grpc_proxy.py`).
+What it sees goes to `status.json`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from ...serving.replica import (
     PACKAGE_PARENT,
     replica_command,
 )
+from .grpc_proxy import start_grpc_proxy
 from .processes import free_ports, write_json
+from .protocol_headers import to_client, to_replica
 
 DESIRED_FILE = "desired.json"
 FATAL_EXITS = (LOAD_ERROR_EXIT, NO_KSERVE_EXIT)
@@ -67,7 +70,7 @@ class Replica:
         self.version, self.index = version, index
         self.name = f"{version}-{index}"
         self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
+        self.port = self.grpc_port = 0
         self.status = "STARTING"
         self.restarts = 0
         self.crashes_in_a_row = 0
@@ -154,7 +157,7 @@ class Endpoint:
             self.start(replica, spec)
 
     def start(self, replica: Replica, spec: Mapping[str, Any]) -> None:
-        (replica.port,) = free_ports(1)
+        replica.port, replica.grpc_port = free_ports(2)
         command = replica_command(
             self.serving_python,
             name=self.desired["name"],
@@ -163,6 +166,7 @@ class Endpoint:
             model=spec["model"],
             port=replica.port,
             predictor=spec.get("predictor"),
+            grpc_port=replica.grpc_port,
         )
         env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT, PYTHONUNBUFFERED="1")
         with open(self.logs / f"{replica.name}.log", "ab") as out:
@@ -378,9 +382,8 @@ class ProxyHandler(web.RequestHandler):
             if response.code == 599:
                 continue
             self.set_status(response.code)
-            self.set_header(
-                "Content-Type", response.headers.get("Content-Type", "application/json")
-            )
+            for header, value in to_client(response.headers, self.request.headers).items():
+                self.set_header(header, value)
             if version is None and protocol == "v2":
                 self.set_header("X-Model-Version", chosen)
             await self.finish(response.body)
@@ -395,9 +398,7 @@ class ProxyHandler(web.RequestHandler):
                 replica.url + path,
                 method=self.request.method,
                 body=self.request.body if self.request.method == "POST" else None,
-                headers={
-                    "Content-Type": self.request.headers.get("Content-Type", "application/json")
-                },
+                headers=to_replica(self.request.headers),
                 raise_error=False,
                 request_timeout=REQUEST_SECONDS,
             )
@@ -445,13 +446,15 @@ async def serve(folder: Path, serving_python: str) -> None:
     server = HTTPServer(make_app(endpoint), xheaders=False)
     try:
         server.listen(endpoint.desired["port"], address="127.0.0.1")
+        grpc_server = await start_grpc_proxy(endpoint, REQUEST_SECONDS)  # None: no grpc_port
     except OSError as e:
+        server.stop()
         write_json(
             folder / STATUS_FILE,
             {
                 "pid": os.getpid(),
                 "status": "FAILED",
-                "reason": f"port {endpoint.desired['port']} is in use ({e.strerror})",
+                "reason": f"port {e.filename or endpoint.desired['port']} is in use ({e.strerror})",
             },
         )
         return
@@ -469,6 +472,8 @@ async def serve(folder: Path, serving_python: str) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), TICK_SECONDS)
     server.stop()
+    if grpc_server is not None:
+        await grpc_server.stop(grace=1.0)
     endpoint.stop_all()
     record = endpoint.status_record()
     record.update(status="STOPPED", reason="undeployed")

@@ -20,11 +20,14 @@ from ..manifests.training import gpu_placement, resources_for
 from .serving import (
     DEFAULT_SERVING_IMAGE,
     DEPLOYMENT_MODE_ANNOTATION,
+    GRPC_PORT,
     KSERVE_API_VERSION,
     KSERVE_CONTAINER,
     KSERVE_FORMATS,
+    KSERVE_GRPC_PORT_NAME,
     KSERVE_MODEL_DIR,
     MAX_RECORDED_VERSIONS,
+    POD_IP_ENV,
     RAW_DEPLOYMENT,
     SERVING_PORT,
     Manifest,
@@ -90,8 +93,8 @@ def inference_service(
             "name": KSERVE_CONTAINER,
             "image": serving_image,
             "command": server_command(spec, KSERVE_MODEL_DIR),
-            "env": [{"name": "STORAGE_URI", "value": storage_uri}],
-            "ports": [{"name": "http1", "containerPort": SERVING_PORT, "protocol": "TCP"}],
+            "env": [{"name": "STORAGE_URI", "value": storage_uri}, POD_IP_ENV],
+            "ports": kserve_ports(deployment_mode),
             "securityContext": security_context(),
         }
         if resources:
@@ -119,6 +122,25 @@ def inference_service(
         },
         "spec": {"predictor": predictor},
     }
+
+
+def kserve_ports(deployment_mode: str | None) -> list[Manifest]:
+    """Our model server's ports in an InferenceService: HTTP, and gRPC (KServe's port name
+    `grpc-port`) in RawDeployment mode; Knative (Serverless mode) routes one port only."""
+    ports = [{"name": "http1", "containerPort": SERVING_PORT, "protocol": "TCP"}]
+    if deployment_mode == RAW_DEPLOYMENT:
+        ports.append({"name": KSERVE_GRPC_PORT_NAME, "containerPort": GRPC_PORT, "protocol": "TCP"})
+    return ports
+
+
+def kserve_grpc_url(isvc: Mapping[str, Any], namespace: str) -> str | None:
+    """The gRPC address of an InferenceService whose predictor is our model server with a
+    gRPC port (RawDeployment: KServe's Service ``<name>-predictor`` has each container port)."""
+    containers = isvc.get("spec", {}).get("predictor", {}).get("containers") or []
+    ports = [p for c in containers for p in c.get("ports") or []]
+    if not any(p.get("name") == KSERVE_GRPC_PORT_NAME for p in ports):
+        return None
+    return f"{isvc['metadata']['name']}-predictor.{namespace}.svc:{GRPC_PORT}"
 
 
 def kserve_split(

@@ -16,7 +16,10 @@ from ..labels import (
 from ..manifests.training import GPU_RESOURCE, gpu_placement, resources_for
 from .serving import (
     DEFAULT_SERVING_IMAGE,
+    GRPC_PORT,
+    GRPC_PORT_NAME,
     LIVE_PATH,
+    POD_IP_ENV,
     PORT_NAME,
     READY_PATH,
     SERVER_CONTAINER,
@@ -111,8 +114,11 @@ def version_deployment(
         "name": SERVER_CONTAINER,
         "image": serving_image,
         "command": server_command(spec, source.path),
-        "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
-        "ports": [{"name": PORT_NAME, "containerPort": SERVING_PORT, "protocol": "TCP"}],
+        "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}, POD_IP_ENV],
+        "ports": [
+            {"name": PORT_NAME, "containerPort": SERVING_PORT, "protocol": "TCP"},
+            {"name": GRPC_PORT_NAME, "containerPort": GRPC_PORT, "protocol": "TCP"},
+        ],
         # The model is loaded before the server listens: allow up to 10 minutes for that.
         "startupProbe": {
             "httpGet": {"path": LIVE_PATH, **http},
@@ -195,7 +201,14 @@ def _service(name: str, namespace: str, selector: dict[str, str]) -> Manifest:
                     "port": SERVICE_PORT,
                     "targetPort": PORT_NAME,
                     "protocol": "TCP",
-                }
+                },
+                {
+                    "name": GRPC_PORT_NAME,
+                    "port": GRPC_PORT,
+                    "targetPort": GRPC_PORT_NAME,
+                    "protocol": "TCP",
+                    "appProtocol": "kubernetes.io/h2c",
+                },
             ],
         },
     }

@@ -32,6 +32,10 @@ KSERVE_FORMATS = {f: s.kserve_format for f, s in FRAMEWORKS.items() if s.kserve_
 KSERVE_CONTAINER = "kserve-container"
 
 
+#: KServe's name for a predictor container's gRPC port (raw deployments).
+KSERVE_GRPC_PORT_NAME = "grpc-port"
+
+
 #: Where KServe's storage initializer leaves the model of ``STORAGE_URI``.
 KSERVE_MODEL_DIR = "/mnt/models"
 
@@ -60,6 +64,17 @@ PORT_NAME = "http"
 
 
 SERVICE_PORT = 80
+
+
+#: The model server's gRPC port (Open Inference Protocol) in a pod and on the Services, and its
+#: name; it listens on the pod's IP (`POD_IP`, from the Downward API).
+GRPC_PORT = 8081
+
+
+GRPC_PORT_NAME = "grpc"
+
+
+POD_IP_ENV = {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
 
 
 #: Where the plain flavour mounts (or downloads) the model.
@@ -239,6 +254,8 @@ def server_command(spec: DeploySpec, model_path: str) -> list[str]:
         port=SERVING_PORT,
         host="0.0.0.0",
         predictor=spec.predictor,
+        grpc_port=GRPC_PORT,
+        grpc_host="$(POD_IP)",
     )
 
 

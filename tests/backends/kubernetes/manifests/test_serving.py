@@ -15,7 +15,11 @@ import pytest
 from cloudml_testkit import REPO
 
 from jupyter_cloudml.backends.kubernetes import labels as k8s_labels
-from jupyter_cloudml.backends.kubernetes.manifests.kserve import inference_service, kserve_split
+from jupyter_cloudml.backends.kubernetes.manifests.kserve import (
+    inference_service,
+    kserve_grpc_url,
+    kserve_split,
+)
 from jupyter_cloudml.backends.kubernetes.manifests.plain import main_service, plain_manifests
 from jupyter_cloudml.backends.kubernetes.manifests.serving import (
     DEFAULT_SERVING_IMAGE,
@@ -135,9 +139,22 @@ def test_kserve_custom_runs_our_model_server() -> None:
         port=8080,
         host="0.0.0.0",
         predictor="predictor:Model",
+        grpc_port=8081,
+        grpc_host="$(POD_IP)",
     )
     assert {"name": "STORAGE_URI", "value": URI} in container["env"]
-    assert container["ports"][0]["containerPort"] == 8080
+    assert {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in (
+        container["env"]
+    )
+    # Knative routes one port: gRPC only in RawDeployment mode, where KServe's Service has both.
+    assert container["ports"] == [{"name": "http1", "containerPort": 8080, "protocol": "TCP"}]
+    assert kserve_grpc_url(isvc(spec), NS) is None
+    raw = isvc(spec, deployment_mode="RawDeployment")
+    assert raw["spec"]["predictor"]["containers"][0]["ports"] == [
+        {"name": "http1", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "grpc-port", "containerPort": 8081, "protocol": "TCP"},
+    ]
+    assert kserve_grpc_url(raw, NS) == f"iris-predictor.{NS}.svc:8081"
 
 
 def test_kserve_own_server_for_a_framework() -> None:
@@ -321,6 +338,10 @@ def test_inference_services_match_kserve_models() -> None:
         isvc(spec_of(framework=ModelFramework.CUSTOM, predictor="p:Model", resources=gpu)),
         isvc(spec_of(framework=ModelFramework.PYTORCH), own_server_for={ModelFramework.PYTORCH}),
         isvc(spec_of(name="9-lives"), deployment_mode="RawDeployment"),
+        isvc(
+            spec_of(framework=ModelFramework.CUSTOM, predictor="p:Model"),
+            deployment_mode="RawDeployment",
+        ),
     ]
     wrong_field = isvc(spec_of())
     wrong_field["spec"]["predictor"]["model"]["storageUrl"] = URI
@@ -385,8 +406,17 @@ def test_plain_version_on_a_pvc() -> None:
         model="/mnt/models/model.joblib",
         port=8080,
         host="0.0.0.0",
+        grpc_port=8081,
+        grpc_host="$(POD_IP)",
     )
-    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "grpc", "containerPort": 8081, "protocol": "TCP"},
+    ]
+    # gRPC listens on the pod's IP, which the Downward API gives as $POD_IP.
+    assert {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in (
+        container["env"]
+    )
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/models/iris/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert container["resources"]["limits"] == {"cpu": "1", "memory": "1Gi"}
@@ -414,7 +444,14 @@ def test_plain_version_on_a_pvc() -> None:
     assert annotation(main_svc, k8s_labels.TRAFFIC_ANNOTATION) == {"v1": 100}
     for svc in (version_svc, main_svc):
         assert svc["spec"]["ports"] == [
-            {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+            {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+            {
+                "name": "grpc",
+                "port": 8081,
+                "targetPort": "grpc",
+                "protocol": "TCP",
+                "appProtocol": "kubernetes.io/h2c",
+            },
         ]
 
 
