@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import importlib.util
 import json
 import os
 import re
@@ -247,9 +248,10 @@ def test_google_trainer_tuned_with_its_own_hptuning_config(tmp_path: Path) -> No
     params = answer["trial"]["params"]
     assert set(params) == {"x1", "x2"} and -5 <= params["x1"] <= 10 and 0 <= params["x2"] <= 15
     # The reported value is the trainer's own computation at those parameters.
-    sys.path.insert(0, str(project))
-    try:
-        from trainer.task import branin
-    finally:
-        sys.path.remove(str(project))
+    # (by its file: another test may have left a different `trainer` package in sys.modules)
+    loader = importlib.util.spec_from_file_location("hp_task", project / "trainer" / "task.py")
+    assert loader is not None and loader.loader is not None
+    task = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(task)
+    branin = task.branin
     assert answer["trial"]["value"] == pytest.approx(-branin(params["x1"], params["x2"]) - 10 / 3)
