@@ -33,12 +33,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchkit import say  # noqa: E402 - bench/ beside the script
 
 FEATURES = 4
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def train(path: Path) -> Any:

@@ -39,21 +39,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchkit import pct, say  # noqa: E402 - bench/ beside the script
 
 FEATURES = 4
 NAMES = {"one": "bench-one", "two": "bench-two"}
-
-
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (NaN for no values)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # --- requests -------------------------------------------------------------------------------
